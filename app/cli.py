@@ -1,0 +1,233 @@
+"""The ``doclake`` command line.
+
+Heavy imports (torch, the parsers, Celery's worker) happen inside commands, so ``--help`` is instant.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pipelines.settings import get_settings
+
+__all__ = ["main"]
+
+cli = typer.Typer(name="doclake", help="A document lakehouse for retrieval-augmented generation.", no_args_is_help=True)
+
+log = logging.getLogger("doclake")
+
+
+def _setup_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@cli.command()
+def up(
+    port: Annotated[int | None, typer.Option(help="API port (default DOCLAKE_PORT or 8000).")] = None,
+    host: Annotated[str | None, typer.Option(help="API bind address (default 127.0.0.1).")] = None,
+    concurrency: Annotated[int | None, typer.Option(help="Worker processes.")] = None,
+) -> None:
+    """Run the embedded stack in the foreground: API, Celery worker and the stuck-document sweeper."""
+    _setup_logging()
+    settings = get_settings()
+    port = port or settings.port
+    host = host or settings.host
+    concurrency = concurrency or settings.worker_concurrency
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "DOCLAKE_DATA_DIR": str(settings.data_dir.resolve())}
+    me = [sys.executable, "-m", "app.cli"]
+    commands = {
+        "api": [*me, "serve", "--host", host, "--port", str(port)],
+        "worker": [*me, "worker", "--concurrency", str(concurrency)],
+    }
+    procs: dict[str, subprocess.Popen[bytes]] = {name: subprocess.Popen(cmd, env=env) for name, cmd in commands.items()}
+    stopping = threading.Event()
+
+    def stop(*_: object) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    threading.Thread(target=_sweep_forever, args=(stopping,), daemon=True, name="sweeper").start()
+    log.info("doclake up: API on http://%s:%d, data in %s", host, port, settings.data_dir.resolve())
+    restarts: dict[str, list[float]] = {name: [] for name in commands}
+    try:
+        while not stopping.wait(1.0):
+            for name, proc in list(procs.items()):
+                if proc.poll() is None:
+                    continue
+                recent = [t for t in restarts[name] if time.monotonic() - t < 60]
+                if len(recent) >= 5:
+                    log.error("%s keeps exiting (code %s); stopping", name, proc.returncode)
+                    stopping.set()
+                    break
+                log.warning("%s exited with %s; restarting", name, proc.returncode)
+                restarts[name] = [*recent, time.monotonic()]
+                procs[name] = subprocess.Popen(commands[name], env=env)
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.terminate()
+        deadline = time.monotonic() + 20
+        for proc in procs.values():
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    failed = any(p.returncode not in (0, -signal.SIGTERM, -signal.SIGINT) for p in procs.values())
+    raise typer.Exit(1 if failed and not stopping.is_set() else 0)
+
+
+def _sweep_forever(stopping: threading.Event) -> None:
+    from pipelines.runtime import Runtime
+    from workers.sweeper import sweep_once
+
+    settings = get_settings()
+    rt = Runtime.from_settings(settings)
+    while not stopping.wait(settings.sweep_interval_s):
+        try:
+            sweep_once(rt)
+        except Exception:  # the sweeper must outlive a transient lake or broker error
+            log.exception("sweep failed")
+
+
+@cli.command()
+def serve(
+    port: Annotated[int | None, typer.Option(help="Port.")] = None,
+    host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
+) -> None:
+    """Run only the HTTP API."""
+    import uvicorn
+
+    from app.main import create_app
+
+    _setup_logging()
+    settings = get_settings()
+    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port, log_level="info")
+
+
+@cli.command()
+def worker(
+    concurrency: Annotated[int | None, typer.Option(help="Worker processes.")] = None,
+    queues: Annotated[str, typer.Option(help="Comma-separated queues to consume.")] = "extract,embed",
+) -> None:
+    """Run a Celery worker consuming the extract and embed queues."""
+    import workers.signals  # noqa: F401  (warm-up hooks)
+    from workers.celery_app import celery_app
+
+    settings = get_settings()
+    argv = [
+        "worker",
+        "--loglevel=INFO",
+        f"--concurrency={concurrency or settings.worker_concurrency}",
+        f"--queues={queues}",
+        f"--hostname=doclake-{os.getpid()}@%h",
+        "--without-gossip",
+        "--without-mingle",
+    ]
+    celery_app.worker_main(argv)
+
+
+@cli.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders (walked recursively).")],
+    wait: Annotated[bool, typer.Option("--wait", help="Wait until every document is indexed or failed.")] = False,
+    metadata: Annotated[str | None, typer.Option(help="JSON object attached to every document.")] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait per document with --wait.")] = 900.0,
+) -> None:
+    """Upload documents to a running service (DOCLAKE_URL)."""
+    from app.client import DoclakeClient, DoclakeHTTPError
+
+    meta = json.loads(metadata) if metadata else None
+    files = [p for path in paths for p in (sorted(path.rglob("*")) if path.is_dir() else [path]) if p.is_file()]
+    if not files:
+        typer.echo("no files found", err=True)
+        raise typer.Exit(2)
+    accepted: list[tuple[Path, str, int]] = []
+    errors = 0
+    with DoclakeClient(get_settings().url) as client:
+        for f in files:
+            try:
+                r = client.upload(f, metadata=meta)
+            except DoclakeHTTPError as e:
+                errors += 1
+                typer.echo(f"rejected  {f}: {e}")
+                continue
+            accepted.append((f, r.doc_id, r.version))
+            typer.echo(f"{'unchanged' if r.duplicate else 'queued':9} {r.doc_id} v{r.version} {f}")
+        if wait:
+            for f, doc_id, version in accepted:
+                doc = client.wait(doc_id, version=version, timeout=timeout)
+                detail = f"{doc.chunks} chunks" if doc.status == "indexed" else (doc.error or "")
+                typer.echo(f"{doc.status.value:9} {doc_id} v{doc.version} {f.name}: {detail}")
+                errors += doc.status != "indexed"
+    raise typer.Exit(1 if errors else 0)
+
+
+@cli.command()
+def search(
+    query: Annotated[str, typer.Argument(help="What to look for.")],
+    top_k: Annotated[int, typer.Option("--top-k", help="How many chunks.")] = 5,
+    filter: Annotated[
+        list[str] | None, typer.Option("--filter", help="key=value metadata filter (JSON value).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Search a running service."""
+    from app.client import DoclakeClient
+
+    flt = {}
+    for item in filter or []:
+        key, _, raw = item.partition("=")
+        try:
+            flt[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            flt[key] = raw
+    with DoclakeClient(get_settings().url) as client:
+        response = client.search(query, top_k=top_k, filter=flt)
+    if as_json:
+        typer.echo(response.model_dump_json(indent=2))
+        return
+    for i, hit in enumerate(response.results, 1):
+        pages = f" p.{hit.page_start}-{hit.page_end}" if hit.page_start else ""
+        snippet = " ".join(hit.text.split())[:160]
+        typer.echo(f"{i}. [{hit.score:.3f}] {hit.filename or hit.doc_id}{pages}\n   {snippet}")
+
+
+@cli.command()
+def sweep(
+    older_than: Annotated[float | None, typer.Option(help="Seconds; default DOCLAKE_STUCK_AFTER_S.")] = None,
+) -> None:
+    """Re-enqueue documents stuck in a non-terminal status."""
+    from pipelines.runtime import Runtime
+    from workers.sweeper import sweep_once
+
+    n = sweep_once(Runtime.from_settings(get_settings()), older_than_s=older_than)
+    typer.echo(f"re-enqueued {n} documents")
+
+
+@cli.command()
+def schemas() -> None:
+    """Print the JSON Schemas of the pipeline contracts."""
+    from pipelines import contracts
+
+    names = ["DocumentRecord", "SearchQuery", "SearchHit", "ChunkRecord", "VectorRecord", "IngestTask"]
+    typer.echo(json.dumps({n: getattr(contracts, n).model_json_schema() for n in names}, indent=2))
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

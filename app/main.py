@@ -1,0 +1,60 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app.problems import install_problem_handlers
+from app.routes import documents, health, search
+from pipelines.runtime import Runtime
+from pipelines.settings import Settings, get_settings
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("doclake.api")
+
+Enqueue = Callable[[str, str, int], None]
+
+
+def _default_enqueue(tenant: str, doc_id: str, version: int) -> None:
+    from workers.dispatch import enqueue_processing
+
+    enqueue_processing(tenant, doc_id, version)
+
+
+def create_app(settings: Settings | None = None, *, enqueue: Enqueue | None = None) -> FastAPI:
+    """Build the API. ``enqueue`` sends a registered version to the workers (default: Celery)."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = Runtime.from_settings(settings)
+        app.state.runtime = runtime
+        app.state.enqueue = enqueue or _default_enqueue
+        app.state.model_ready = False
+
+        def warm() -> None:
+            # Loading torch + the model takes seconds: do it off the event loop; /healthz says when done.
+            runtime.embedder().encode_query("warm up")
+            app.state.model_ready = True
+            log.info("query model loaded")
+
+        threading.Thread(target=warm, name="model-warmup", daemon=True).start()
+        yield
+
+    app = FastAPI(
+        title="doclake",
+        version="0.1.0",
+        summary="A document lakehouse for retrieval-augmented generation.",
+        lifespan=lifespan,
+    )
+    install_problem_handlers(app)
+    app.include_router(health.router)
+    app.include_router(documents.router)
+    app.include_router(search.router)
+    return app

@@ -1,0 +1,112 @@
+"""/v1/documents: upload, list, get, delete."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, HTTPException, Query, Request, UploadFile, status
+
+from app.deps import RuntimeDep, TenantDep
+from app.schemas import DocumentList, DocumentPublic, Problem, UploadAccepted
+from pipelines import ingest
+from pipelines.contracts import DocumentStatus
+from pipelines.errors import DocumentNotFound, InvalidInput
+from pipelines.lakehouse.documents import get_document, list_documents, to_record
+from pipelines.lifecycle import delete_document
+
+__all__ = ["router"]
+
+log = logging.getLogger("doclake.api")
+
+router = APIRouter(prefix="/v1/documents", tags=["documents"])
+
+_PROBLEMS: dict[int | str, dict[str, object]] = {
+    404: {"model": Problem, "description": "No such document"},
+    413: {"model": Problem, "description": "Upload too large"},
+    422: {"model": Problem, "description": "Invalid input"},
+}
+
+
+def _read_limited(upload: UploadFile, limit_bytes: int) -> bytes:
+    data = upload.file.read(limit_bytes + 1)
+    if len(data) > limit_bytes:
+        raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, f"upload exceeds {limit_bytes} bytes")
+    return data
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=UploadAccepted,
+    responses=_PROBLEMS,
+    summary="Upload a document (or a new version of one)",
+)
+def upload_document(
+    request: Request,
+    rt: RuntimeDep,
+    tenant: TenantDep,
+    file: Annotated[UploadFile, File(description="The document's bytes; its type is detected from them.")],
+    doc_id: Annotated[
+        str | None, Form(description="Upload a new version of this document. Default: derived from the content.")
+    ] = None,
+    metadata: Annotated[
+        str | None, Form(description='A JSON object of strings, numbers and booleans, e.g. {"team": "ops"}.')
+    ] = None,
+) -> UploadAccepted:
+    parsed_meta = None
+    if metadata:
+        try:
+            parsed_meta = json.loads(metadata)
+        except json.JSONDecodeError as e:
+            raise InvalidInput(f"metadata is not valid JSON: {e.msg}", doc_id=doc_id) from e
+    data = _read_limited(file, rt.settings.max_upload_mb * 1024 * 1024)
+    result = ingest.register_object(
+        rt, data, filename=_clean_filename(file.filename), tenant=tenant, doc_id=doc_id or None, metadata=parsed_meta
+    )
+    if not result.duplicate:
+        try:
+            request.app.state.enqueue(tenant, result.doc_id, result.version)
+        except Exception:
+            # The version is recorded as queued in Delta; the sweeper re-enqueues it once the broker is back.
+            log.exception("enqueue failed for %s v%d; the sweeper will retry", result.doc_id, result.version)
+    return UploadAccepted(**result.model_dump())
+
+
+def _clean_filename(name: str | None) -> str | None:
+    if not name:
+        return None
+    # Only the base name is kept (for display); storage keys never use it.
+    base = name.replace("\\", "/").rsplit("/", 1)[-1].strip()
+    return "".join(ch for ch in base if ch.isprintable())[:255] or None
+
+
+@router.get("", response_model=DocumentList, summary="List documents, optionally by status")
+def list_route(
+    rt: RuntimeDep,
+    tenant: TenantDep,
+    status_: Annotated[DocumentStatus | None, Query(alias="status")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> DocumentList:
+    rows, total = list_documents(rt.lake, tenant, status=status_, limit=limit, offset=offset)
+    return DocumentList(documents=[DocumentPublic.of(to_record(r)) for r in rows], total=total)
+
+
+@router.get("/{doc_id}", response_model=DocumentPublic, responses=_PROBLEMS, summary="A document's status")
+def get_route(doc_id: str, rt: RuntimeDep, tenant: TenantDep) -> DocumentPublic:
+    row = get_document(rt.lake, tenant, doc_id)
+    if row is None:
+        raise DocumentNotFound(f"document {doc_id} does not exist", doc_id=doc_id)
+    return DocumentPublic.of(to_record(row))
+
+
+@router.delete(
+    "/{doc_id}",
+    response_model=DocumentPublic,
+    responses=_PROBLEMS,
+    summary="Delete a document from search and the lake",
+)
+def delete_route(doc_id: str, rt: RuntimeDep, tenant: TenantDep) -> DocumentPublic:
+    return DocumentPublic.of(delete_document(rt, tenant, doc_id))

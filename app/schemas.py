@@ -1,0 +1,98 @@
+"""Request and response models of the HTTP API (the pipeline contracts, shaped for the edge)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from pipelines.contracts import DocumentRecord, DocumentStatus, MetadataValue, PageError, SearchHit
+
+__all__ = ["DocumentList", "DocumentPublic", "Health", "Problem", "SearchResponse", "UploadAccepted"]
+
+
+class UploadAccepted(BaseModel):
+    doc_id: str
+    version: int
+    status: DocumentStatus
+    duplicate: bool = Field(
+        default=False, description="Identical bytes were already the current version: nothing queued."
+    )
+
+    model_config = {"json_schema_extra": {"examples": [{"doc_id": "d3f1c0ffee", "version": 1, "status": "queued"}]}}
+
+
+class DocumentPublic(BaseModel):
+    doc_id: str
+    version: int
+    status: DocumentStatus
+    error: str | None
+    filename: str | None
+    mime: str | None
+    format: str | None
+    size_bytes: int | None
+    content_sha256: str | None
+    metadata: dict[str, MetadataValue]
+    chunks: int
+    chunks_embedded: int
+    chunks_reused: int
+    page_count: int | None
+    page_errors: list[PageError]
+    created_at: datetime | None
+    updated_at: datetime | None
+
+    @classmethod
+    def of(cls, record: DocumentRecord) -> DocumentPublic:
+        return cls.model_validate(record.model_dump(exclude={"tenant", "source_uri"}))
+
+    model_config = {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "doc_id": "handbook",
+                    "version": 2,
+                    "status": "indexed",
+                    "error": None,
+                    "filename": "handbook.pdf",
+                    "mime": "application/pdf",
+                    "format": "pdf",
+                    "size_bytes": 24607,
+                    "content_sha256": "f17a09190ad8…",
+                    "metadata": {"team": "ops"},
+                    "chunks": 12,
+                    "chunks_embedded": 1,
+                    "chunks_reused": 11,
+                    "page_count": 4,
+                    "page_errors": [],
+                    "created_at": "2026-11-22T10:00:00Z",
+                    "updated_at": "2026-11-22T10:00:03Z",
+                }
+            ]
+        }
+    }
+
+
+class DocumentList(BaseModel):
+    documents: list[DocumentPublic]
+    total: int
+
+
+class SearchResponse(BaseModel):
+    results: list[SearchHit]
+
+
+class Health(BaseModel):
+    status: str
+    model_loaded: bool
+    documents_dir: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str | None = None
+    doc_id: str | None = None
+    code: str | None = None

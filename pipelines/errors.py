@@ -1,0 +1,113 @@
+"""The pipeline's exception family.
+
+Every error that can end a document's processing carries the document id and says whether a retry
+could help, so the Celery adapters can map it to a retry or to a recorded ``failed`` status without
+knowing which step raised it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "DocLakeError",
+    "DocumentNotFound",
+    "EmbeddingError",
+    "EncryptedDocument",
+    "ExtractionError",
+    "ExtractionLimitExceeded",
+    "InvalidInput",
+    "LakeWriteConflict",
+    "NoTextFound",
+    "StaleVersion",
+    "UnsupportedFormat",
+    "VectorStoreError",
+]
+
+
+class DocLakeError(Exception):
+    """Root of every doclake error.
+
+    Attributes:
+        doc_id: the document the error is about, when there is one.
+        retryable: True when the same call may succeed later (a conflict, a busy service).
+        code: a short stable machine-readable name, used in statuses and problem details.
+    """
+
+    retryable: bool = False
+    code: str = "error"
+
+    def __init__(self, message: str, *, doc_id: str | None = None, retryable: bool | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.doc_id = doc_id
+        if retryable is not None:
+            self.retryable = retryable
+
+    def __str__(self) -> str:
+        return self.message
+
+    def describe(self) -> str:
+        """One line for a document's ``error`` field: code and message."""
+        return f"{self.code}: {self.message}"
+
+
+class ConfigError(DocLakeError):
+    code = "config_error"
+
+
+class InvalidInput(DocLakeError):
+    """A request or event that cannot be accepted as given (bad id, bad metadata, too large)."""
+
+    code = "invalid_input"
+
+
+class DocumentNotFound(DocLakeError):
+    code = "not_found"
+
+
+class StaleVersion(DocLakeError):
+    """A task for a version that is no longer current: it is skipped, not failed."""
+
+    code = "stale_version"
+
+
+class ExtractionError(DocLakeError):
+    """The bytes could not be turned into text."""
+
+    code = "extraction_failed"
+
+
+class UnsupportedFormat(ExtractionError):
+    code = "unsupported_format"
+
+
+class EncryptedDocument(ExtractionError):
+    code = "encrypted"
+
+
+class NoTextFound(ExtractionError):
+    """The file parsed but holds no extractable text (image-only PDF, empty file)."""
+
+    code = "no_text"
+
+
+class ExtractionLimitExceeded(ExtractionError):
+    """The extractor ran past its time or memory bound (decompression bombs, pathological files)."""
+
+    code = "limit_exceeded"
+
+
+class EmbeddingError(DocLakeError):
+    code = "embedding_failed"
+
+
+class LakeWriteConflict(DocLakeError):
+    """A Delta commit lost a race and should be retried."""
+
+    code = "lake_conflict"
+    retryable = True
+
+
+class VectorStoreError(DocLakeError):
+    code = "vector_store_error"
+    retryable = True

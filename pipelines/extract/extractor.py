@@ -1,0 +1,106 @@
+"""Bytes in, :class:`~pipelines.contracts.ExtractedDocument` out: in-process or in a bounded child."""
+
+from __future__ import annotations
+
+import functools
+
+from pipelines.contracts import DocFormat, ExtractedDocument
+from pipelines.errors import DocLakeError, ExtractionError, ExtractionLimitExceeded, NoTextFound
+from pipelines.extract.config import ExtractConfig
+from pipelines.extract.detect import detect
+
+__all__ = ["extract_bytes", "extract_unbounded", "warm_up"]
+
+# Formats whose extracted text is about as long as the decoded input: checked against max_chars before
+# partitioning, so an oversized file is refused in milliseconds rather than after minutes of parsing.
+_PLAIN_FORMATS = frozenset({DocFormat.text, DocFormat.markdown, DocFormat.csv})
+
+
+def warm_up() -> None:
+    """Import the parsers and install the offline spaCy pipeline, once, in the calling process.
+
+    Call it in a worker before extracting: forked extraction children then share the imported modules
+    instead of each spending seconds importing unstructured, spaCy and torch.
+    """
+    import charset_normalizer  # noqa: F401
+    import olefile  # noqa: F401
+    import pypdf  # noqa: F401
+    from pypdf._crypt_providers import crypt_provider  # noqa: F401  (AES via cryptography)
+
+    from pipelines.extract import office
+
+    office.import_partitioners()
+    # The first partition call builds lazy state (tokenizer tables, regexes); do it here once.
+    extract_unbounded(b"Warm-up text. It has two sentences.", doc_id="warm-up", filename="warm-up.txt")
+    extract_unbounded(b"<html><body><h1>Warm-up</h1><p>Text.</p></body></html>", doc_id="warm-up")
+
+
+def extract_unbounded(
+    data: bytes, *, doc_id: str, filename: str | None = None, config: ExtractConfig | None = None
+) -> ExtractedDocument:
+    """Extract a document's text in this process, with no time or memory bound.
+
+    Use :func:`extract_bytes` for untrusted input; this is what it runs in its child.
+
+    Args:
+        data: the file's bytes.
+        doc_id: the document id, carried on every error.
+        filename: the original name; only a hint between Markdown/CSV/TSV and plain text.
+        config: bounds; only ``max_chars`` applies here.
+
+    Raises:
+        UnsupportedFormat, EncryptedDocument, NoTextFound, ExtractionLimitExceeded, ExtractionError.
+    """
+    config = config or ExtractConfig()
+    try:
+        return _extract(data, doc_id=doc_id, filename=filename, config=config)
+    except DocLakeError:
+        raise
+    except MemoryError as e:
+        raise ExtractionLimitExceeded("extraction ran out of memory", doc_id=doc_id) from e
+    except Exception as e:  # a parser failure no extractor anticipated: still one readable line
+        raise ExtractionError(f"{type(e).__name__}: {e}", doc_id=doc_id) from e
+
+
+def extract_bytes(
+    data: bytes, *, doc_id: str, filename: str | None = None, config: ExtractConfig | None = None
+) -> ExtractedDocument:
+    """Extract a document's text in a child process bounded by ``config.timeout_s`` and ``config.memory_mb``.
+
+    Same arguments and result as :func:`extract_unbounded`.
+
+    Raises:
+        ExtractionLimitExceeded: the child overran its time or memory bound (it is killed), or died by a
+            signal.
+        UnsupportedFormat, EncryptedDocument, NoTextFound, ExtractionError: as :func:`extract_unbounded`.
+    """
+    from pipelines.extract.sandbox import run_bounded
+
+    config = config or ExtractConfig()
+    work = functools.partial(extract_unbounded, doc_id=doc_id, filename=filename, config=config)
+    return run_bounded(work, data, timeout_s=config.timeout_s, memory_mb=config.memory_mb, doc_id=doc_id)
+
+
+def _extract(data: bytes, *, doc_id: str, filename: str | None, config: ExtractConfig) -> ExtractedDocument:
+    found = detect(data, filename=filename, doc_id=doc_id)
+    if found.format is DocFormat.pdf:
+        from pipelines.extract.pdf import extract_pdf
+
+        pdf = extract_pdf(data, doc_id=doc_id, max_chars=config.max_chars)
+        return ExtractedDocument(
+            format=found.format,
+            mime=found.mime,
+            elements=pdf.elements,
+            page_count=pdf.page_count,
+            page_errors=pdf.page_errors,
+        )
+    if found.format in _PLAIN_FORMATS and found.text is not None and len(found.text) > config.max_chars:
+        raise ExtractionLimitExceeded(
+            f"the document has more than {config.max_chars:,} characters of text", doc_id=doc_id
+        )
+    from pipelines.extract.office import partition
+
+    elements = partition(data, found.format, found.mime, found.text, doc_id=doc_id, max_chars=config.max_chars)
+    if not elements:
+        raise NoTextFound(f"no text found in the {found.format.value.upper()} file", doc_id=doc_id)
+    return ExtractedDocument(format=found.format, mime=found.mime, elements=elements)

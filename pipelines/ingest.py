@@ -1,0 +1,320 @@
+"""The ingestion steps: register → extract → chunk_embed → mirror, plus failure recording.
+
+Each step takes primitive ids, re-reads what it needs from the lake, and is idempotent: a step for
+a version that is no longer current raises StaleVersion, a step whose work is already done returns
+without writing, so redelivered or duplicated tasks are harmless. The Celery tasks and the Spark
+stream call these functions; nothing here knows about either.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from typing import Any
+
+from pydantic import BaseModel
+
+from pipelines.chunk import chunk_document
+from pipelines.contracts import (
+    DEFAULT_TENANT,
+    DocumentStatus,
+    Element,
+    ExtractedDocument,
+    MetadataValue,
+    RegisterResult,
+    VectorRecord,
+    chunk_id_for,
+    sha256_hex,
+)
+from pipelines.errors import DocumentNotFound, InvalidInput, StaleVersion
+from pipelines.lakehouse.chunks import cached_embeddings, doc_chunks, replace_doc_chunks
+from pipelines.lakehouse.documents import (
+    get_document,
+    insert_version,
+    record_raw_object,
+    update_document,
+)
+from pipelines.objectstore import raw_key
+from pipelines.runtime import Runtime
+
+__all__ = [
+    "ChunkEmbedResult",
+    "chunk_embed_step",
+    "extract_step",
+    "mark_failed",
+    "mirror_step",
+    "register_object",
+    "validate_doc_id",
+    "validate_metadata",
+]
+
+log = logging.getLogger(__name__)
+
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_MAX_METADATA_BYTES = 16_384
+
+
+def validate_doc_id(doc_id: str, *, what: str = "doc_id") -> str:
+    if not _ID.match(doc_id):
+        raise InvalidInput(
+            f"{what} must be 1-128 characters of letters, digits, '.', '_' or '-', starting with a letter or digit",
+            doc_id=doc_id,
+        )
+    return doc_id
+
+
+def validate_metadata(metadata: Any, *, doc_id: str | None = None) -> dict[str, MetadataValue]:
+    """Metadata is a flat JSON object of strings, numbers and booleans (filters match it exactly)."""
+    if not isinstance(metadata, dict):
+        raise InvalidInput("metadata must be a JSON object", doc_id=doc_id)
+    for key, value in metadata.items():
+        if not isinstance(key, str) or not key or len(key) > 128 or "=" in key:
+            raise InvalidInput(f"metadata key {key!r} must be a non-empty string without '='", doc_id=doc_id)
+        if not isinstance(value, str | int | float | bool):
+            raise InvalidInput(f"metadata value of {key!r} must be a string, number or boolean", doc_id=doc_id)
+    if len(json.dumps(metadata)) > _MAX_METADATA_BYTES:
+        raise InvalidInput(f"metadata is larger than {_MAX_METADATA_BYTES} bytes", doc_id=doc_id)
+    return dict(metadata)
+
+
+def _current(rt: Runtime, tenant: str, doc_id: str, version: int, *, with_text: bool = False) -> dict[str, Any]:
+    row = get_document(rt.lake, tenant, doc_id, with_text=with_text)
+    if row is None:
+        raise DocumentNotFound(f"document {doc_id} does not exist", doc_id=doc_id)
+    if row["version"] != version:
+        raise StaleVersion(f"version {version} is not current (current is {row['version']})", doc_id=doc_id)
+    return row
+
+
+def register_object(
+    rt: Runtime,
+    data: bytes,
+    *,
+    filename: str | None,
+    tenant: str = DEFAULT_TENANT,
+    doc_id: str | None = None,
+    metadata: dict[str, MetadataValue] | None = None,
+    source: str = "api",
+) -> RegisterResult:
+    """Store the raw bytes, record them in bronze, and queue a new version in silver.
+
+    Without a doc_id the id is derived from the content hash, so uploading the same file twice is
+    one document. Identical bytes (and metadata) for the current version are a no-op.
+
+    Raises:
+        InvalidInput: bad doc_id or metadata.
+    """
+    sha = sha256_hex(data)
+    doc_id = validate_doc_id(doc_id) if doc_id else f"d{sha[:24]}"
+    validate_doc_id(tenant, what="tenant")
+    if metadata is not None:
+        metadata = validate_metadata(metadata, doc_id=doc_id)
+    with rt.doc_lock(tenant, doc_id):
+        current = get_document(rt.lake, tenant, doc_id)
+        if current is not None and current["status"] != DocumentStatus.deleted:
+            same_meta = metadata is None or json.loads(current["metadata_json"] or "{}") == metadata
+            if current["content_sha256"] == sha and same_meta:
+                return RegisterResult(
+                    doc_id=doc_id, version=current["version"], status=current["status"], duplicate=True
+                )
+        if metadata is None:
+            alive = current is not None and current["status"] != DocumentStatus.deleted
+            metadata = json.loads(current["metadata_json"] or "{}") if alive and current else {}
+        version = current["version"] + 1 if current else 1
+        uri = rt.objects.put(raw_key(tenant, doc_id, version, sha), data)
+        meta_json = json.dumps(metadata, sort_keys=True)
+        record_raw_object(
+            rt.lake,
+            {
+                "tenant": tenant,
+                "doc_id": doc_id,
+                "version": version,
+                "uri": uri,
+                "sha256": sha,
+                "size_bytes": len(data),
+                "filename": filename,
+                "source": source,
+                "metadata_json": meta_json,
+            },
+        )
+        insert_version(
+            rt.lake,
+            {
+                "tenant": tenant,
+                "doc_id": doc_id,
+                "version": version,
+                "status": DocumentStatus.queued.value,
+                "filename": filename,
+                "source_uri": uri,
+                "content_sha256": sha,
+                "size_bytes": len(data),
+                "metadata_json": meta_json,
+                "chunks": 0,
+                "chunks_embedded": 0,
+                "chunks_reused": 0,
+            },
+        )
+    return RegisterResult(doc_id=doc_id, version=version, status=DocumentStatus.queued)
+
+
+def extract_step(rt: Runtime, tenant: str, doc_id: str, version: int) -> bool:
+    """Extract the raw object's text into silver. Returns False when there was nothing to do.
+
+    Raises:
+        ExtractionError (and subclasses): the file cannot be read; not retryable.
+        StaleVersion: a newer version superseded this one.
+    """
+    from pipelines.extract import ExtractConfig, extract_bytes
+
+    row = _current(rt, tenant, doc_id, version)
+    if row["status"] not in (DocumentStatus.queued, DocumentStatus.extracting):
+        return False
+    update_document(rt.lake, tenant, doc_id, version, status=DocumentStatus.extracting.value, error=None)
+    data = rt.objects.get(row["source_uri"])
+    config = ExtractConfig(timeout_s=rt.settings.extract_timeout_s, memory_mb=rt.settings.extract_memory_mb)
+    document = extract_bytes(data, doc_id=doc_id, filename=row["filename"], config=config)
+    updated = update_document(
+        rt.lake,
+        tenant,
+        doc_id,
+        version,
+        status=DocumentStatus.embedding.value,
+        format=document.format.value,
+        mime=document.mime,
+        text=document.text,
+        elements_json=json.dumps([e.model_dump(mode="json") for e in document.elements]),
+        page_count=document.page_count,
+        page_errors_json=json.dumps([p.model_dump() for p in document.page_errors]),
+    )
+    if not updated:
+        raise StaleVersion("superseded while extracting", doc_id=doc_id)
+    return True
+
+
+class ChunkEmbedResult(BaseModel):
+    chunks: int
+    embedded: int
+    reused: int
+    removed: int
+
+
+def chunk_embed_step(rt: Runtime, tenant: str, doc_id: str, version: int) -> ChunkEmbedResult | None:
+    """Chunk silver text, embed only chunks gold does not already hold, and MERGE gold.
+
+    Vectors are reused when the same model already embedded the same text: first the document's
+    own chunks (an unchanged chunk keeps its id and vector), then any chunk in gold.
+    Returns None when the step had already run for this version.
+    """
+    row = _current(rt, tenant, doc_id, version, with_text=True)
+    if row["status"] != DocumentStatus.embedding:
+        return None
+    elements = [Element.model_validate(e) for e in json.loads(row["elements_json"] or "[]")]
+    document = ExtractedDocument(format=row["format"] or "txt", mime=row["mime"] or "", elements=elements)
+    config = rt.settings.chunker
+    chunks = chunk_document(document, tokenizer=rt.tokenizer(), config=config)
+    model_id = rt.embed_config.model_id
+
+    existing = doc_chunks(rt.lake, tenant, doc_id, columns=["chunk_id", "text_sha256", "embedding", "model_id"])
+    own: dict[str, list[float]] = {}
+    for sha, emb, mid in zip(
+        existing.column("text_sha256").to_pylist(),
+        existing.column("embedding").to_pylist(),
+        existing.column("model_id").to_pylist(),
+        strict=True,
+    ):
+        if mid == model_id and emb:
+            own.setdefault(sha, emb)
+    missing = [c.text_sha256 for c in chunks if c.text_sha256 not in own]
+    cache = {**cached_embeddings(rt.lake, model_id, missing), **own} if missing else own
+    to_embed = sorted({c.text_sha256: c.text for c in chunks if c.text_sha256 not in cache}.items())
+    vectors = rt.embedder().encode([text for _, text in to_embed]) if to_embed else []
+    fresh = {sha: vec for (sha, _), vec in zip(to_embed, vectors, strict=True)}
+
+    metadata_json = row["metadata_json"] or "{}"
+    rows = [
+        {
+            "tenant": tenant,
+            "chunk_id": chunk_id_for(tenant, doc_id, c.text_sha256, c.occurrence),
+            "doc_id": doc_id,
+            "doc_version": version,
+            "ordinal": c.ordinal,
+            "text": c.text,
+            "text_sha256": c.text_sha256,
+            "page_start": c.page_start,
+            "page_end": c.page_end,
+            "char_start": c.char_start,
+            "char_end": c.char_end,
+            "heading_path": c.heading_path,
+            "embedding": fresh.get(c.text_sha256) or cache[c.text_sha256],
+            "model_id": model_id,
+            "chunker_id": config.config_id,
+            "filename": row["filename"],
+            "metadata_json": metadata_json,
+        }
+        for c in chunks
+    ]
+    with rt.doc_lock(tenant, doc_id):
+        _current(rt, tenant, doc_id, version)  # a delete or new version may have landed while embedding
+        metrics = replace_doc_chunks(rt.lake, tenant, doc_id, rows)
+        update_document(
+            rt.lake,
+            tenant,
+            doc_id,
+            version,
+            chunks=len(rows),
+            chunks_embedded=len(fresh),
+            chunks_reused=len(rows) - sum(1 for c in chunks if c.text_sha256 in fresh),
+            model_id=model_id,
+            chunker_id=config.config_id,
+        )
+    result = ChunkEmbedResult(
+        chunks=len(rows),
+        embedded=len(fresh),
+        reused=len(rows) - sum(1 for c in chunks if c.text_sha256 in fresh),
+        removed=int(metrics.get("num_target_rows_deleted", 0)),
+    )
+    log.info("chunk_embed doc=%s v=%d %s", doc_id, version, result.model_dump())
+    return result
+
+
+def mirror_step(rt: Runtime, tenant: str, doc_id: str, version: int) -> int:
+    """Mirror the document's gold rows to the vector store, drop its stale ids, mark it indexed.
+
+    Upsert first, delete stale ids second: search never sees the document without vectors.
+    Returns how many vectors were written (0 when already indexed).
+    """
+    with rt.doc_lock(tenant, doc_id):
+        row = _current(rt, tenant, doc_id, version)
+        if row["status"] not in (DocumentStatus.embedding, DocumentStatus.indexed):
+            return 0
+        gold = doc_chunks(rt.lake, tenant, doc_id).to_pylist()
+        metadata = json.loads(row["metadata_json"] or "{}")
+        records = [
+            VectorRecord(
+                id=g["chunk_id"],
+                tenant=tenant,
+                doc_id=doc_id,
+                doc_version=g["doc_version"],
+                vector=g["embedding"],
+                text=g["text"],
+                filename=g["filename"],
+                page_start=g["page_start"],
+                page_end=g["page_end"],
+                char_start=g["char_start"],
+                char_end=g["char_end"],
+                metadata=metadata,
+            )
+            for g in gold
+        ]
+        rt.vectors.upsert(records)
+        keep = {r.id for r in records}
+        stale = [i for i in rt.vectors.document_ids(tenant, doc_id) if i not in keep]
+        rt.vectors.delete(stale, tenant=tenant)
+        update_document(rt.lake, tenant, doc_id, version, status=DocumentStatus.indexed.value, error=None)
+    return len(records)
+
+
+def mark_failed(rt: Runtime, tenant: str, doc_id: str, version: int, error: str) -> bool:
+    """Record a terminal failure on the version (no-op if a newer version superseded it)."""
+    return update_document(rt.lake, tenant, doc_id, version, status=DocumentStatus.failed.value, error=error[:4000])

@@ -1,0 +1,62 @@
+"""gold.chunks: chunk text and embeddings, which double as the embedding cache."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+
+from pipelines.lakehouse.documents import now_utc, rows_table
+from pipelines.lakehouse.lake import Lake, sql_quote
+from pipelines.lakehouse.schemas import CHUNKS
+
+__all__ = ["cached_embeddings", "delete_doc_chunks", "doc_chunks", "replace_doc_chunks"]
+
+
+def doc_chunks(lake: Lake, tenant: str, doc_id: str, *, columns: list[str] | None = None) -> pa.Table:
+    """Every gold row of one document."""
+    return lake.read(CHUNKS, f"tenant = {sql_quote(tenant)} AND doc_id = {sql_quote(doc_id)}", columns=columns)
+
+
+def cached_embeddings(lake: Lake, model_id: str, text_sha256s: list[str]) -> dict[str, list[float]]:
+    """Stored vectors for these text hashes made by ``model_id``, from any document or tenant.
+
+    The vector is a pure function of (model, text), so sharing it across tenants leaks nothing.
+    """
+    if not text_sha256s:
+        return {}
+    found: dict[str, list[float]] = {}
+    wanted = sorted(set(text_sha256s))
+    for start in range(0, len(wanted), 200):
+        shas = ", ".join(sql_quote(s) for s in wanted[start : start + 200])
+        where = f"model_id = {sql_quote(model_id)} AND text_sha256 IN ({shas})"
+        table = lake.read(CHUNKS, where, columns=["text_sha256", "embedding"])
+        for sha, emb in zip(
+            table.column("text_sha256").to_pylist(), table.column("embedding").to_pylist(), strict=True
+        ):
+            if emb:
+                found.setdefault(sha, emb)
+    return found
+
+
+def replace_doc_chunks(lake: Lake, tenant: str, doc_id: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Make gold hold exactly ``rows`` for the document: upsert them and delete its other chunks."""
+    stamp = now_utc()
+    source = rows_table(CHUNKS, [{**r, "updated_at": stamp} for r in rows])
+    doc_pred = f"t.tenant = {sql_quote(tenant)} AND t.doc_id = {sql_quote(doc_id)}"
+    return lake.merge(
+        CHUNKS,
+        source,
+        predicate="t.tenant = s.tenant AND t.chunk_id = s.chunk_id",
+        build=lambda m: (
+            m.when_matched_update_all()
+            .when_not_matched_insert_all()
+            .when_not_matched_by_source_delete(predicate=doc_pred)
+        ),
+    )
+
+
+def delete_doc_chunks(lake: Lake, tenant: str, doc_id: str) -> int:
+    """Remove every gold row of the document; returns how many."""
+    metrics = lake.delete(CHUNKS, f"tenant = {sql_quote(tenant)} AND doc_id = {sql_quote(doc_id)}")
+    return int(metrics.get("num_deleted_rows", 0))

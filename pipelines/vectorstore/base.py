@@ -1,0 +1,49 @@
+"""The vector store protocol (DESIGN §4). The store is a mirror of gold, never the source of truth."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Protocol, runtime_checkable
+
+from pydantic import BaseModel
+
+from pipelines.contracts import MetadataValue, VectorRecord
+
+__all__ = ["StoredId", "VectorHit", "VectorStore", "metadata_tags"]
+
+
+class VectorHit(BaseModel):
+    record: VectorRecord
+    score: float
+
+
+class StoredId(BaseModel):
+    id: str
+    tenant: str
+    doc_id: str
+    doc_version: int
+
+
+def metadata_tags(metadata: dict[str, MetadataValue]) -> list[str]:
+    """Exact-match tags ``key=<json value>`` so a filter is a set-containment test the store can index."""
+    return [f"{k}={json.dumps(v, sort_keys=True)}" for k, v in sorted(metadata.items())]
+
+
+@runtime_checkable
+class VectorStore(Protocol):
+    def upsert(self, records: list[VectorRecord]) -> None: ...
+
+    def delete(self, ids: list[str], *, tenant: str) -> None: ...
+
+    def delete_document(self, tenant: str, doc_id: str) -> None: ...
+
+    def query(
+        self, vector: list[float], *, k: int, tenant: str, filter: dict[str, MetadataValue] | None = None
+    ) -> list[VectorHit]: ...
+
+    def document_ids(self, tenant: str, doc_id: str) -> list[str]: ...
+
+    def iter_ids(self, tenant: str | None = None) -> Iterator[StoredId]: ...
+
+    def count(self, tenant: str | None = None) -> int: ...

@@ -1,0 +1,189 @@
+"""LanceDB vector store: the embedded default, shared by the API process and the worker processes.
+
+``read_consistency_interval=0`` makes every query check for commits made by other processes, which
+is what lets the API see a worker's writes without a restart (measured: the other candidates either
+serve stale reads or refuse a second process).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from pipelines.contracts import MetadataValue, VectorRecord
+from pipelines.errors import VectorStoreError
+from pipelines.lakehouse.lake import sql_quote
+from pipelines.vectorstore.base import StoredId, VectorHit, metadata_tags
+
+__all__ = ["LanceVectorStore"]
+
+_TABLE = "chunks"
+
+
+def _schema(dim: int) -> pa.Schema:
+    return pa.schema(
+        [
+            pa.field("id", pa.string(), nullable=False),
+            pa.field("tenant", pa.string(), nullable=False),
+            pa.field("doc_id", pa.string(), nullable=False),
+            pa.field("doc_version", pa.int64()),
+            pa.field("vector", pa.list_(pa.float32(), dim)),
+            pa.field("text", pa.string()),
+            pa.field("filename", pa.string()),
+            pa.field("page_start", pa.int32()),
+            pa.field("page_end", pa.int32()),
+            pa.field("char_start", pa.int64()),
+            pa.field("char_end", pa.int64()),
+            pa.field("metadata_json", pa.string()),
+            pa.field("meta_tags", pa.list_(pa.string())),
+        ]
+    )
+
+
+def _in_list(values: list[str]) -> str:
+    return "(" + ", ".join(sql_quote(v) for v in values) + ")"
+
+
+class LanceVectorStore:
+    """Vector store over one LanceDB table at ``path``; the table is created on the first upsert."""
+
+    def __init__(self, path: Path | str, *, table_name: str = _TABLE) -> None:
+        import lancedb
+
+        self.path = str(path)
+        self.table_name = table_name
+        self._db = lancedb.connect(self.path, read_consistency_interval=timedelta(0))
+        self._table: Any = None
+        self._lock = threading.Lock()
+
+    def _open(self) -> Any:
+        if self._table is None:
+            with self._lock:
+                if self._table is None and self.table_name in self._db.list_tables().tables:
+                    self._table = self._db.open_table(self.table_name)
+        return self._table
+
+    def _open_or_create(self, dim: int) -> Any:
+        table = self._open()
+        if table is None:
+            with self._lock:
+                self._table = self._db.create_table(self.table_name, schema=_schema(dim), exist_ok=True)
+            table = self._table
+        return table
+
+    def upsert(self, records: list[VectorRecord]) -> None:
+        if not records:
+            return
+        dim = len(records[0].vector)
+        table = self._open_or_create(dim)
+        rows = [
+            {
+                "id": r.id,
+                "tenant": r.tenant,
+                "doc_id": r.doc_id,
+                "doc_version": r.doc_version,
+                "vector": r.vector,
+                "text": r.text,
+                "filename": r.filename,
+                "page_start": r.page_start,
+                "page_end": r.page_end,
+                "char_start": r.char_start,
+                "char_end": r.char_end,
+                "metadata_json": json.dumps(r.metadata, sort_keys=True),
+                "meta_tags": metadata_tags(r.metadata),
+            }
+            for r in records
+        ]
+        data = pa.Table.from_pylist(rows, schema=_schema(dim))
+        try:
+            table.merge_insert("id").when_matched_update_all().when_not_matched_insert_all().execute(data)
+        except Exception as e:  # lance raises plain RuntimeError/OSError on commit or IO trouble
+            raise VectorStoreError(f"upsert of {len(records)} vectors failed: {e}") from e
+
+    def delete(self, ids: list[str], *, tenant: str) -> None:
+        table = self._open()
+        if table is None or not ids:
+            return
+        for start in range(0, len(ids), 500):
+            batch = ids[start : start + 500]
+            try:
+                table.delete(f"tenant = {sql_quote(tenant)} AND id IN {_in_list(batch)}")
+            except Exception as e:
+                raise VectorStoreError(f"delete of {len(batch)} vectors failed: {e}") from e
+
+    def delete_document(self, tenant: str, doc_id: str) -> None:
+        table = self._open()
+        if table is None:
+            return
+        try:
+            table.delete(f"tenant = {sql_quote(tenant)} AND doc_id = {sql_quote(doc_id)}")
+        except Exception as e:
+            raise VectorStoreError(f"delete of document vectors failed: {e}", doc_id=doc_id) from e
+
+    def query(
+        self, vector: list[float], *, k: int, tenant: str, filter: dict[str, MetadataValue] | None = None
+    ) -> list[VectorHit]:
+        table = self._open()
+        if table is None:
+            return []
+        where = f"tenant = {sql_quote(tenant)}"
+        tags = metadata_tags(filter or {})
+        if tags:
+            where += f" AND array_has_all(meta_tags, [{', '.join(sql_quote(t) for t in tags)}])"
+        result = (
+            table.search(vector, vector_column_name="vector")
+            .distance_type("cosine")
+            .where(where, prefilter=True)
+            .limit(k)
+            .to_arrow()
+        )
+        hits: list[VectorHit] = []
+        for row in result.to_pylist():
+            record = VectorRecord(
+                id=row["id"],
+                tenant=row["tenant"],
+                doc_id=row["doc_id"],
+                doc_version=row["doc_version"],
+                vector=[],  # not returned to callers; saves copying 384 floats per hit
+                text=row["text"] or "",
+                filename=row["filename"],
+                page_start=row["page_start"],
+                page_end=row["page_end"],
+                char_start=row["char_start"] or 0,
+                char_end=row["char_end"] or 0,
+                metadata=json.loads(row["metadata_json"] or "{}"),
+            )
+            hits.append(VectorHit(record=record, score=1.0 - float(row["_distance"])))
+        return hits
+
+    def _scan(self, where: str | None, columns: list[str]) -> pa.Table:
+        table = self._open()
+        if table is None:
+            return pa.table({c: pa.array([], pa.string()) for c in columns})
+        query = table.search().select(columns)
+        if where:
+            query = query.where(where)
+        return query.limit(None).to_arrow()
+
+    def document_ids(self, tenant: str, doc_id: str) -> list[str]:
+        where = f"tenant = {sql_quote(tenant)} AND doc_id = {sql_quote(doc_id)}"
+        ids: list[str] = self._scan(where, ["id"]).column("id").to_pylist()
+        return ids
+
+    def iter_ids(self, tenant: str | None = None) -> Iterator[StoredId]:
+        where = f"tenant = {sql_quote(tenant)}" if tenant else None
+        for row in self._scan(where, ["id", "tenant", "doc_id", "doc_version"]).to_pylist():
+            yield StoredId.model_validate(row)
+
+    def count(self, tenant: str | None = None) -> int:
+        table = self._open()
+        if table is None:
+            return 0
+        n: int = table.count_rows(f"tenant = {sql_quote(tenant)}" if tenant else None)
+        return n

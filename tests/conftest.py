@@ -1,0 +1,56 @@
+"""Shared fixtures: one loaded model per test session, fresh lakes per test, the real corpus."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+
+from pipelines.embed import EmbedConfig, Embedder, get_embedder  # noqa: E402
+from pipelines.runtime import Runtime  # noqa: E402
+from pipelines.settings import Settings  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def corpus_dir() -> Path:
+    return Path(os.environ.get("DOCLAKE_CORPUS", REPO.parent / "shared" / "corpus")).resolve()
+
+
+@pytest.fixture(scope="session")
+def corpus() -> Path:
+    path = corpus_dir()
+    if not path.is_dir():
+        pytest.skip(f"corpus not found at {path} (set DOCLAKE_CORPUS)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def embed_config() -> EmbedConfig:
+    settings = Settings()
+    return EmbedConfig(model_path=settings.resolved_model_path(), model_id=settings.model_id, batch_size=32)
+
+
+@pytest.fixture(scope="session")
+def embedder(embed_config: EmbedConfig) -> Embedder:
+    """The real all-MiniLM-L6-v2, loaded once for the whole session."""
+    e = get_embedder(embed_config)
+    e.encode(["warm up"])
+    return e
+
+
+@pytest.fixture()
+def settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path / "data", extract_timeout_s=60, extract_memory_mb=1500)
+
+
+@pytest.fixture()
+def runtime(settings: Settings, embedder: Embedder) -> Iterator[Runtime]:
+    rt = Runtime.from_settings(settings)
+    assert rt.embedder() is embedder  # same config ⇒ the session's model, not a second load
+    yield rt

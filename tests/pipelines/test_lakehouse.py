@@ -1,0 +1,125 @@
+from __future__ import annotations
+
+import multiprocessing as mp
+from pathlib import Path
+
+from deltalake import DeltaTable
+
+from pipelines.contracts import DocumentStatus
+from pipelines.lakehouse import CHUNKS, DOCUMENTS, RAW_OBJECTS, Lake
+from pipelines.lakehouse.chunks import cached_embeddings, delete_doc_chunks, doc_chunks, replace_doc_chunks
+from pipelines.lakehouse.documents import get_document, insert_version, record_raw_object, update_document
+
+
+def _lake(tmp_path: Path) -> Lake:
+    lake = Lake(tmp_path / "lake", lock_dir=tmp_path / "locks")
+    lake.ensure_tables()
+    return lake
+
+
+def _doc_row(doc_id: str, version: int, status: str = "queued") -> dict[str, object]:
+    return {"tenant": "t1", "doc_id": doc_id, "version": version, "status": status, "metadata_json": "{}"}
+
+
+def test_tables_are_created_once_and_idempotently(tmp_path: Path) -> None:
+    lake = _lake(tmp_path)
+    lake.ensure_tables()  # a second process starting up does the same
+    for spec in (RAW_OBJECTS, DOCUMENTS, CHUNKS):
+        dt = DeltaTable(lake.uri(spec))
+        assert dt.version() == 0
+        assert dt.protocol().min_reader_version == 1  # readable by Spark + delta-spark without features
+        assert [f.name for f in dt.schema().fields] == spec.schema.names
+
+
+def test_new_versions_win_and_old_ones_are_ignored(tmp_path: Path) -> None:
+    lake = _lake(tmp_path)
+    insert_version(lake, _doc_row("a", 2))
+    insert_version(lake, _doc_row("a", 1))  # a late, older event
+    row = get_document(lake, "t1", "a")
+    assert row is not None and row["version"] == 2
+    insert_version(lake, _doc_row("a", 3))
+    row = get_document(lake, "t1", "a")
+    assert row is not None and row["version"] == 3
+    assert row["created_at"] < row["updated_at"] or row["created_at"] == row["updated_at"]
+
+
+def test_update_only_touches_the_named_version(tmp_path: Path) -> None:
+    lake = _lake(tmp_path)
+    insert_version(lake, _doc_row("a", 2))
+    assert not update_document(lake, "t1", "a", 1, status=DocumentStatus.failed.value, error="stale")
+    assert update_document(lake, "t1", "a", 2, status=DocumentStatus.extracting.value)
+    row = get_document(lake, "t1", "a")
+    assert row is not None and row["status"] == "extracting" and row["error"] is None
+
+
+def test_raw_objects_are_recorded_once(tmp_path: Path) -> None:
+    lake = _lake(tmp_path)
+    for _ in range(2):
+        record_raw_object(lake, {"tenant": "t1", "doc_id": "a", "version": 1, "uri": "file:///x", "sha256": "00"})
+    assert lake.read(RAW_OBJECTS).num_rows == 1
+
+
+def _chunk(doc_id: str, chunk_id: str, sha: str, emb: list[float]) -> dict[str, object]:
+    return {
+        "tenant": "t1",
+        "chunk_id": chunk_id,
+        "doc_id": doc_id,
+        "doc_version": 1,
+        "ordinal": 0,
+        "text": sha,
+        "text_sha256": sha,
+        "char_start": 0,
+        "char_end": 1,
+        "heading_path": [],
+        "embedding": emb,
+        "model_id": "m",
+        "chunker_id": "c",
+        "metadata_json": "{}",
+    }
+
+
+def test_replace_doc_chunks_upserts_and_removes_only_that_documents_stale_rows(tmp_path: Path) -> None:
+    lake = _lake(tmp_path)
+    replace_doc_chunks(lake, "t1", "a", [_chunk("a", "a1", "s1", [1.0]), _chunk("a", "a2", "s2", [2.0])])
+    replace_doc_chunks(lake, "t1", "b", [_chunk("b", "b1", "s3", [3.0])])
+    metrics = replace_doc_chunks(lake, "t1", "a", [_chunk("a", "a2", "s2", [2.0]), _chunk("a", "a3", "s4", [4.0])])
+    assert metrics["num_target_rows_deleted"] == 1
+    assert sorted(doc_chunks(lake, "t1", "a").column("chunk_id").to_pylist()) == ["a2", "a3"]
+    assert doc_chunks(lake, "t1", "b").num_rows == 1
+    assert cached_embeddings(lake, "m", ["s3", "s1", "nope"]) == {"s3": [3.0]}
+    assert delete_doc_chunks(lake, "t1", "a") == 2
+    assert lake.read(CHUNKS).num_rows == 1
+
+
+def _writer(root: str, locks: str, worker: int, n: int) -> None:
+    lake = Lake(root, lock_dir=Path(locks))
+    for i in range(n):
+        insert_version(lake, {**_doc_row(f"w{worker}-{i}", 1)})
+        update_document(lake, "t1", f"w{worker}-{i}", 1, status="indexed")
+
+
+def test_concurrent_writer_processes_lose_nothing(tmp_path: Path) -> None:
+    lake = _lake(tmp_path)
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_writer, args=(lake.root, str(tmp_path / "locks"), w, 8)) for w in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    rows = lake.read(DOCUMENTS).to_pylist()
+    assert len(rows) == 24
+    assert {r["status"] for r in rows} == {"indexed"}
+
+
+def test_concurrent_writers_without_file_locks_retry_conflicts(tmp_path: Path) -> None:
+    # No shared lock dir: each process only has the optimistic-commit retry (the remote-lake path).
+    lake = _lake(tmp_path)
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_writer, args=(lake.root, str(tmp_path / f"own-locks-{w}"), w, 6)) for w in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    assert lake.read(DOCUMENTS).num_rows == 12

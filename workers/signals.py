@@ -1,0 +1,37 @@
+"""Worker warm-up hooks: parsers imported before the fork, the model loaded right after it.
+
+Kept out of the task module so importing tasks (e.g. from the API to send them) costs nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from celery.signals import worker_init, worker_process_init
+
+log = logging.getLogger("doclake.worker")
+
+
+@worker_init.connect
+def _import_parsers(**_: Any) -> None:
+    # Imported once in the parent, shared copy-on-write by every forked extraction child.
+    from pipelines.extract import warm_up
+
+    warm_up()
+
+
+@worker_process_init.connect
+def _load_model(**_: Any) -> None:
+    # Celery kills a child whose init takes more than a few seconds; torch takes longer, so load in a thread.
+    def load() -> None:
+        from workers.tasks import runtime
+
+        try:
+            runtime().embedder().encode(["warm up"])
+            log.info("worker model loaded")
+        except Exception:
+            log.exception("model warm-up failed; tasks will retry loading")
+
+    threading.Thread(target=load, name="model-warmup", daemon=True).start()
