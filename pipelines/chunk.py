@@ -33,7 +33,9 @@ class _Piece:
 
     __slots__ = ("char_end", "char_start", "is_title", "page", "tokens")
 
-    def __init__(self, char_start: int, char_end: int, tokens: int, page: int | None, *, is_title: bool = False) -> None:
+    def __init__(
+        self, char_start: int, char_end: int, tokens: int, page: int | None, *, is_title: bool = False
+    ) -> None:
         self.char_start = char_start
         self.char_end = char_end
         self.tokens = tokens

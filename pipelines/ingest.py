@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import logging
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
@@ -27,7 +28,7 @@ from pipelines.contracts import (
     chunk_id_for,
     sha256_hex,
 )
-from pipelines.errors import DocumentNotFound, InvalidInput, StaleVersion
+from pipelines.errors import DocLakeError, DocumentNotFound, InvalidInput, StaleVersion
 from pipelines.lakehouse.chunks import cached_embeddings, doc_chunks, replace_doc_chunks
 from pipelines.lakehouse.documents import (
     get_document,
@@ -44,7 +45,9 @@ __all__ = [
     "extract_step",
     "mark_failed",
     "mirror_step",
+    "process_inline",
     "register_object",
+    "run_step",
     "validate_doc_id",
     "validate_metadata",
 ]
@@ -318,3 +321,53 @@ def mirror_step(rt: Runtime, tenant: str, doc_id: str, version: int) -> int:
 def mark_failed(rt: Runtime, tenant: str, doc_id: str, version: int, error: str) -> bool:
     """Record a terminal failure on the version (no-op if a newer version superseded it)."""
     return update_document(rt.lake, tenant, doc_id, version, status=DocumentStatus.failed.value, error=error[:4000])
+
+
+STEPS: dict[str, Callable[[Runtime, str, str, int], Any]] = {
+    "extract": extract_step,
+    "chunk_embed": chunk_embed_step,
+    "mirror": mirror_step,
+}
+
+
+class StepOutcome(BaseModel):
+    """What became of one step: the adapters (Celery, the stream, inline runs) act on this."""
+
+    state: Literal["done", "skipped", "retry", "failed"]
+    error: str | None = None
+    result: Any = None
+
+
+def run_step(rt: Runtime, step: str, tenant: str, doc_id: str, version: int, *, can_retry: bool) -> StepOutcome:
+    """Run a step and map its errors: the single retry/failure policy of every adapter.
+
+    A stale version is skipped; a retryable error asks for a retry while ``can_retry``; every other
+    error, unexpected ones included, is recorded as the version's ``failed`` status: a document is never
+    left without a terminal state because of a bad file or a bug.
+    """
+    try:
+        return StepOutcome(state="done", result=STEPS[step](rt, tenant, doc_id, version))
+    except StaleVersion as e:
+        log.info("skip %s doc=%s v=%d: %s", step, doc_id, version, e)
+        return StepOutcome(state="skipped", error=e.describe())
+    except DocLakeError as e:
+        if e.retryable and can_retry:
+            return StepOutcome(state="retry", error=e.describe())
+        log.warning("%s failed doc=%s v=%d: %s", step, doc_id, version, e.describe())
+        mark_failed(rt, tenant, doc_id, version, e.describe())
+        return StepOutcome(state="failed", error=e.describe())
+    except Exception as e:
+        log.exception("%s crashed doc=%s v=%d", step, doc_id, version)
+        error = f"internal_error: {type(e).__name__}: {e}"
+        mark_failed(rt, tenant, doc_id, version, error)
+        return StepOutcome(state="failed", error=error)
+
+
+def process_inline(rt: Runtime, tenant: str, doc_id: str, version: int) -> StepOutcome:
+    """Run every step in this process, in order (tests, the CLI, batch jobs without a broker)."""
+    outcome = StepOutcome(state="skipped")
+    for step in STEPS:
+        outcome = run_step(rt, step, tenant, doc_id, version, can_retry=False)
+        if outcome.state != "done":
+            break
+    return outcome

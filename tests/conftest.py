@@ -11,9 +11,9 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
-from pipelines.embed import EmbedConfig, Embedder, get_embedder  # noqa: E402
-from pipelines.runtime import Runtime  # noqa: E402
-from pipelines.settings import Settings  # noqa: E402
+from pipelines.embed import EmbedConfig, Embedder, get_embedder
+from pipelines.runtime import Runtime
+from pipelines.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -15,7 +15,7 @@ import os
 from typing import Any
 
 from celery import Celery
-from kombu import Queue
+from kombu import Exchange, Queue
 
 from pipelines.settings import Settings, get_settings
 
@@ -56,7 +56,9 @@ def make_celery(settings: Settings) -> Celery:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         task_default_queue=EXTRACT_QUEUE,
-        task_queues=[Queue(EXTRACT_QUEUE), Queue(EMBED_QUEUE)],
+        task_default_exchange=EXTRACT_QUEUE,
+        task_default_routing_key=EXTRACT_QUEUE,
+        task_queues=[Queue(q, Exchange(q, type="direct"), routing_key=q) for q in (EXTRACT_QUEUE, EMBED_QUEUE)],
         task_routes={
             "doclake.register": {"queue": EXTRACT_QUEUE},
             "doclake.extract": {"queue": EXTRACT_QUEUE},

@@ -6,9 +6,7 @@ retry, and records everything else as the document's ``failed`` status. A stale 
 
 from __future__ import annotations
 
-import logging
 import os
-from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
@@ -16,14 +14,11 @@ from celery import Task
 from celery.exceptions import Ignore
 
 from pipelines import ingest
-from pipelines.errors import DocLakeError, StaleVersion
 from pipelines.runtime import Runtime
 from pipelines.settings import get_settings
 from workers.celery_app import celery_app
 
 __all__ = ["chunk_embed", "extract", "mirror", "register", "sweep"]
-
-log = logging.getLogger("doclake.worker")
 
 
 @lru_cache(maxsize=1)
@@ -35,40 +30,32 @@ def runtime() -> Runtime:
     return Runtime.from_settings(settings, threads=threads)
 
 
-def _run(task: Task, step: Callable[..., Any], tenant: str, doc_id: str, version: int) -> Any:
+def _run(task: Task, step: str, tenant: str, doc_id: str, version: int) -> Any:
     rt = runtime()
-    try:
-        return step(rt, tenant, doc_id, version)
-    except StaleVersion as e:
-        log.info("skip %s doc=%s v=%d: %s", task.name, doc_id, version, e)
-        raise Ignore() from e
-    except DocLakeError as e:
-        if e.retryable and task.request.retries < rt.settings.task_max_retries:
-            raise task.retry(exc=e, countdown=min(60, 2 ** (task.request.retries + 1))) from e
-        log.warning("%s failed doc=%s v=%d: %s", task.name, doc_id, version, e.describe())
-        ingest.mark_failed(rt, tenant, doc_id, version, e.describe())
-        raise Ignore() from e
-    except Exception as e:  # a bug or an unexpected library error: record it, never lose the document
-        log.exception("%s crashed doc=%s v=%d", task.name, doc_id, version)
-        ingest.mark_failed(rt, tenant, doc_id, version, f"internal_error: {type(e).__name__}: {e}")
-        raise Ignore() from e
+    can_retry = task.request.retries < rt.settings.task_max_retries
+    outcome = ingest.run_step(rt, step, tenant, doc_id, version, can_retry=can_retry)
+    if outcome.state == "retry":
+        raise task.retry(countdown=min(60, 2 ** (task.request.retries + 1)))
+    if outcome.state != "done":
+        raise Ignore()  # stops the chain: the status is recorded (failed) or belongs to a newer version
+    return outcome.result
 
 
 @celery_app.task(name="doclake.extract", bind=True, acks_late=True)
 def extract(self: Task, tenant: str, doc_id: str, version: int) -> bool:
-    result: bool = _run(self, ingest.extract_step, tenant, doc_id, version)
+    result: bool = _run(self, "extract", tenant, doc_id, version)
     return result
 
 
 @celery_app.task(name="doclake.chunk_embed", bind=True, acks_late=True)
 def chunk_embed(self: Task, tenant: str, doc_id: str, version: int) -> dict[str, int] | None:
-    result = _run(self, ingest.chunk_embed_step, tenant, doc_id, version)
+    result = _run(self, "chunk_embed", tenant, doc_id, version)
     return result.model_dump() if result is not None else None
 
 
 @celery_app.task(name="doclake.mirror", bind=True, acks_late=True)
 def mirror(self: Task, tenant: str, doc_id: str, version: int) -> int:
-    written: int = _run(self, ingest.mirror_step, tenant, doc_id, version)
+    written: int = _run(self, "mirror", tenant, doc_id, version)
     return written
 
 

@@ -32,7 +32,7 @@ _PROBLEMS: dict[int | str, dict[str, object]] = {
 def _read_limited(upload: UploadFile, limit_bytes: int) -> bytes:
     data = upload.file.read(limit_bytes + 1)
     if len(data) > limit_bytes:
-        raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, f"upload exceeds {limit_bytes} bytes")
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"upload exceeds {limit_bytes} bytes")
     return data
 
 

@@ -28,9 +28,12 @@ def warm_up() -> None:
     from pypdf._crypt_providers import crypt_provider  # noqa: F401  (AES via cryptography)
 
     from pipelines.extract import office
+    from pipelines.extract.pdf import minimal_pdf
 
     office.import_partitioners()
-    # The first partition call builds lazy state (tokenizer tables, regexes); do it here once.
+    # The first call of each path imports submodules lazily and builds caches (tokenizer tables, font
+    # metrics, regexes): pay that here once rather than in every forked child.
+    extract_unbounded(minimal_pdf("Warm-up text."), doc_id="warm-up")
     extract_unbounded(b"Warm-up text. It has two sentences.", doc_id="warm-up", filename="warm-up.txt")
     extract_unbounded(b"<html><body><h1>Warm-up</h1><p>Text.</p></body></html>", doc_id="warm-up")
 

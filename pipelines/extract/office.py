@@ -62,7 +62,7 @@ def partition(
         raise
     except Exception as e:
         raise _readable_error(e, fmt, doc_id) from e
-    return list(_map_elements(raw, CharBudget(max_chars, doc_id=doc_id)))
+    return list(_map_elements(raw, fmt, CharBudget(max_chars, doc_id=doc_id)))
 
 
 def _partitioner_call(data: bytes, fmt: DocFormat, mime: str, text: str | None) -> Callable[[], list[Any]]:
@@ -99,10 +99,10 @@ def _partitioner_call(data: bytes, fmt: DocFormat, mime: str, text: str | None) 
         if mime == TSV_MIME:
             from unstructured.partition.tsv import partition_tsv
 
-            return lambda: partition_tsv(file=utf8, include_header=True, **_COMMON)
+            return lambda: partition_tsv(file=utf8, **_COMMON)
         from unstructured.partition.csv import partition_csv
 
-        return lambda: partition_csv(file=utf8, encoding="utf-8", include_header=True, **_COMMON)
+        return lambda: partition_csv(file=utf8, encoding="utf-8", **_COMMON)
     from unstructured.partition.text import partition_text
 
     return lambda: partition_text(text=text, **_COMMON)
@@ -147,7 +147,7 @@ def _email_subject(elements: list[Any], data: bytes) -> str | None:
     return str(subject).strip() or None if subject else None
 
 
-def _map_elements(raw: Iterable[Any], budget: CharBudget) -> Iterable[Element]:
+def _map_elements(raw: Iterable[Any], fmt: DocFormat, budget: CharBudget) -> Iterable[Element]:
     for e in raw:
         category = str(getattr(e, "category", "") or "")
         if category in SKIPPED_CATEGORIES:
@@ -162,8 +162,34 @@ def _map_elements(raw: Iterable[Any], budget: CharBudget) -> Iterable[Element]:
             continue
         page = getattr(meta, "page_number", None)
         depth = getattr(meta, "category_depth", None)
-        level = depth if kind is ElementKind.title and isinstance(depth, int) and depth >= 0 else 0
+        depth = depth if isinstance(depth, int) and depth >= 0 else 0
+        if kind is ElementKind.title and _is_heuristic_title(fmt, meta, depth) and _SENTENCE_END_RE.search(text):
+            kind = ElementKind.text
+        level = depth if kind is ElementKind.title else 0
         yield Element(text=text, kind=kind, page=page if isinstance(page, int) else None, level=level)
+
+
+# Sentence-final punctuation, optionally followed by closing quotes or brackets.
+_SENTENCE_END_RE = re.compile(r"[.!?\u2026][\"'\u201d\u2019\u00bb)\]]*$")
+
+
+def _is_heuristic_title(fmt: DocFormat, meta: Any, depth: int) -> bool:
+    """True when unstructured called the text a title only from its wording, not from document structure.
+
+    Where a partitioner has no structure to go on (plain text, email text bodies, spreadsheet cells, PPTX
+    text boxes other than the title placeholder) it calls a short line a Title unless it looks like
+    narrative, and "narrative" needs a verb from the POS tagger, which the offline pipeline does not have
+    (see :mod:`pipelines.extract.offline_nlp`). A line that ends like a sentence ("Prince Vasili rose.") is
+    not a heading, so such titles are mapped to ``text``. Structural titles (Word heading styles, HTML and
+    Markdown headings, the PPTX title placeholder) are kept whatever their punctuation.
+    """
+    if fmt in (DocFormat.text, DocFormat.xlsx):
+        return True
+    if fmt is DocFormat.eml:
+        return getattr(meta, "detection_origin", None) == "text"  # a text/plain body, not HTML
+    if fmt is DocFormat.pptx:
+        return depth >= 1  # depth 0 is the slide's title placeholder
+    return False
 
 
 _WS_RE = re.compile(r"\s+")

@@ -15,7 +15,7 @@ from pipelines.contracts import Element, ElementKind, PageError
 from pipelines.errors import EncryptedDocument, ExtractionError, NoTextFound
 from pipelines.extract.cleanup import CharBudget
 
-__all__ = ["PdfText", "extract_pdf"]
+__all__ = ["PdfText", "extract_pdf", "minimal_pdf"]
 
 _PARAGRAPH_BREAK_RE = re.compile(r"\n[ \t\r\f\v]*\n")
 # A text layer with no letter or digit at all (only punctuation, as from glyphs without a Unicode
@@ -111,3 +111,26 @@ def _decrypt(reader: object, doc_id: str) -> None:
 def _describe(e: BaseException) -> str:
     message = str(e).strip().splitlines()[0][:300] if str(e).strip() else ""
     return f"{type(e).__name__}: {message}" if message else type(e).__name__
+
+
+def minimal_pdf(text: str) -> bytes:
+    """A valid one-page PDF showing ``text`` (ASCII) in Helvetica, for warming up the PDF code path."""
+    content = b"BT /F1 12 Tf 10 50 Td (" + text.encode("ascii", "replace") + b") Tj ET"
+    bodies = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 300 100] /Resources << /Font << /F1 5 0 R >> >> "
+        b"/Contents 4 0 R >>",
+        b"<< /Length %d >>\nstream\n%s\nendstream" % (len(content), content),
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(bodies, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(bodies) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(bodies) + 1, xref)
+    return bytes(out)

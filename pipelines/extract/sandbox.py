@@ -15,7 +15,8 @@ import pickle
 import signal
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from multiprocessing.connection import Connection
 from typing import Any, TypeVar
 
@@ -59,7 +60,8 @@ def run_bounded(
     exitcode: int | None = None
     try:
         try:
-            proc.start()
+            with _children_allowed():
+                proc.start()
         finally:
             # The parent's copy of the write end must be closed, or the pipe never reports EOF when the
             # child dies without answering.
@@ -80,6 +82,22 @@ def run_bounded(
     if outcome is None:
         raise _died_without_answer(exitcode, time.monotonic() - started, doc_id)
     return _unwrap(outcome, doc_id)  # type: ignore[no-any-return]
+
+
+@contextmanager
+def _children_allowed() -> Iterator[None]:
+    """Let a daemonic process (a Celery prefork pool child) start the extraction child.
+
+    multiprocessing refuses children of daemonic processes so that they are not orphaned when the
+    daemon exits; here the parent always reaps the child before returning, so the guard does not apply.
+    """
+    config = multiprocessing.current_process()._config  # type: ignore[attr-defined]
+    was_daemon = config.pop("daemon", None)
+    try:
+        yield
+    finally:
+        if was_daemon is not None:
+            config["daemon"] = was_daemon
 
 
 def _context() -> Any:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
@@ -74,7 +75,7 @@ def test_long_element_is_windowed_with_overlap(tokenizer: Any) -> None:
     config = ChunkerConfig(max_tokens=64, overlap_tokens=16)
     chunks = chunk_document(doc, tokenizer=tokenizer, config=config)
     assert len(chunks) > 5
-    for a, b in zip(chunks, chunks[1:], strict=False):
+    for a, b in itertools.pairwise(chunks):
         assert b.char_start < a.char_end, "consecutive windows overlap"
         assert _ntokens(tokenizer, a.text) <= 64
     assert chunks[-1].char_end == len(words)

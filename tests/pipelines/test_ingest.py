@@ -45,9 +45,7 @@ def _status(rt: Runtime, doc_id: str) -> str:
 
 
 def test_register_extract_embed_mirror_search(runtime: Runtime) -> None:
-    reg = ingest.register_object(
-        runtime, _manual(3), filename="manual.md", metadata={"team": "ops", "year": 2025}
-    )
+    reg = ingest.register_object(runtime, _manual(3), filename="manual.md", metadata={"team": "ops", "year": 2025})
     assert (reg.version, reg.status, reg.duplicate) == (1, DocumentStatus.queued, False)
     assert reg.doc_id.startswith("d")
     result = _process(runtime, reg.doc_id, 1)

@@ -1,0 +1,249 @@
+"""End to end over HTTP against the real embedded stack started by ``doclake up``.
+
+The API, the supervisor and the Celery worker processes (filesystem broker) are separate processes,
+so every assertion that the API sees a document indexed is also the proof that it sees a worker
+process's Delta and LanceDB writes without a restart.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from app.client import DoclakeClient
+from pipelines.contracts import DocumentStatus
+from pipelines.lakehouse import CHUNKS, Lake
+from pipelines.lakehouse.chunks import doc_chunks
+from pipelines.vectorstore import LanceVectorStore
+
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+
+REPO = Path(__file__).resolve().parents[2]
+
+# Files that must end `indexed`: every supported format, plus two whose extension lies.
+GOOD = [
+    "pdf/pypdf__pdflatex-4-pages.pdf",
+    "pdf/unst__list-item-example.pdf",
+    "pdf/unst__copy-protected.pdf",
+    "docx/unst__simple.docx",
+    "docx/unst__fake_table.docx",
+    "docx/unst__eng_spa_mult.docx",
+    "pptx/unst__fake-power-point.pptx",
+    "pptx/unst__fake-power-point-table.pptx",
+    "html/unst__fake-html.html",
+    "html/unst__fake-html-cp1252.html",
+    "html/unst__example-steelJIS-datasheet-utf-16.html",
+    "md/unst__codeblock.md",
+    "md/readability__README.md",
+    "md/unst__umlauts-utf8.md",
+    "eml/unst__family-day.eml",
+    "eml/unst__fake-email.eml",
+    "eml/mailparser__mail_test_12.eml",
+    "txt/unst__book-war-and-peace-1p.txt",
+    "txt/unst__fake-text-utf-16.txt",
+    "txt/unst__eng_afr_spa.txt",
+    "xlsx/unst__vodafone.xlsx",
+    "xlsx/unst__emoji.xlsx",
+    "csv/unst__stanley-cups.tsv",
+    "csv/unst__csv-with-escaped-commas.csv",
+    "csv/unst__semicolon-delimited.csv",
+    "other/unst__eng_spa_mult.doc",  # a DOCX named .doc
+    "other/unst__fake-email.txt",  # an email named .txt
+]
+
+# Files that must end `failed`, with the error code their status must start with.
+BROKEN = {
+    "pdf/unst__password.pdf": "encrypted",
+    "xlsx/unst__password_protected.xlsx": "encrypted",
+    "docx/poi__truncated62886.docx": "extraction_failed",
+    "pdf/unst__loremipsum-flat.pdf": "no_text",
+    "txt/unst__empty.txt": "no_text",
+    "other/unst__fake-doc.rtf": "unsupported_format",
+}
+# The decompression bomb must end in a terminal state within the bound, whatever its content yields.
+HOSTILE = "hostile/pdfjs__bomb_giant.pdf"
+
+SEARCHES = {
+    "Genoa and Lucca are now just family estates of the Buonapartes": "txt/unst__book-war-and-peace-1p.txt",
+    "face painting, a petting zoo and funnel cake at the family day": "eml/unst__family-day.eml",
+    "install the readability library from npm and parse a DOM document": "md/readability__README.md",
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass
+class Stack:
+    client: DoclakeClient
+    data_dir: Path
+    env: dict[str, str]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    data_dir = tmp_path_factory.mktemp("stack") / "data"
+    port = _free_port()
+    env = {
+        **os.environ,
+        "DOCLAKE_DATA_DIR": str(data_dir),
+        "DOCLAKE_PORT": str(port),
+        "DOCLAKE_URL": f"http://127.0.0.1:{port}",
+        "DOCLAKE_EXTRACT_TIMEOUT_S": "60",
+        "DOCLAKE_EXTRACT_MEMORY_MB": "1500",
+    }
+    log = (data_dir.parent / "up.log").open("wb")
+    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "up"], env=env, cwd=REPO, stdout=log, stderr=log)
+    client = DoclakeClient(env["DOCLAKE_URL"], timeout=120)
+    try:
+        deadline = time.monotonic() + 240
+        while not client.health():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"doclake up did not become healthy; see {log.name}")
+            time.sleep(0.5)
+        yield Stack(client=client, data_dir=data_dir, env=env)
+    finally:
+        client.close()
+        proc.terminate()
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+        sys.stdout.write((data_dir.parent / "up.log").read_text(errors="replace")[-4000:])
+
+
+def _wait_all(client: DoclakeClient, ids: dict[str, str], timeout: float = 900) -> dict[str, object]:
+    deadline = time.monotonic() + timeout
+    docs = {}
+    for name, doc_id in ids.items():
+        docs[name] = client.wait(doc_id, timeout=max(1.0, deadline - time.monotonic()))
+    return docs
+
+
+def test_corpus_upload_reaches_terminal_states_and_is_searchable(stack: Stack, corpus: Path) -> None:
+    ids: dict[str, str] = {}
+    for rel in [*GOOD, *BROKEN, HOSTILE]:
+        accepted = stack.client.upload(corpus / rel)
+        assert accepted.status == DocumentStatus.queued
+        ids[rel] = accepted.doc_id
+    docs = _wait_all(stack.client, ids)
+
+    not_indexed = {rel: (d.status, d.error) for rel, d in docs.items() if rel in GOOD and d.status != "indexed"}  # type: ignore[attr-defined]
+    assert not not_indexed
+    for rel, code in BROKEN.items():
+        doc = docs[rel]
+        assert doc.status == "failed", (rel, doc)  # type: ignore[attr-defined]
+        assert doc.error.startswith(code), (rel, doc.error)  # type: ignore[attr-defined]
+    assert docs[HOSTILE].status in ("indexed", "failed")  # type: ignore[attr-defined]
+
+    for phrase, rel in SEARCHES.items():
+        results = stack.client.search(phrase, top_k=5).results
+        assert results and results[0].doc_id == ids[rel], (phrase, [r.filename for r in results])
+        assert results[0].filename == Path(rel).name
+
+    # The failed list is the quarantine operators look at.
+    failed = stack.client._http.get("/v1/documents", params={"status": "failed", "limit": 1000}).json()
+    assert {d["doc_id"] for d in failed["documents"]} >= {ids[rel] for rel in BROKEN}
+
+    # Delete: gone from search at once, status says deleted.
+    target = ids["eml/unst__family-day.eml"]
+    assert stack.client.delete(target).status == "deleted"
+    results = stack.client.search("face painting, a petting zoo and funnel cake", top_k=10).results
+    assert target not in {r.doc_id for r in results}
+    assert stack.client.get(target).status == "deleted"
+
+
+def _manual(sections: int, *, edited: int | None = None) -> bytes:
+    parts = ["# Runbook\n"]
+    for i in range(sections):
+        body = f"Step {i}: verify that replica {i} has caught up, then promote it and update the DNS record."
+        if i == edited:
+            body = f"Step {i}: freeze writes, snapshot the volume, and restore it into the standby region."
+        parts.append(f"## Part {i}\n\n{body}\n")
+    return "\n".join(parts).encode()
+
+
+def test_edit_reembeds_only_the_changed_chunk(stack: Stack, tmp_path: Path) -> None:
+    path = tmp_path / "runbook.md"
+    path.write_bytes(_manual(32))
+    v1 = stack.client.upload(path, doc_id="runbook", metadata={"team": "sre"})
+    doc1 = stack.client.wait("runbook", version=v1.version)
+    assert doc1.status == "indexed" and doc1.chunks == 32 and doc1.chunks_embedded == 32
+
+    store = LanceVectorStore(stack.data_dir / "vectors")
+    ids_v1 = set(store.document_ids("default", "runbook"))
+    path.write_bytes(_manual(32, edited=7))
+    v2 = stack.client.upload(path, doc_id="runbook")
+    assert v2.version == v1.version + 1
+    doc2 = stack.client.wait("runbook", version=v2.version)
+    assert (doc2.status, doc2.chunks, doc2.chunks_embedded, doc2.chunks_reused) == ("indexed", 32, 1, 31)
+    assert doc2.metadata == {"team": "sre"}  # kept from v1
+
+    ids_v2 = set(store.document_ids("default", "runbook"))
+    assert len(ids_v2) == 32 and len(ids_v1 - ids_v2) == 1
+    lake = Lake(stack.data_dir.resolve() / "lake", lock_dir=stack.data_dir / "run" / "locks")
+    assert doc_chunks(lake, "default", "runbook").num_rows == 32
+    hit = stack.client.search("freeze writes and snapshot the volume", top_k=1, filter={"team": "sre"}).results[0]
+    assert hit.doc_id == "runbook" and hit.version == v2.version and "snapshot the volume" in hit.text
+
+    same = stack.client.upload(path, doc_id="runbook")
+    assert same.duplicate and same.version == v2.version
+
+
+def _in_stack(stack: Stack, code: str) -> None:
+    subprocess.run([sys.executable, "-c", code], env=stack.env, cwd=REPO, check=True, timeout=180)
+
+
+def test_duplicate_delivery_and_the_sweeper(stack: Stack) -> None:
+    # Register two versions straight into the lake, as an S3 event would, without queueing them.
+    _in_stack(
+        stack,
+        "from pipelines.runtime import Runtime; from pipelines.settings import get_settings; "
+        "from pipelines.ingest import register_object; rt = Runtime.from_settings(get_settings()); "
+        "register_object(rt, b'Twice delivered: the quarterly capacity review covers disk growth.', "
+        "filename='twice.txt', doc_id='twice'); "
+        "register_object(rt, b'Swept: nobody queued this note about certificate renewal.', "
+        "filename='swept.txt', doc_id='swept')",
+    )
+    assert stack.client.get("twice").status == "queued"
+    # The same processing chain delivered twice.
+    _in_stack(
+        stack,
+        "from workers.dispatch import enqueue_processing; "
+        "enqueue_processing('default', 'twice', 1); enqueue_processing('default', 'twice', 1)",
+    )
+    assert stack.client.wait("twice", timeout=300).status == "indexed"
+    time.sleep(3)  # let the second delivery finish too
+    lake = Lake(stack.data_dir.resolve() / "lake", lock_dir=stack.data_dir / "run" / "locks")
+    rows = doc_chunks(lake, "default", "twice")
+    store = LanceVectorStore(stack.data_dir / "vectors")
+    assert rows.num_rows == 1 and len(store.document_ids("default", "twice")) == 1
+    assert lake.read(CHUNKS, "doc_id = 'twice'").num_rows == 1
+
+    # The stuck one is found and re-enqueued by the sweeper.
+    assert stack.client.get("swept").status == "queued"
+    out = subprocess.run(
+        [sys.executable, "-m", "app.cli", "sweep", "--older-than", "0"],
+        env=stack.env,
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    ).stdout
+    assert "re-enqueued 1 documents" in out
+    assert stack.client.wait("swept", timeout=300).status == "indexed"
+    assert stack.client.search("certificate renewal", top_k=1).results[0].doc_id == "swept"
