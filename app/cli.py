@@ -207,13 +207,20 @@ def search(
 @cli.command()
 def sweep(
     older_than: Annotated[float | None, typer.Option(help="Seconds; default DOCLAKE_STUCK_AFTER_S.")] = None,
+    every: Annotated[float | None, typer.Option(help="Keep sweeping every N seconds (a sweeper service).")] = None,
 ) -> None:
     """Re-enqueue documents stuck in a non-terminal status."""
     from pipelines.runtime import Runtime
     from workers.sweeper import sweep_once
 
-    n = sweep_once(Runtime.from_settings(get_settings()), older_than_s=older_than)
-    typer.echo(f"re-enqueued {n} documents")
+    _setup_logging()
+    rt = Runtime.from_settings(get_settings())
+    while True:
+        n = sweep_once(rt, older_than_s=older_than)
+        typer.echo(f"re-enqueued {n} documents")
+        if every is None:
+            return
+        time.sleep(every)
 
 
 @cli.command()

@@ -18,8 +18,10 @@ log = logging.getLogger("doclake.api")
 _MEDIA_TYPE = "application/problem+json"
 
 
-def problem_response(status: int, title: str, detail: str | None = None, **extra: str | None) -> JSONResponse:
-    body = Problem(title=title, status=status, detail=detail, **extra)
+def problem_response(
+    status: int, title: str, detail: str | None = None, *, doc_id: str | None = None, code: str | None = None
+) -> JSONResponse:
+    body = Problem(title=title, status=status, detail=detail, doc_id=doc_id, code=code)
     return JSONResponse(body.model_dump(exclude_none=True), status_code=status, media_type=_MEDIA_TYPE)
 
 

@@ -84,7 +84,7 @@ class DocFormat(StrEnum):
 
 
 class ElementKind(StrEnum):
-    title = "title"
+    title = "title"  # type: ignore[assignment]  # shadows str.title on purpose: the name is the value
     text = "text"
     list_item = "list_item"
     table = "table"

@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from pipelines.chunk import chunk_document
 from pipelines.contracts import (
     DEFAULT_TENANT,
+    DocFormat,
     DocumentStatus,
     Element,
     ExtractedDocument,
@@ -213,7 +214,7 @@ def chunk_embed_step(rt: Runtime, tenant: str, doc_id: str, version: int) -> Chu
     if row["status"] != DocumentStatus.embedding:
         return None
     elements = [Element.model_validate(e) for e in json.loads(row["elements_json"] or "[]")]
-    document = ExtractedDocument(format=row["format"] or "txt", mime=row["mime"] or "", elements=elements)
+    document = ExtractedDocument(format=DocFormat(row["format"] or "txt"), mime=row["mime"] or "", elements=elements)
     config = rt.settings.chunker
     chunks = chunk_document(document, tokenizer=rt.tokenizer(), config=config)
     model_id = rt.embed_config.model_id

@@ -7,7 +7,6 @@ Every field can be set by an environment variable with the ``DOCLAKE_`` prefix
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -22,9 +21,6 @@ DEFAULT_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DOCLAKE_", extra="ignore")
 
-    profile: Literal["embedded", "distributed"] = Field(
-        default="embedded", description="embedded: everything on local disk, no servers; distributed: S3, Redis, Kafka."
-    )
     data_dir: Path = Field(default=Path("./data"), description="Data root holding objects/, lake/, vectors/.")
     broker_url: str | None = Field(
         default=None,

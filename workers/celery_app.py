@@ -15,7 +15,7 @@ import os
 from typing import Any
 
 from celery import Celery
-from kombu import Exchange, Queue
+from kombu.entity import Exchange, Queue
 
 from pipelines.settings import Settings, get_settings
 

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Create .venv and install doclake with its dependencies (idempotent; pip's cache makes reruns fast).
+# Usage: scripts/setup.sh [extras]   e.g. scripts/setup.sh dev
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-python3}"
+if ! "$PYTHON" -c 'import sys; assert sys.version_info >= (3, 11)' 2>/dev/null; then
+  echo "doclake needs Python >= 3.11 (set PYTHON=...)" >&2
+  exit 1
+fi
+# libmagic is used for content sniffing by unstructured; install it when missing and we may (root + apt).
+if ! ldconfig -p 2>/dev/null | grep -q libmagic.so.1 && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+  apt-get update -qq && apt-get install -y -qq libmagic1 >/dev/null
+fi
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip
+extras="${1:-}"
+target="."
+if [ -n "$extras" ]; then target=".[$extras]"; fi
+.venv/bin/python -m pip install -q -e "$target"

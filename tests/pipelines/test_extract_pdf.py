@@ -1,0 +1,108 @@
+"""PDF extraction: per-page failures, encryption, empty text layers.
+
+The damaged PDFs here are written byte by byte, not mocked: pypdf really fails on the broken page.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipelines.contracts import DocFormat
+from pipelines.errors import EncryptedDocument, ExtractionError, NoTextFound
+from pipelines.extract import extract_unbounded
+from pipelines.extract.pdf import minimal_pdf
+
+GOOD = (b"", b"BT /F1 12 Tf 10 50 Td (Page text that reads fine) Tj ET")
+# A content stream that claims LZW compression but holds bytes no LZW decoder accepts.
+CORRUPT_LZW = (b"/Filter /LZWDecode", b"\xff\xff\xff\xff\xff\xff")
+# A content stream compressed with a filter that does not exist.
+UNKNOWN_FILTER = (b"/Filter /NoSuchDecode", b"BT /F1 12 Tf 10 50 Td (hidden) Tj ET")
+
+
+def build_pdf(pages: list[tuple[bytes, bytes]]) -> bytes:
+    """A PDF with one page per (extra stream-dictionary entries, content-stream bytes), correct xref."""
+    count = len(pages)
+    font_id = 3 + 2 * count
+    kids = b" ".join(b"%d 0 R" % (3 + 2 * i) for i in range(count))
+    bodies = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [%s] /Count %d >>" % (kids, count)]
+    for i, (extra, stream) in enumerate(pages):
+        bodies.append(
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 300 100] "
+            b"/Resources << /Font << /F1 %d 0 R >> >> /Contents %d 0 R >>" % (font_id, 4 + 2 * i)
+        )
+        bodies.append(b"<< /Length %d %s >>\nstream\n%s\nendstream" % (len(stream), extra, stream))
+    bodies.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(bodies, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(bodies) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(bodies) + 1, xref)
+    return bytes(out)
+
+
+def test_a_failing_page_is_recorded_and_the_others_kept() -> None:
+    doc = extract_unbounded(build_pdf([GOOD, CORRUPT_LZW, GOOD, UNKNOWN_FILTER]), doc_id="d")
+    assert doc.format is DocFormat.pdf
+    assert doc.page_count == 4
+    assert [e.page for e in doc.elements] == [1, 3]
+    assert all(e.text == "Page text that reads fine" for e in doc.elements)
+    assert [pe.page for pe in doc.page_errors] == [2, 4]
+    assert doc.page_errors[0].error.startswith("PdfStreamError")
+    assert "NoSuchDecode" in doc.page_errors[1].error
+
+
+def test_every_page_failing_is_an_extraction_error() -> None:
+    with pytest.raises(ExtractionError) as info:
+        extract_unbounded(build_pdf([CORRUPT_LZW, UNKNOWN_FILTER]), doc_id="d")
+    assert type(info.value) is ExtractionError
+    assert "any of the 2 page(s)" in info.value.message
+    assert info.value.doc_id == "d"
+
+
+def test_blank_pages_only_is_no_text() -> None:
+    with pytest.raises(NoTextFound, match="OCR is not supported"):
+        extract_unbounded(build_pdf([(b"", b"0 0 m 100 100 l S")]), doc_id="d")
+
+
+def test_minimal_pdf_roundtrip() -> None:
+    assert extract_unbounded(minimal_pdf("Hello PDF"), doc_id="d").text == "Hello PDF"
+
+
+def test_owner_password_only_pdfs_open(corpus: Path) -> None:
+    for name, phrase in [
+        ("unst__copy-protected.pdf", "LayoutParser"),
+        ("pdfminer__dmca.pdf", "Digital Millennium Copyright Act"),
+    ]:
+        doc = extract_unbounded((corpus / "pdf" / name).read_bytes(), doc_id=name)
+        assert phrase in doc.text, name
+    # Empty user password, glyphs without a Unicode map: opens, the text is what the font allows.
+    assert extract_unbounded((corpus / "pdf" / "pdfminer__kampo.pdf").read_bytes(), doc_id="k").text
+
+
+@pytest.mark.parametrize("name", ["unst__password.pdf", "pypdf__libreoffice-writer-password.pdf", "pdfminer__enc-aes-256-r6.pdf"])
+def test_user_password_pdfs_are_encrypted_documents(corpus: Path, name: str) -> None:
+    with pytest.raises(EncryptedDocument) as info:
+        extract_unbounded((corpus / "pdf" / name).read_bytes(), doc_id=name)
+    assert info.value.doc_id == name
+
+
+def test_image_only_pdf_has_no_text(corpus: Path) -> None:
+    with pytest.raises(NoTextFound, match="no text layer"):
+        extract_unbounded((corpus / "pdf" / "unst__loremipsum-flat.pdf").read_bytes(), doc_id="scan")
+
+
+def test_control_characters_are_removed(corpus: Path) -> None:
+    # Fonts without a Unicode map come out of pypdf as NULs and other controls; they must not reach the lake.
+    for path in sorted((corpus / "pdf").glob("pdfminer__*.pdf"))[:30]:
+        try:
+            doc = extract_unbounded(path.read_bytes(), doc_id=path.name)
+        except ExtractionError:
+            continue
+        assert not any(ch in doc.text for ch in "\x00\x01\x02\x0b\x0c\x1b"), path.name
+        doc.text.encode("utf-8")  # no lone surrogates

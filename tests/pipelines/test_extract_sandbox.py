@@ -1,0 +1,144 @@
+"""The bounded child process: time and memory limits, error transport, reaping.
+
+The functions run in the child are module-level so they also work where ``fork`` is unavailable.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import threading
+import time
+
+import pytest
+
+from pipelines.errors import EncryptedDocument, ExtractionError, ExtractionLimitExceeded
+from pipelines.extract.sandbox import RemoteTraceback, run_bounded
+
+
+def _add(a: int, b: int) -> int:
+    return a + b
+
+
+def _sleep(seconds: float) -> str:
+    time.sleep(seconds)
+    return "woke up"
+
+
+def _allocate(megabytes: int) -> int:
+    chunks = [bytearray(1024 * 1024) for _ in range(megabytes)]  # touched, not just reserved
+    return len(chunks)
+
+
+def _raise_doclake() -> None:
+    raise EncryptedDocument("locked", doc_id="doc-7")
+
+
+def _raise_value_error() -> None:
+    raise ValueError("boom in the parser")
+
+
+class _UnpicklableError(Exception):
+    def __init__(self, code: int, detail: str) -> None:  # pickle rebuilds with args=(message,) and fails
+        super().__init__(f"{code}: {detail}")
+
+
+def _raise_unpicklable() -> None:
+    raise _UnpicklableError(3, "odd constructor")
+
+
+def _kill_self() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _exit_without_answer() -> None:
+    os._exit(3)
+
+
+def _return_unpicklable() -> object:
+    return threading.Lock()
+
+
+def _leave_a_thread_running() -> str:
+    threading.Thread(target=time.sleep, args=(60,), daemon=False).start()
+    return "done"
+
+
+def _no_children_left() -> None:
+    assert multiprocessing.active_children() == []
+
+
+def test_returns_the_result() -> None:
+    assert run_bounded(_add, 2, 3, timeout_s=30, memory_mb=200) == 5
+    _no_children_left()
+
+
+def test_overrunning_child_is_killed_quickly() -> None:
+    started = time.monotonic()
+    with pytest.raises(ExtractionLimitExceeded, match="longer than 1 s") as info:
+        run_bounded(_sleep, 60, timeout_s=1, memory_mb=200, doc_id="slow")
+    assert time.monotonic() - started < 5
+    assert info.value.doc_id == "slow"
+    _no_children_left()
+
+
+def test_allocating_past_the_memory_bound_is_a_limit_error() -> None:
+    started = time.monotonic()
+    with pytest.raises(ExtractionLimitExceeded, match="memory") as info:
+        run_bounded(_allocate, 2000, timeout_s=60, memory_mb=300, doc_id="hog")
+    assert info.value.doc_id == "hog"
+    assert time.monotonic() - started < 30
+    _no_children_left()
+
+
+def test_the_memory_bound_is_relative_to_the_parent() -> None:
+    # The parent (pytest with the parsers, spaCy and torch imported) maps far more than 150 MB of
+    # virtual memory; the child may still allocate 100 MB on top of that.
+    assert run_bounded(_allocate, 100, timeout_s=60, memory_mb=250) == 100
+
+
+def test_doclake_errors_come_back_unchanged() -> None:
+    with pytest.raises(EncryptedDocument) as info:
+        run_bounded(_raise_doclake, timeout_s=30, memory_mb=200)
+    assert info.value.message == "locked"
+    assert info.value.doc_id == "doc-7"
+
+
+def test_other_errors_are_wrapped_with_the_child_traceback() -> None:
+    with pytest.raises(ExtractionError) as info:
+        run_bounded(_raise_value_error, timeout_s=30, memory_mb=200, doc_id="d")
+    assert type(info.value) is ExtractionError
+    assert info.value.message == "ValueError: boom in the parser"
+    assert info.value.doc_id == "d"
+    cause = info.value.__cause__
+    assert isinstance(cause, RemoteTraceback)
+    assert "_raise_value_error" in str(cause)
+
+
+def test_exceptions_that_cannot_be_pickled_still_come_back() -> None:
+    with pytest.raises(ExtractionError, match="_UnpicklableError: 3: odd constructor"):
+        run_bounded(_raise_unpicklable, timeout_s=30, memory_mb=200)
+
+
+def test_results_that_cannot_be_pickled_are_an_error() -> None:
+    with pytest.raises(ExtractionError, match="pickle"):
+        run_bounded(_return_unpicklable, timeout_s=30, memory_mb=200)
+
+
+def test_a_child_killed_by_a_signal_is_a_limit_error() -> None:
+    with pytest.raises(ExtractionLimitExceeded, match="SIGKILL"):
+        run_bounded(_kill_self, timeout_s=30, memory_mb=200)
+    _no_children_left()
+
+
+def test_a_child_exiting_without_an_answer_is_an_error() -> None:
+    with pytest.raises(ExtractionError, match="exited with code 3"):
+        run_bounded(_exit_without_answer, timeout_s=30, memory_mb=200)
+
+
+def test_a_lingering_thread_in_the_child_does_not_hang_the_parent() -> None:
+    started = time.monotonic()
+    assert run_bounded(_leave_a_thread_running, timeout_s=30, memory_mb=200) == "done"
+    assert time.monotonic() - started < 10
+    _no_children_left()
