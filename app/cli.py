@@ -89,6 +89,7 @@ def up(
 
 
 def _sweep_forever(stopping: threading.Event) -> None:
+    from pipelines.maintenance import compact_small_files
     from pipelines.runtime import Runtime
     from workers.sweeper import sweep_once
 
@@ -97,6 +98,7 @@ def _sweep_forever(stopping: threading.Event) -> None:
     while not stopping.wait(settings.sweep_interval_s):
         try:
             sweep_once(rt)
+            compact_small_files(rt)
         except Exception:  # the sweeper must outlive a transient lake or broker error
             log.exception("sweep failed")
 

@@ -11,7 +11,7 @@ import io
 import re
 import struct
 import zipfile
-from typing import NamedTuple
+from typing import NamedTuple, NoReturn
 
 from pipelines.contracts import DocFormat
 from pipelines.errors import EncryptedDocument, ExtractionError, NoTextFound, UnsupportedFormat
@@ -40,6 +40,13 @@ _OOXML_MAIN_PARTS: tuple[tuple[str, DocFormat], ...] = (
     ("xl/workbook.xml", DocFormat.xlsx),
 )
 
+# Content types of a package's main part ("...wordprocessingml.document.main+xml", macro-enabled and
+# template variants included), as declared in [Content_Types].xml.
+_OOXML_MAIN_TYPES: tuple[tuple[re.Pattern[bytes], DocFormat], ...] = (
+    (re.compile(rb"(?:wordprocessingml|ms-word)\.[\w.]+\.main\+xml"), DocFormat.docx),
+    (re.compile(rb"(?:presentationml|ms-powerpoint)\.[\w.]+\.main\+xml"), DocFormat.pptx),
+    (re.compile(rb"(?:spreadsheetml|ms-excel)\.[\w.]+\.main\+xml"), DocFormat.xlsx),
+)
 _OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")
 # Binary formats we recognise only to name them in the error.
@@ -68,6 +75,7 @@ _MAIL_HEADERS = frozenset(
         "authentication-results", "x-gmail-labels", "thread-topic", "thread-index",
     }
 )  # fmt: skip
+_PDF_OBJECT_RE = re.compile(rb"\d+\s+\d+\s+obj\b")
 _HEADER_LINE_RE = re.compile(r"^([!-9;-~]+):")
 _HTML_START_RE = re.compile(
     r"<(?:!doctype\s+html|html|head|body|meta|title|div|p|h[1-6]|table|pre|span|section|article|header"
@@ -88,9 +96,7 @@ class Detected(NamedTuple):
     """The decoded text for text-family formats, so extraction does not decode twice."""
 
 
-def detect_format(
-    data: bytes, *, filename: str | None = None, doc_id: str | None = None
-) -> tuple[DocFormat, str]:
+def detect_format(data: bytes, *, filename: str | None = None, doc_id: str | None = None) -> tuple[DocFormat, str]:
     """Decide a document's format from its bytes.
 
     Args:
@@ -115,9 +121,7 @@ def detect(data: bytes, *, filename: str | None = None, doc_id: str | None = Non
     """Like :func:`detect_format`, and also return the decoded text of text-family formats."""
     if not data.strip():
         raise NoTextFound("the file is empty" if not data else "the file holds only whitespace", doc_id=doc_id)
-    head = data[:1024]
-    # The PDF spec lets junk precede the header; readers look for it within the first 1024 bytes.
-    if b"%PDF-" in head:
+    if _looks_like_pdf(data):
         return _binary(DocFormat.pdf)
     if data.startswith(_ZIP_MAGICS):
         return _binary(_detect_zip(data, doc_id))
@@ -139,6 +143,15 @@ def detect(data: bytes, *, filename: str | None = None, doc_id: str | None = Non
     return Detected(*_detect_text(text, ext), text)
 
 
+def _looks_like_pdf(data: bytes) -> bool:
+    # Readers accept junk before the header (they search the first 1024 bytes); a text file that merely
+    # mentions "%PDF-" is told apart by the absence of PDF objects.
+    pos = data.find(b"%PDF-", 0, 1024)
+    if pos == 0:
+        return True
+    return pos > 0 and _PDF_OBJECT_RE.search(data, pos, pos + 8192) is not None
+
+
 def _binary(fmt: DocFormat) -> Detected:
     return Detected(fmt, MIME_TYPES[fmt], None)
 
@@ -153,7 +166,9 @@ def _detect_zip(data: bytes, doc_id: str | None) -> DocFormat:
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
             names = set(zf.namelist())
-            mimetype = zf.read("mimetype")[:100].decode("ascii", "replace") if "mimetype" in names else ""
+            # Read only the start of a member: a zip bomb can hide behind any name.
+            mimetype = _read_member(zf, "mimetype", 100).decode("ascii", "replace") if "mimetype" in names else ""
+            content_types = _read_member(zf, "[Content_Types].xml", 1 << 20) if "[Content_Types].xml" in names else b""
     except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as e:
         # No readable central directory (truncated or fuzzed). The local file headers still name the
         # parts, so a damaged DOCX is reported as a damaged DOCX rather than as an unknown format.
@@ -167,11 +182,21 @@ def _detect_zip(data: bytes, doc_id: str | None) -> DocFormat:
     for part, fmt in _OOXML_MAIN_PARTS:
         if part in names:
             return fmt
+    # The main part may have another name (some generators write word/document2.xml); its content type,
+    # declared in [Content_Types].xml, is what makes the package a document of a kind.
+    for pattern, fmt in _OOXML_MAIN_TYPES:
+        if pattern.search(content_types):
+            return fmt
     if mimetype:
         # OpenDocument (application/vnd.oasis.opendocument.*) and EPUB (application/epub+zip) say what
         # they are in a "mimetype" member.
         raise UnsupportedFormat(f"unsupported format {mimetype}", doc_id=doc_id)
     raise UnsupportedFormat("unsupported format: zip archive that is not a DOCX, PPTX or XLSX", doc_id=doc_id)
+
+
+def _read_member(zf: zipfile.ZipFile, name: str, limit: int) -> bytes:
+    with zf.open(name) as member:
+        return member.read(limit)
 
 
 def _local_header_names(data: bytes, limit: int = 10_000) -> list[str]:
@@ -185,7 +210,7 @@ def _local_header_names(data: bytes, limit: int = 10_000) -> list[str]:
     return names
 
 
-def _reject_ole2(data: bytes, doc_id: str | None) -> None:
+def _reject_ole2(data: bytes, doc_id: str | None) -> NoReturn:
     """OLE2 compound files: either an encrypted OOXML package or a legacy binary Office file."""
     import olefile
 
@@ -229,7 +254,7 @@ def _detect_text(text: str, ext: str) -> tuple[DocFormat, str]:
 def _looks_like_email(text: str) -> bool:
     """An RFC 822 header block: header lines (with folded continuations) up to a blank line or the end,
     naming at least two distinct well-known mail headers. An mbox "From " line may precede it."""
-    lines = text.lstrip("\ufeff").splitlines()[:200]
+    lines = text[:20_000].lstrip("\ufeff").splitlines()[:200]
     if lines and lines[0].startswith("From "):
         lines = lines[1:]
     known: set[str] = set()

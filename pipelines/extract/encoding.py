@@ -48,7 +48,13 @@ def decode_text(data: bytes) -> DecodedText | None:
     sample = data[:_SAMPLE]
     if b"\x00" in sample:
         wide = _decode_wide_without_bom(data)
-        return wide  # NUL bytes in something that is not UTF-16/32 means binary
+        if wide is None:
+            # Non-Latin UTF-16 (Cyrillic, Greek) has too few zero bytes for the pattern; charset_normalizer
+            # recognises it. Anything else with NUL bytes is binary.
+            guess = _guess(data)
+            if guess is not None and guess.encoding.replace("-", "_").startswith(("utf_16", "utf_32")):
+                return guess
+        return wide
     try:
         return _checked(data.decode("utf-8"), "utf-8")
     except UnicodeDecodeError:

@@ -23,9 +23,9 @@ def warm_up() -> None:
     instead of each spending seconds importing unstructured, spaCy and torch.
     """
     import charset_normalizer  # noqa: F401
+    import cryptography.hazmat.primitives.ciphers  # noqa: F401  (pypdf's AES decryption)
     import olefile  # noqa: F401
     import pypdf  # noqa: F401
-    from pypdf._crypt_providers import crypt_provider  # noqa: F401  (AES via cryptography)
 
     from pipelines.extract import office
     from pipelines.extract.pdf import minimal_pdf

@@ -38,9 +38,7 @@ class RemoteTraceback(Exception):
         return str(self.args[0]) if self.args else ""
 
 
-def run_bounded(
-    fn: Callable[..., T], *args: Any, timeout_s: float, memory_mb: int, doc_id: str | None = None
-) -> T:
+def run_bounded(fn: Callable[..., T], *args: Any, timeout_s: float, memory_mb: int, doc_id: str | None = None) -> T:
     """Call ``fn(*args)`` in a child process and return its result.
 
     The child's address space is limited to what it inherited plus ``memory_mb``; it is SIGKILLed after
@@ -69,9 +67,7 @@ def run_bounded(
         # poll() also returns as soon as the child dies (EOF), so a crash is not mistaken for slowness.
         if not receiver.poll(timeout_s):
             _kill(proc)
-            raise ExtractionLimitExceeded(
-                f"extraction took longer than {timeout_s:g} s and was stopped", doc_id=doc_id
-            )
+            raise ExtractionLimitExceeded(f"extraction took longer than {timeout_s:g} s and was stopped", doc_id=doc_id)
         try:
             outcome = receiver.recv()
         except EOFError:
@@ -207,9 +203,7 @@ def _died_without_answer(exitcode: int | None, elapsed: float, doc_id: str | Non
             "(out of memory or another resource limit)",
             doc_id=doc_id,
         )
-    return ExtractionError(
-        f"the extraction process exited with code {exitcode} without a result", doc_id=doc_id
-    )
+    return ExtractionError(f"the extraction process exited with code {exitcode} without a result", doc_id=doc_id)
 
 
 def _unwrap(outcome: tuple[Any, ...], doc_id: str | None) -> Any:

@@ -140,6 +140,24 @@ class Lake:
 
         return self._commit(spec, run)
 
+    def compact(self, spec: TableSpec, *, min_files: int = 64) -> dict[str, Any] | None:
+        """Rewrite small files into large ones once a table has ``min_files`` or more.
+
+        Every status change and chunk MERGE adds a small file; without this, reads of a busy table
+        slow down with every upload. Older versions stay readable (no vacuum here).
+        """
+        if len(self.table(spec).file_uris()) < min_files:
+            return None
+
+        def run() -> dict[str, Any]:
+            metrics: dict[str, Any] = self.table(spec).optimize.compact()
+            return metrics
+
+        metrics = self._commit(spec, run)
+        with self._write_lock(spec):
+            self.table(spec).create_checkpoint()
+        return metrics
+
     def _commit(self, spec: TableSpec, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         for attempt in range(1, _MAX_ATTEMPTS + 1):
             try:

@@ -181,6 +181,14 @@ class LanceVectorStore:
         for row in self._scan(where, ["id", "tenant", "doc_id", "doc_version"]).to_pylist():
             yield StoredId.model_validate(row)
 
+    def optimize(self) -> None:
+        table = self._open()
+        if table is None:
+            return
+        # Each merge_insert adds a fragment; compaction keeps search fast. Old files are kept a day
+        # because another process may still be reading the previous version.
+        table.optimize(cleanup_older_than=timedelta(days=1))
+
     def count(self, tenant: str | None = None) -> int:
         table = self._open()
         if table is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -141,6 +142,13 @@ def test_unicode_encodings_decode_with_or_without_bom(encoding: str) -> None:
     assert decoded.text.lstrip("\ufeff") == text
 
 
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be"])
+def test_non_latin_utf16_without_bom_decodes(encoding: str) -> None:
+    text = "Привет, мир! Это тест кодировки без метки порядка байтов. " * 20
+    decoded = decode_text(text.encode(encoding))
+    assert decoded is not None and decoded.text == text
+
+
 def test_legacy_code_pages_decode() -> None:
     text = "El niño comió paella con ñoquis. Der Preis betrug 15,50 €. L'été était très chaud."
     decoded = decode_text(text.encode("cp1252"))
@@ -156,7 +164,11 @@ def test_corpus_encodings_decode_to_the_same_text(corpus: Path) -> None:
         return extract_unbounded(path.read_bytes(), doc_id=rel, filename=path.name).text
 
     reference = text_of("txt/unst__fake-text.txt")
-    for rel in ("txt/unst__fake-text-utf-16.txt", "txt/unst__fake-text-utf-16-be.txt", "txt/unst__fake-text-utf-32.txt"):
+    for rel in (
+        "txt/unst__fake-text-utf-16.txt",
+        "txt/unst__fake-text-utf-16-be.txt",
+        "txt/unst__fake-text-utf-32.txt",
+    ):
         assert text_of(rel) == reference, rel
     assert text_of("md/unst__umlauts-non-utf8.md") == text_of("md/unst__umlauts-utf8.md")
     assert text_of("html/unst__example-steelJIS-datasheet-utf-16.html") == text_of(
@@ -166,3 +178,34 @@ def test_corpus_encodings_decode_to_the_same_text(corpus: Path) -> None:
     assert text_of("csv/unst__stanley-cups-utf-16.csv") == text_of("csv/unst__stanley-cups.tsv")
     cp1252 = text_of("html/unst__fake-html-cp1252.html")
     assert "15,50 €" in cp1252 and "Kvinnan åt köttbullar" in cp1252 and "ñ" in cp1252
+
+
+def test_ooxml_main_part_is_found_by_content_type(corpus: Path, tmp_path: Path) -> None:
+    # Some generators name the main part word/document2.xml; the package's content types still say DOCX.
+    source = zipfile.ZipFile(corpus / "docx" / "unst__simple.docx")
+    renamed = tmp_path / "renamed.docx"
+    with zipfile.ZipFile(renamed, "w", zipfile.ZIP_DEFLATED) as out:
+        for info in source.infolist():
+            data = source.read(info.filename)
+            name = info.filename.replace("word/document.xml", "word/document2.xml").replace(
+                "word/_rels/document.xml.rels", "word/_rels/document2.xml.rels"
+            )
+            if info.filename in ("[Content_Types].xml", "_rels/.rels"):
+                data = data.replace(b"/word/document.xml", b"/word/document2.xml").replace(
+                    b'"word/document.xml"', b'"word/document2.xml"'
+                )
+            out.writestr(name, data)
+    data = renamed.read_bytes()
+    assert "word/document.xml" not in zipfile.ZipFile(renamed).namelist()
+    assert detect_format(data, filename="renamed.bin")[0] is DocFormat.docx
+    assert (
+        extract_unbounded(data, doc_id="r").text
+        == extract_unbounded((corpus / "docx" / "unst__simple.docx").read_bytes(), doc_id="s").text
+    )
+
+
+def test_text_that_mentions_pdf_is_not_a_pdf() -> None:
+    assert detect_format(b"Notes on file headers: a PDF starts with %PDF-1.7 and ends with %%EOF?\n")[0] is (
+        DocFormat.text
+    )
+    assert detect_format(b"\r\n\r\n%PDF-1.4\n1 0 obj\n<< >>\nendobj\n")[0] is DocFormat.pdf  # junk before header

@@ -85,7 +85,9 @@ def test_owner_password_only_pdfs_open(corpus: Path) -> None:
     assert extract_unbounded((corpus / "pdf" / "pdfminer__kampo.pdf").read_bytes(), doc_id="k").text
 
 
-@pytest.mark.parametrize("name", ["unst__password.pdf", "pypdf__libreoffice-writer-password.pdf", "pdfminer__enc-aes-256-r6.pdf"])
+@pytest.mark.parametrize(
+    "name", ["unst__password.pdf", "pypdf__libreoffice-writer-password.pdf", "pdfminer__enc-aes-256-r6.pdf"]
+)
 def test_user_password_pdfs_are_encrypted_documents(corpus: Path, name: str) -> None:
     with pytest.raises(EncryptedDocument) as info:
         extract_unbounded((corpus / "pdf" / name).read_bytes(), doc_id=name)

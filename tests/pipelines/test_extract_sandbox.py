@@ -142,3 +142,25 @@ def test_a_lingering_thread_in_the_child_does_not_hang_the_parent() -> None:
     assert run_bounded(_leave_a_thread_running, timeout_s=30, memory_mb=200) == "done"
     assert time.monotonic() - started < 10
     _no_children_left()
+
+
+def _bounded_add_in_daemon(queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    try:
+        queue.put(run_bounded(_add, 20, 22, timeout_s=30, memory_mb=200))
+    except BaseException as e:
+        queue.put(repr(e))
+
+
+def test_works_inside_a_daemonic_process() -> None:
+    # Celery's prefork pool runs tasks in daemonic processes, which multiprocessing forbids to have children.
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    daemon = ctx.Process(target=_bounded_add_in_daemon, args=(queue,), daemon=True)
+    daemon.start()
+    try:
+        assert queue.get(timeout=60) == 42
+    finally:
+        daemon.join(10)
+        if daemon.is_alive():
+            daemon.kill()
+            daemon.join()

@@ -123,3 +123,17 @@ def test_concurrent_writers_without_file_locks_retry_conflicts(tmp_path: Path) -
         p.join(120)
         assert p.exitcode == 0
     assert lake.read(DOCUMENTS).num_rows == 12
+
+
+def test_compaction_merges_small_files_and_keeps_every_row(tmp_path: Path) -> None:
+    lake = _lake(tmp_path)
+    for i in range(12):
+        insert_version(lake, _doc_row(f"c{i}", 1))
+        update_document(lake, "t1", f"c{i}", 1, status="indexed")
+    files_before = len(lake.table(DOCUMENTS).file_uris())
+    assert lake.compact(DOCUMENTS, min_files=1000) is None  # below the threshold: untouched
+    metrics = lake.compact(DOCUMENTS, min_files=4)
+    assert metrics is not None and metrics["numFilesRemoved"] >= 4
+    assert len(lake.table(DOCUMENTS).file_uris()) < files_before
+    rows = lake.read(DOCUMENTS).to_pylist()
+    assert len(rows) == 12 and {r["status"] for r in rows} == {"indexed"}

@@ -109,3 +109,11 @@ def test_another_process_sees_writes_without_reopening(tmp_path: Path) -> None:
         timeout=120,
     )
     assert reader.query(_vec(1), k=1, tenant="t1") == []
+
+
+def test_optimize_keeps_every_vector(store: VectorStore) -> None:
+    for i in range(5):
+        store.upsert([_rec(f"v{i}", "d1", _vec(1, i))])
+    store.optimize()
+    assert store.count() == 5
+    assert store.query(_vec(1, 4), k=1, tenant="t1")[0].record.id == "v4"
