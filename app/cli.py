@@ -14,11 +14,14 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from pipelines.settings import get_settings
+from pipelines.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from app.client import DoclakeClient
 
 __all__ = ["main"]
 
@@ -29,6 +32,23 @@ log = logging.getLogger("doclake")
 
 def _setup_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _metrics_dir(run_dir: Path, *, fresh: bool = False) -> None:
+    """Point prometheus-client's multiprocess mode at ``run/metrics`` (see pipelines/metrics.py).
+
+    Must run before anything imports prometheus_client: it picks its storage when first imported.
+    ``fresh`` empties the folder (the supervisor, before its children start).
+    """
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return
+    path = (run_dir / "metrics").resolve()
+    if fresh:
+        import shutil
+
+        shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
 
 
 @cli.command()
@@ -42,14 +62,21 @@ def up(
     settings = get_settings()
     port = port or settings.port
     host = host or settings.host
+    log.warning(_bind_notice(settings, host))  # fail before starting anything
     concurrency = concurrency or settings.worker_concurrency
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    _metrics_dir(settings.run_dir, fresh=True)
     env = {**os.environ, "DOCLAKE_DATA_DIR": str(settings.data_dir.resolve())}
     me = [sys.executable, "-m", "app.cli"]
     commands = {
         "api": [*me, "serve", "--host", host, "--port", str(port)],
         "worker": [*me, "worker", "--concurrency", str(concurrency)],
     }
+    if settings.sqs_queue_url:
+        commands["s3-events"] = [*me, "s3-events"]
+    if settings.stream_enabled:
+        # The update stream (Spark, local mode): a third supervised child; its JVM starts in the background.
+        commands["stream"] = [*me, "stream"]
     procs: dict[str, subprocess.Popen[bytes]] = {name: subprocess.Popen(cmd, env=env) for name, cmd in commands.items()}
     stopping = threading.Event()
 
@@ -67,6 +94,11 @@ def up(
                 if proc.poll() is None:
                     continue
                 recent = [t for t in restarts[name] if time.monotonic() - t < 60]
+                if len(recent) >= 5 and name == "stream":
+                    # Uploads, search and deletes do not need the stream: keep serving without it.
+                    log.error("stream keeps exiting (code %s); running without it", proc.returncode)
+                    del procs[name]
+                    continue
                 if len(recent) >= 5:
                     log.error("%s keeps exiting (code %s); stopping", name, proc.returncode)
                     stopping.set()
@@ -109,13 +141,27 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
 ) -> None:
     """Run only the HTTP API."""
+    _metrics_dir(get_settings().run_dir)
     import uvicorn
 
     from app.main import create_app
 
     _setup_logging()
     settings = get_settings()
-    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port, log_level="info")
+    host = host or settings.host
+    log.warning(_bind_notice(settings, host))
+    uvicorn.run(create_app(settings), host=host, port=port or settings.port, log_level="info")
+
+
+def _bind_notice(settings: Settings, host: str) -> str:
+    from app.auth import ensure_safe_bind
+    from pipelines.errors import ConfigError
+
+    try:
+        return ensure_safe_bind(settings, host)
+    except ConfigError as e:
+        typer.echo(f"doclake: {e}", err=True)
+        raise typer.Exit(2) from e
 
 
 @cli.command()
@@ -124,6 +170,7 @@ def worker(
     queues: Annotated[str, typer.Option(help="Comma-separated queues to consume.")] = "extract,embed",
 ) -> None:
     """Run a Celery worker consuming the extract and embed queues."""
+    _metrics_dir(get_settings().run_dir)
     import workers.signals  # noqa: F401  (warm-up hooks)
     from workers.celery_app import celery_app
 
@@ -148,7 +195,7 @@ def ingest(
     timeout: Annotated[float, typer.Option(help="Seconds to wait per document with --wait.")] = 900.0,
 ) -> None:
     """Upload documents to a running service (DOCLAKE_URL)."""
-    from app.client import DoclakeClient, DoclakeHTTPError
+    from app.client import DoclakeHTTPError
 
     meta = json.loads(metadata) if metadata else None
     files = [p for path in paths for p in (sorted(path.rglob("*")) if path.is_dir() else [path]) if p.is_file()]
@@ -157,7 +204,7 @@ def ingest(
         raise typer.Exit(2)
     accepted: list[tuple[Path, str, int]] = []
     errors = 0
-    with DoclakeClient(get_settings().url) as client:
+    with _client() as client:
         for f in files:
             try:
                 r = client.upload(f, metadata=meta)
@@ -186,7 +233,6 @@ def search(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Search a running service."""
-    from app.client import DoclakeClient
 
     flt = {}
     for item in filter or []:
@@ -195,7 +241,7 @@ def search(
             flt[key] = json.loads(raw)
         except json.JSONDecodeError:
             flt[key] = raw
-    with DoclakeClient(get_settings().url) as client:
+    with _client() as client:
         response = client.search(query, top_k=top_k, filter=flt)
     if as_json:
         typer.echo(response.model_dump_json(indent=2))
@@ -225,13 +271,89 @@ def sweep(
         time.sleep(every)
 
 
+@cli.command("s3-events")
+def s3_events() -> None:
+    """Poll DOCLAKE_SQS_QUEUE_URL for S3 object notifications and ingest / delete what they name."""
+    from workers.s3events import poll_sqs
+
+    _setup_logging()
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    signal.signal(signal.SIGINT, lambda *_: stopping.set())
+    poll_sqs(get_settings(), stopping)
+
+
+@cli.command()
+def stream(
+    source: Annotated[
+        str | None, typer.Option(help="delta (bronze.document_updates) or kafka (default DOCLAKE_STREAM_SOURCE).")
+    ] = None,
+) -> None:
+    """Run the update stream: apply document change events to silver, gold and the vector store."""
+    from pipelines.stream.job import run_stream
+
+    _setup_logging()
+    if source not in (None, "delta", "kafka"):
+        typer.echo("--source must be delta or kafka", err=True)
+        raise typer.Exit(2)
+    run_stream(get_settings(), source="kafka" if source == "kafka" else "delta" if source == "delta" else None)
+
+
 @cli.command()
 def schemas() -> None:
     """Print the JSON Schemas of the pipeline contracts."""
     from pipelines import contracts
 
-    names = ["DocumentRecord", "SearchQuery", "SearchHit", "ChunkRecord", "VectorRecord", "IngestTask"]
+    names = [
+        "DocumentRecord",
+        "SearchQuery",
+        "SearchHit",
+        "ChunkRecord",
+        "VectorRecord",
+        "IngestTask",
+        "DocumentUpdate",
+    ]
     typer.echo(json.dumps({n: getattr(contracts, n).model_json_schema() for n in names}, indent=2))
+
+
+@cli.command()
+def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """Documents per status, last ingestion and index size of a running service."""
+
+    with _client() as client:
+        stats = client.stats()
+    if as_json:
+        typer.echo(stats.model_dump_json(indent=2))
+        return
+    rows = [(f"documents {name}", str(n)) for name, n in stats.documents.items()]
+    rows += [
+        ("documents total", str(stats.total)),
+        ("last ingestion", stats.last_ingested_at.isoformat(timespec="seconds") if stats.last_ingested_at else "-"),
+        ("gold chunks", str(stats.chunks)),
+        ("vectors", str(stats.vectors)),
+        ("index size", f"{stats.index_size_bytes / 1e6:.1f} MB"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    typer.echo(f"{'what':{width}}  value\n{'-' * width}  -----")
+    for key, value in rows:
+        typer.echo(f"{key:{width}}  {value}")
+
+
+def _add_subcommands() -> None:
+    from app.cli_products import products
+
+    cli.add_typer(products, name="products")
+
+
+_add_subcommands()
+
+
+def _client() -> DoclakeClient:
+    from app.client import DoclakeClient
+
+    settings = get_settings()
+    key = settings.api_key.get_secret_value() if settings.api_key else None
+    return DoclakeClient(settings.url, api_key=key)
 
 
 def main() -> None:

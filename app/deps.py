@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from app.auth import ADMIN, KeyRing
 from pipelines.contracts import DEFAULT_TENANT
 from pipelines.runtime import Runtime
 from pipelines.settings import Settings
 
-__all__ = ["RuntimeDep", "SettingsDep", "TenantDep"]
+__all__ = ["AdminDep", "RuntimeDep", "SettingsDep", "TenantDep"]
 
 
 def _runtime(request: Request) -> Runtime:
@@ -23,11 +25,42 @@ def _settings(request: Request) -> Settings:
     return rt.settings
 
 
-def _tenant() -> str:
-    # Single-tenant until API keys map callers to tenants (auth issue); every route already takes one.
-    return DEFAULT_TENANT
+def _keyring(request: Request) -> KeyRing:
+    ring: KeyRing | None = getattr(request.app.state, "keyring", None)
+    if ring is None:
+        ring = KeyRing.from_settings(_settings(request))
+        request.app.state.keyring = ring
+    return ring
+
+
+_bearer = HTTPBearer(auto_error=False, description="An API key from DOCLAKE_API_KEYS (or the admin key).")
+
+
+def _principal(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> str:
+    ring = _keyring(request)
+    if not ring.enabled:
+        return DEFAULT_TENANT
+    who = ring.principal(credentials.credentials) if credentials and credentials.credentials else None
+    if who is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED, "a valid API key is required", headers={"WWW-Authenticate": "Bearer"}
+        )
+    return who
+
+
+def _tenant(principal: Annotated[str, Depends(_principal)]) -> str:
+    if principal == ADMIN:
+        # The admin key operates the service; it does not read tenants' documents.
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "the admin key cannot act as a tenant")
+    return principal
+
+
+def _admin(request: Request, principal: Annotated[str, Depends(_principal)]) -> None:
+    if _keyring(request).enabled and principal != ADMIN:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "this route needs the admin key")
 
 
 RuntimeDep = Annotated[Runtime, Depends(_runtime)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
 TenantDep = Annotated[str, Depends(_tenant)]
+AdminDep = Annotated[None, Depends(_admin)]

@@ -9,8 +9,9 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from app.limits import BodyLimitMiddleware
 from app.problems import install_problem_handlers
-from app.routes import documents, health, search
+from app.routes import documents, events, health, ops, rag, search
 from pipelines.runtime import Runtime
 from pipelines.settings import Settings, get_settings
 
@@ -54,7 +55,12 @@ def create_app(settings: Settings | None = None, *, enqueue: Enqueue | None = No
         lifespan=lifespan,
     )
     install_problem_handlers(app)
+    # Multipart framing adds a little to the file itself: allow 1 MiB on top of the upload limit.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_mb * 1024 * 1024 + 1024 * 1024)
     app.include_router(health.router)
     app.include_router(documents.router)
     app.include_router(search.router)
+    app.include_router(events.router)
+    app.include_router(rag.router)
+    app.include_router(ops.router)
     return app

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.schemas import Problem
 from pipelines.errors import DocLakeError, DocumentNotFound, InvalidInput
 
 __all__ = ["install_problem_handlers", "problem_response"]
+
+_PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 
 log = logging.getLogger("doclake.api")
 
@@ -26,8 +30,11 @@ def problem_response(
 
 
 def install_problem_handlers(app: FastAPI) -> None:
-    @app.exception_handler(HTTPException)
-    async def _http(_: Request, exc: HTTPException) -> JSONResponse:
+    _document_problems(app)
+
+    # Starlette's class, not FastAPI's subclass: body-parsing errors are raised as the former.
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         return problem_response(exc.status_code, str(exc.detail), None)
 
     @app.exception_handler(RequestValidationError)
@@ -51,3 +58,36 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error")
         return problem_response(500, "Internal error", f"{type(exc).__name__}")
+
+
+def _document_problems(app: FastAPI) -> None:
+    """Make the OpenAPI document say what the handlers above really send for errors.
+
+    FastAPI documents error responses as application/json (and 422 as its own validation schema);
+    ours are problem details under application/problem+json, so every 4xx/5xx is rewritten to that,
+    and the 401/500 every route can answer are declared too.
+    """
+    original = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = original()
+        schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = Problem.model_json_schema()
+        for path in schema.get("paths", {}).values():
+            for operation in path.values():
+                responses = operation.get("responses", {})
+                for code in ("422", "500"):
+                    responses.setdefault(code, {"description": "Problem details"})
+                if "requestBody" in operation:
+                    responses.setdefault("400", {"description": "The body could not be parsed"})
+                if any(p.get("in") == "header" for p in operation.get("parameters", [])) or operation.get("security"):
+                    responses.setdefault("401", {"description": "Missing or wrong API key"})
+                    responses.setdefault("403", {"description": "Key not allowed here"})
+                for code, response in responses.items():
+                    if code[:1] in ("4", "5"):
+                        response["content"] = {_MEDIA_TYPE: {"schema": _PROBLEM_REF}}
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

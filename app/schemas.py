@@ -6,9 +6,34 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from pipelines.contracts import DocumentRecord, DocumentStatus, MetadataValue, PageError, SearchHit
+from pipelines.contracts import DocumentRecord, DocumentStatus, MetadataValue, PageError, SearchHit, SearchQuery
+from pipelines.products import CheckResult, ProductManifest, ProductReport
+from pipelines.rag import Citation, RagContext, RagQuery
+from pipelines.stats import LakeStats
 
-__all__ = ["DocumentList", "DocumentPublic", "Health", "Problem", "SearchResponse", "UploadAccepted"]
+# The pipeline contracts that cross the edge unchanged are re-exported here, so the API and the
+# Python clients share one set of typed models.
+__all__ = [
+    "CheckResult",
+    "Citation",
+    "DocumentList",
+    "DocumentPublic",
+    "Health",
+    "LakeStats",
+    "MetadataPatch",
+    "PatchAccepted",
+    "Problem",
+    "ProductList",
+    "ProductManifest",
+    "ProductPublic",
+    "ProductReport",
+    "RagContext",
+    "RagQuery",
+    "SearchHit",
+    "SearchQuery",
+    "SearchResponse",
+    "UploadAccepted",
+]
 
 
 class UploadAccepted(BaseModel):
@@ -96,3 +121,28 @@ class Problem(BaseModel):
     detail: str | None = None
     doc_id: str | None = None
     code: str | None = None
+
+
+class ProductPublic(BaseModel):
+    manifest: ProductManifest
+    latest: ProductReport | None = Field(description="The most recent evaluation of its checks, if any.")
+
+
+class ProductList(BaseModel):
+    products: list[ProductPublic]
+    ok: bool | None = Field(description="True when every check of every product passed at its latest evaluation.")
+
+
+class MetadataPatch(BaseModel):
+    metadata: dict[str, MetadataValue] = Field(
+        description="Keys to set on the document's metadata (others are kept). Applied by the update stream."
+    )
+
+    model_config = {"json_schema_extra": {"examples": [{"metadata": {"team": "ops", "reviewed": True}}]}}
+
+
+class PatchAccepted(BaseModel):
+    doc_id: str
+    version: int = Field(description="The version the change becomes once the update stream applies it.")
+    event_id: str = Field(description="Id of the patch_metadata event written to bronze.document_updates.")
+    metadata: dict[str, MetadataValue] = Field(description="The document's metadata after the change.")

@@ -23,6 +23,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+# transformers resolves its classes lazily on first attribute access; two threads doing that at once
+# (the warm-up thread loading the model, a task loading the tokenizer) can see a half-initialised
+# module and fail with "cannot import name 'AutoTokenizer'". One lock around every first use.
+_IMPORT_LOCK = threading.RLock()
+
 
 class EmbedConfig(BaseModel):
     model_config = {"frozen": True, "protected_namespaces": ()}
@@ -51,6 +56,10 @@ class Embedder:
         return self._model
 
     def _load(self) -> Any:
+        with _IMPORT_LOCK:
+            return self._load_unlocked()
+
+    def _load_unlocked(self) -> Any:
         try:
             import torch
             from sentence_transformers import SentenceTransformer
@@ -105,6 +114,7 @@ def get_embedder(config: EmbedConfig) -> Embedder:
 @lru_cache(maxsize=4)
 def load_tokenizer(model_path: Path) -> Any:
     """The model's tokenizer alone (no weights): the chunker counts tokens with it."""
-    from transformers import AutoTokenizer
+    with _IMPORT_LOCK:
+        from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(str(model_path))
+        return AutoTokenizer.from_pretrained(str(model_path))

@@ -11,17 +11,20 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from pipelines import metrics
 from pipelines.chunk import chunk_document
 from pipelines.contracts import (
     DEFAULT_TENANT,
     DocFormat,
     DocumentStatus,
     Element,
+    ElementKind,
     ExtractedDocument,
     MetadataValue,
     RegisterResult,
@@ -37,18 +40,23 @@ from pipelines.lakehouse.documents import (
     record_raw_object,
     update_document,
 )
+from pipelines.lakehouse.updates import newest_event_version
 from pipelines.objectstore import raw_key
 from pipelines.runtime import Runtime
 
 __all__ = [
     "ChunkEmbedResult",
+    "ChunkPlan",
     "chunk_embed_step",
     "extract_step",
     "mark_failed",
     "mirror_step",
+    "plan_chunks",
     "process_inline",
     "register_object",
     "run_step",
+    "stored_document",
+    "text_document",
     "validate_doc_id",
     "validate_metadata",
 ]
@@ -100,11 +108,13 @@ def register_object(
     doc_id: str | None = None,
     metadata: dict[str, MetadataValue] | None = None,
     source: str = "api",
+    stored_uri: str | None = None,
 ) -> RegisterResult:
     """Store the raw bytes, record them in bronze, and queue a new version in silver.
 
     Without a doc_id the id is derived from the content hash, so uploading the same file twice is
     one document. Identical bytes (and metadata) for the current version are a no-op.
+    ``stored_uri`` names bytes already in the object store (S3 events): they are not stored again.
 
     Raises:
         InvalidInput: bad doc_id or metadata.
@@ -116,7 +126,8 @@ def register_object(
         metadata = validate_metadata(metadata, doc_id=doc_id)
     with rt.doc_lock(tenant, doc_id):
         current = get_document(rt.lake, tenant, doc_id)
-        if current is not None and current["status"] != DocumentStatus.deleted:
+        # A failed version is not a duplicate: uploading the same bytes again is how a user retries it.
+        if current is not None and current["status"] not in (DocumentStatus.deleted, DocumentStatus.failed):
             same_meta = metadata is None or json.loads(current["metadata_json"] or "{}") == metadata
             if current["content_sha256"] == sha and same_meta:
                 return RegisterResult(
@@ -125,8 +136,10 @@ def register_object(
         if metadata is None:
             alive = current is not None and current["status"] != DocumentStatus.deleted
             metadata = json.loads(current["metadata_json"] or "{}") if alive and current else {}
-        version = current["version"] + 1 if current else 1
-        uri = rt.objects.put(raw_key(tenant, doc_id, version, sha), data)
+        # Above pending change events too (bronze.document_updates): the stream must not undo this upload.
+        version = max(current["version"] if current else 0, newest_event_version(rt.lake, tenant, doc_id)) + 1
+        # An object that arrived in the store by itself (an S3 event) is referenced, not copied.
+        uri = stored_uri or rt.objects.put(raw_key(tenant, doc_id, version, sha), data)
         meta_json = json.dumps(metadata, sort_keys=True)
         record_raw_object(
             rt.lake,
@@ -203,18 +216,44 @@ class ChunkEmbedResult(BaseModel):
     removed: int
 
 
-def chunk_embed_step(rt: Runtime, tenant: str, doc_id: str, version: int) -> ChunkEmbedResult | None:
-    """Chunk silver text, embed only chunks gold does not already hold, and MERGE gold.
+class ChunkPlan(BaseModel):
+    """The gold rows one document version should have, and how many vectors were computed for them."""
+
+    rows: list[dict[str, Any]]
+    embedded: int
+    reused: int
+
+
+def stored_document(row: dict[str, Any]) -> ExtractedDocument:
+    """The extracted document a silver row holds (its elements, format and mime)."""
+    elements = [Element.model_validate(e) for e in json.loads(row["elements_json"] or "[]")]
+    return ExtractedDocument(format=DocFormat(row["format"] or "txt"), mime=row["mime"] or "", elements=elements)
+
+
+def text_document(text: str) -> ExtractedDocument:
+    """A plain-text document (a change event's text): one element per blank-line-separated paragraph."""
+    paragraphs = [p.strip() for p in re.split(r"\n\s*\n", text) if p.strip()]
+    return ExtractedDocument(
+        format=DocFormat.text, mime="text/plain", elements=[Element(text=p, kind=ElementKind.text) for p in paragraphs]
+    )
+
+
+def plan_chunks(
+    rt: Runtime,
+    document: ExtractedDocument,
+    *,
+    tenant: str,
+    doc_id: str,
+    version: int,
+    filename: str | None,
+    metadata_json: str,
+) -> ChunkPlan:
+    """Chunk a document and embed only chunks gold does not already hold (writes nothing).
 
     Vectors are reused when the same model already embedded the same text: first the document's
-    own chunks (an unchanged chunk keeps its id and vector), then any chunk in gold.
-    Returns None when the step had already run for this version.
+    own chunks (an unchanged chunk keeps its id and vector), then any chunk in gold. The Celery
+    step and the Spark stream both build their gold rows here.
     """
-    row = _current(rt, tenant, doc_id, version, with_text=True)
-    if row["status"] != DocumentStatus.embedding:
-        return None
-    elements = [Element.model_validate(e) for e in json.loads(row["elements_json"] or "[]")]
-    document = ExtractedDocument(format=DocFormat(row["format"] or "txt"), mime=row["mime"] or "", elements=elements)
     config = rt.settings.chunker
     chunks = chunk_document(document, tokenizer=rt.tokenizer(), config=config)
     model_id = rt.embed_config.model_id
@@ -230,12 +269,11 @@ def chunk_embed_step(rt: Runtime, tenant: str, doc_id: str, version: int) -> Chu
         if mid == model_id and emb:
             own.setdefault(sha, emb)
     missing = [c.text_sha256 for c in chunks if c.text_sha256 not in own]
-    cache = {**cached_embeddings(rt.lake, model_id, missing), **own} if missing else own
+    cache = {**cached_embeddings(rt.lake, model_id, missing, tenant=tenant), **own} if missing else own
     to_embed = sorted({c.text_sha256: c.text for c in chunks if c.text_sha256 not in cache}.items())
     vectors = rt.embedder().encode([text for _, text in to_embed]) if to_embed else []
     fresh = {sha: vec for (sha, _), vec in zip(to_embed, vectors, strict=True)}
 
-    metadata_json = row["metadata_json"] or "{}"
     rows = [
         {
             "tenant": tenant,
@@ -253,11 +291,36 @@ def chunk_embed_step(rt: Runtime, tenant: str, doc_id: str, version: int) -> Chu
             "embedding": fresh.get(c.text_sha256) or cache[c.text_sha256],
             "model_id": model_id,
             "chunker_id": config.config_id,
-            "filename": row["filename"],
+            "filename": filename,
             "metadata_json": metadata_json,
         }
         for c in chunks
     ]
+    return ChunkPlan(
+        rows=rows, embedded=len(fresh), reused=len(rows) - sum(1 for c in chunks if c.text_sha256 in fresh)
+    )
+
+
+def chunk_embed_step(rt: Runtime, tenant: str, doc_id: str, version: int) -> ChunkEmbedResult | None:
+    """Chunk silver text, embed only chunks gold does not already hold, and MERGE gold.
+
+    Returns None when the step had already run for this version.
+    """
+    row = _current(rt, tenant, doc_id, version, with_text=True)
+    if row["status"] != DocumentStatus.embedding:
+        return None
+    plan = plan_chunks(
+        rt,
+        stored_document(row),
+        tenant=tenant,
+        doc_id=doc_id,
+        version=version,
+        filename=row["filename"],
+        metadata_json=row["metadata_json"] or "{}",
+    )
+    rows = plan.rows
+    config = rt.settings.chunker
+    model_id = rt.embed_config.model_id
     with rt.doc_lock(tenant, doc_id):
         _current(rt, tenant, doc_id, version)  # a delete or new version may have landed while embedding
         metrics = replace_doc_chunks(rt.lake, tenant, doc_id, rows)
@@ -267,15 +330,15 @@ def chunk_embed_step(rt: Runtime, tenant: str, doc_id: str, version: int) -> Chu
             doc_id,
             version,
             chunks=len(rows),
-            chunks_embedded=len(fresh),
-            chunks_reused=len(rows) - sum(1 for c in chunks if c.text_sha256 in fresh),
+            chunks_embedded=plan.embedded,
+            chunks_reused=plan.reused,
             model_id=model_id,
             chunker_id=config.config_id,
         )
     result = ChunkEmbedResult(
         chunks=len(rows),
-        embedded=len(fresh),
-        reused=len(rows) - sum(1 for c in chunks if c.text_sha256 in fresh),
+        embedded=plan.embedded,
+        reused=plan.reused,
         removed=int(metrics.get("num_target_rows_deleted", 0)),
     )
     log.info("chunk_embed doc=%s v=%d %s", doc_id, version, result.model_dump())
@@ -314,7 +377,7 @@ def mirror_step(rt: Runtime, tenant: str, doc_id: str, version: int) -> int:
         rt.vectors.upsert(records)
         keep = {r.id for r in records}
         stale = [i for i in rt.vectors.document_ids(tenant, doc_id) if i not in keep]
-        rt.vectors.delete(stale, tenant=tenant)
+        rt.vectors.delete(stale, tenant=tenant, doc_id=doc_id)
         update_document(rt.lake, tenant, doc_id, version, status=DocumentStatus.indexed.value, error=None)
     return len(records)
 
@@ -342,10 +405,22 @@ class StepOutcome(BaseModel):
 def run_step(rt: Runtime, step: str, tenant: str, doc_id: str, version: int, *, can_retry: bool) -> StepOutcome:
     """Run a step and map its errors: the single retry/failure policy of every adapter.
 
-    A stale version is skipped; a retryable error asks for a retry while ``can_retry``; every other
-    error, unexpected ones included, is recorded as the version's ``failed`` status: a document is never
-    left without a terminal state because of a bad file or a bug.
+    A stale version is skipped; a retryable or unexpected error asks for a retry while ``can_retry``;
+    a non-retryable doclake error (a bad file), or any error once retries are spent, is recorded as the
+    version's ``failed`` status: a document never stays without a terminal state.
     """
+    started = time.perf_counter()
+    outcome = _run_step(rt, step, tenant, doc_id, version, can_retry=can_retry)
+    metrics.STEP_OUTCOMES.labels(step=step, state=outcome.state).inc()
+    if outcome.state == "done":
+        metrics.STEP_DURATION.labels(step=step).observe(time.perf_counter() - started)
+        if isinstance(outcome.result, ChunkEmbedResult):
+            metrics.CHUNKS.labels(source="embedded").inc(outcome.result.embedded)
+            metrics.CHUNKS.labels(source="reused").inc(outcome.result.reused)
+    return outcome
+
+
+def _run_step(rt: Runtime, step: str, tenant: str, doc_id: str, version: int, *, can_retry: bool) -> StepOutcome:
     try:
         return StepOutcome(state="done", result=STEPS[step](rt, tenant, doc_id, version))
     except StaleVersion as e:
@@ -360,6 +435,10 @@ def run_step(rt: Runtime, step: str, tenant: str, doc_id: str, version: int, *, 
     except Exception as e:
         log.exception("%s crashed doc=%s v=%d", step, doc_id, version)
         error = f"internal_error: {type(e).__name__}: {e}"
+        if can_retry:
+            # Unknown errors may be transient (a resource, a race): retry them like retryable ones;
+            # a true bug fails every retry and then ends in `failed` like any poison document.
+            return StepOutcome(state="retry", error=error)
         mark_failed(rt, tenant, doc_id, version, error)
         return StepOutcome(state="failed", error=error)
 

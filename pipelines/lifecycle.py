@@ -12,6 +12,7 @@ from pipelines.lakehouse.chunks import delete_doc_chunks
 from pipelines.lakehouse.documents import get_document, insert_version, to_record, update_document
 from pipelines.lakehouse.lake import sql_quote
 from pipelines.lakehouse.schemas import DOCUMENTS
+from pipelines.lakehouse.updates import newest_event_version
 from pipelines.runtime import Runtime
 
 __all__ = ["StuckDocument", "delete_document", "find_stuck", "touch"]
@@ -40,7 +41,8 @@ def delete_document(rt: Runtime, tenant: str, doc_id: str) -> DocumentRecord:
             {
                 "tenant": tenant,
                 "doc_id": doc_id,
-                "version": row["version"] + 1,
+                # Above any pending change event too, so a queued patch cannot resurrect the document.
+                "version": max(row["version"], newest_event_version(rt.lake, tenant, doc_id)) + 1,
                 "status": DocumentStatus.deleted.value,
                 "filename": row["filename"],
                 "mime": row["mime"],

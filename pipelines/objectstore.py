@@ -7,17 +7,39 @@ user-supplied filename, so an upload cannot write outside the data root.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from pipelines.errors import DocumentNotFound
 
-__all__ = ["LocalObjectStore", "ObjectStore", "raw_key"]
+__all__ = ["LocalObjectStore", "ObjectStore", "S3ObjectStore", "parse_raw_key", "raw_key", "split_s3_uri"]
+
+
+_RAW_KEY = re.compile(r"(?:^|/)raw/(?P<tenant>[^/]+)/(?P<doc_id>[^/]+)/v(?P<version>\d{6})-(?P<sha>[0-9a-f]{16})$")
 
 
 def raw_key(tenant: str, doc_id: str, version: int, sha256: str) -> str:
     return f"raw/{tenant}/{doc_id}/v{version:06d}-{sha256[:16]}"
+
+
+def parse_raw_key(key: str) -> tuple[str, str, int] | None:
+    """(tenant, doc_id, version) when ``key`` is one doclake itself wrote, else None.
+
+    S3 notifies us of our own uploads too; recognising our key scheme is what stops an upload from
+    being ingested a second time as a "new" object.
+    """
+    m = _RAW_KEY.search(key)
+    return (m["tenant"], m["doc_id"], int(m["version"])) if m else None
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    """("bucket", "key/with/prefix") of an s3:// URI."""
+    if not uri.startswith("s3://"):
+        raise ValueError(f"not an s3:// uri: {uri!r}")
+    bucket, _, key = uri[5:].partition("/")
+    return bucket, key
 
 
 class ObjectStore(Protocol):
@@ -65,3 +87,38 @@ class LocalObjectStore:
 
     def delete(self, uri: str) -> None:
         self._path(uri).unlink(missing_ok=True)
+
+
+class S3ObjectStore:
+    """Objects in an S3-compatible bucket (AWS, MinIO, moto), under an optional key prefix."""
+
+    def __init__(
+        self, bucket: str, *, prefix: str = "", endpoint_url: str | None = None, region: str = "us-east-1"
+    ) -> None:
+        import boto3
+
+        self.bucket = bucket
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self._s3: Any = boto3.client("s3", endpoint_url=endpoint_url, region_name=region)
+
+    @classmethod
+    def from_url(cls, url: str, *, endpoint_url: str | None = None, region: str = "us-east-1") -> S3ObjectStore:
+        bucket, prefix = split_s3_uri(url)
+        return cls(bucket, prefix=prefix, endpoint_url=endpoint_url, region=region)
+
+    def put(self, key: str, data: bytes) -> str:
+        full = self.prefix + key
+        self._s3.put_object(Bucket=self.bucket, Key=full, Body=data)
+        return f"s3://{self.bucket}/{full}"
+
+    def get(self, uri: str) -> bytes:
+        bucket, key = split_s3_uri(uri)
+        try:
+            body: bytes = self._s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        except self._s3.exceptions.NoSuchKey as e:
+            raise DocumentNotFound(f"raw object {uri} is missing") from e
+        return body
+
+    def delete(self, uri: str) -> None:
+        bucket, key = split_s3_uri(uri)
+        self._s3.delete_object(Bucket=bucket, Key=key)

@@ -12,13 +12,32 @@ from filelock import FileLock
 
 from pipelines.contracts import sha256_hex
 from pipelines.embed import EmbedConfig, Embedder, get_embedder, load_tokenizer
+from pipelines.errors import ConfigError
 from pipelines.lakehouse.lake import Lake
-from pipelines.objectstore import LocalObjectStore, ObjectStore
+from pipelines.objectstore import LocalObjectStore, ObjectStore, S3ObjectStore
 from pipelines.settings import Settings
 from pipelines.vectorstore.base import VectorStore
 from pipelines.vectorstore.lance import LanceVectorStore
 
 __all__ = ["Runtime"]
+
+
+def _object_store(settings: Settings) -> ObjectStore:
+    if settings.object_store_url:
+        return S3ObjectStore.from_url(
+            settings.object_store_url, endpoint_url=settings.s3_endpoint_url, region=settings.s3_region
+        )
+    return LocalObjectStore(settings.objects_dir)
+
+
+def _vector_store(settings: Settings) -> VectorStore:
+    if settings.vector_store == "pinecone":
+        from pipelines.vectorstore.pinecone import PineconeVectorStore
+
+        if not settings.pinecone_api_key or not settings.pinecone_host:
+            raise ConfigError("the pinecone vector store needs DOCLAKE_PINECONE_API_KEY and DOCLAKE_PINECONE_HOST")
+        return PineconeVectorStore(api_key=settings.pinecone_api_key.get_secret_value(), host=settings.pinecone_host)
+    return LanceVectorStore(settings.vectors_dir.resolve())
 
 
 @dataclass
@@ -38,8 +57,8 @@ class Runtime:
         runtime = cls(
             settings=settings,
             lake=lake,
-            objects=LocalObjectStore(settings.objects_dir),
-            vectors=LanceVectorStore(settings.vectors_dir.resolve()),
+            objects=_object_store(settings),
+            vectors=_vector_store(settings),
             embed_config=EmbedConfig(
                 model_path=settings.resolved_model_path(),
                 model_id=settings.model_id,

@@ -7,8 +7,9 @@ Every field can be set by an environment variable with the ``DOCLAKE_`` prefix
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipelines.contracts import ChunkerConfig
@@ -29,6 +30,40 @@ class Settings(BaseSettings):
     broker_polling_interval: float = Field(
         default=0.05, description="Seconds between polls of the filesystem broker (its latency floor)."
     )
+    broker_visibility_timeout_s: float = Field(
+        default=45.0,
+        gt=0,
+        description="Redis broker: an unacknowledged task is redelivered after this long (a worker that died).",
+    )
+    object_store_url: str | None = Field(
+        default=None, description="Raw objects: s3://bucket[/prefix] on the distributed profile; default objects/."
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None, description="S3-compatible endpoint (MinIO, moto); default AWS. Credentials: AWS_* variables."
+    )
+    s3_region: str = Field(default="us-east-1", description="S3 and SQS region.")
+    s3_watch_prefix: str = Field(default="raw/", description="Objects created under this prefix are ingested.")
+    sqs_queue_url: str | None = Field(
+        default=None, description="SQS queue receiving S3 notifications (direct, via SNS, or via EventBridge)."
+    )
+    webhook_secret: SecretStr | None = Field(
+        default=None, description="Bearer token MinIO-style webhooks must send to /v1/events/s3 (unset: disabled)."
+    )
+    vector_store: Literal["lancedb", "pinecone"] = Field(
+        default="lancedb", description="Where vectors are mirrored: lancedb (embedded) or pinecone."
+    )
+    pinecone_api_key: SecretStr | None = Field(default=None, description="Pinecone API key.")
+    pinecone_host: str | None = Field(
+        default=None, description="Pinecone index host (https://…); http:// only for a local test double."
+    )
+    api_keys: SecretStr | None = Field(
+        default=None, description="Comma-separated key:tenant pairs; with none, auth is off (loopback only)."
+    )
+    api_keys_file: Path | None = Field(
+        default=None, description="File of key:tenant lines, read with DOCLAKE_API_KEYS."
+    )
+    admin_key: SecretStr | None = Field(default=None, description="Key for operator routes (stats, products, jobs).")
+    api_key: SecretStr | None = Field(default=None, description="Key the CLI and client send as a bearer token.")
     url: str = Field(default="http://127.0.0.1:8000", description="Where the CLI finds a running service.")
     host: str = Field(default="127.0.0.1", description="Address the API binds.")
     port: int = Field(default=8000, description="Port the API binds.")
@@ -56,6 +91,24 @@ class Settings(BaseSettings):
     )
     sweep_interval_s: float = Field(default=60.0, gt=0, description="How often `doclake up` runs the sweeper.")
 
+    stream_enabled: bool = Field(default=True, description="Start the update stream (Spark) as part of `doclake up`.")
+    stream_source: Literal["delta", "kafka"] = Field(
+        default="delta", description="Where the update stream reads change events: bronze.document_updates or Kafka."
+    )
+    stream_trigger_s: float = Field(
+        default=1.0, gt=0, description="Seconds between micro-batches of the update stream."
+    )
+    stream_max_events: int = Field(default=1000, ge=1, description="Most change events one micro-batch takes.")
+    spark_master: str = Field(default="local[2]", description="Spark master URL (local[N] or a cluster's spark://…).")
+    jars_dir: Path | None = Field(
+        default=None, description="Where Maven jars (Delta, Kafka) are cached. Default: .cache/jars in the repository."
+    )
+    kafka_bootstrap_servers: str = Field(default="127.0.0.1:9092", description="Kafka brokers of the update stream.")
+    kafka_topic: str = Field(default="documents_updates", description="Kafka topic of document change events.")
+    log_format: Literal["json", "text"] = Field(
+        default="json", description="Worker log lines: json (one object per line with doc_id and task_id) or text."
+    )
+
     @property
     def lake_dir(self) -> Path:
         return self.data_dir / "lake"
@@ -72,6 +125,11 @@ class Settings(BaseSettings):
     def run_dir(self) -> Path:
         """Broker queues, locks and heartbeats: process coordination on the embedded profile."""
         return self.data_dir / "run"
+
+    @property
+    def stream_dir(self) -> Path:
+        """Checkpoints of the update stream (one per source)."""
+        return self.run_dir / "stream"
 
     @property
     def chunker(self) -> ChunkerConfig:

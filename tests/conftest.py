@@ -5,8 +5,12 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from fastapi.testclient import TestClient
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("DO_NOT_TRACK", "1")
@@ -54,3 +58,21 @@ def runtime(settings: Settings, embedder: Embedder) -> Iterator[Runtime]:
     rt = Runtime.from_settings(settings)
     assert rt.embedder() is embedder  # same config ⇒ the session's model, not a second load
     yield rt
+
+
+@pytest.fixture()
+def inline_api(settings: Settings, embedder: Embedder) -> Iterator[TestClient]:
+    """The API in-process, processing every upload synchronously with the pipeline steps the worker runs."""
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+    from pipelines import ingest
+
+    holder: dict[str, TestClient] = {}
+
+    def enqueue(tenant: str, doc_id: str, version: int) -> None:
+        ingest.process_inline(holder["c"].app.state.runtime, tenant, doc_id, version)  # type: ignore[attr-defined]
+
+    with TestClient(create_app(settings, enqueue=enqueue)) as client:
+        holder["c"] = client
+        yield client

@@ -26,6 +26,16 @@ EMBED_QUEUE = "embed"
 
 
 def _broker(settings: Settings) -> tuple[str, dict[str, Any]]:
+    if settings.broker_url and settings.broker_url.startswith(("redis://", "rediss://", "redis+socket://")):
+        # Redis keeps a task "unacked" while a worker runs it; if the whole worker dies, the task is
+        # restored once visibility_timeout has passed. The default (1 h, scanned every ~100 s) would
+        # leave documents waiting for an hour; scan every 5 s instead. A task running longer than the
+        # timeout is delivered a second time: the steps are idempotent, so that costs time, not data.
+        return settings.broker_url, {
+            "visibility_timeout": settings.broker_visibility_timeout_s,
+            "unacked_restore_interval": 5,
+            "unacked_restore_throttle": 1,
+        }
     if settings.broker_url and not settings.broker_url.startswith("filesystem"):
         return settings.broker_url, {}
     queue_dir = (settings.run_dir / "broker" / "queue").resolve()
@@ -36,6 +46,8 @@ def _broker(settings: Settings) -> tuple[str, dict[str, Any]]:
         "data_folder_in": str(queue_dir),
         "data_folder_out": str(queue_dir),
         "processed_folder": str(processed),
+        # Broadcast (pidbox) messages: kombu's default is ./control under the working directory.
+        "control_folder": str((settings.run_dir / "broker" / "control").resolve()),
         "store_processed": False,
         "polling_interval": settings.broker_polling_interval,
     }
@@ -61,6 +73,7 @@ def make_celery(settings: Settings) -> Celery:
         task_queues=[Queue(q, Exchange(q, type="direct"), routing_key=q) for q in (EXTRACT_QUEUE, EMBED_QUEUE)],
         task_routes={
             "doclake.register": {"queue": EXTRACT_QUEUE},
+            "doclake.remove_object": {"queue": EXTRACT_QUEUE},
             "doclake.extract": {"queue": EXTRACT_QUEUE},
             "doclake.chunk_embed": {"queue": EMBED_QUEUE},
             "doclake.mirror": {"queue": EMBED_QUEUE},

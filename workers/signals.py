@@ -11,6 +11,8 @@ from typing import Any
 
 from celery.signals import worker_init, worker_process_init
 
+import workers.logs  # noqa: F401  (JSON log lines with task and document ids)
+
 log = logging.getLogger("doclake.worker")
 
 

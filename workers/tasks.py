@@ -6,6 +6,7 @@ retry, and records everything else as the document's ``failed`` status. A stale 
 
 from __future__ import annotations
 
+import logging
 import os
 from functools import lru_cache
 from typing import Any
@@ -14,11 +15,14 @@ from celery import Task
 from celery.exceptions import Ignore
 
 from pipelines import ingest
+from pipelines.errors import DocLakeError, DocumentNotFound
 from pipelines.runtime import Runtime
 from pipelines.settings import get_settings
 from workers.celery_app import celery_app
 
-__all__ = ["chunk_embed", "extract", "mirror", "register", "sweep"]
+__all__ = ["chunk_embed", "extract", "mirror", "register", "remove_object", "sweep"]
+
+log = logging.getLogger("doclake.worker")
 
 
 @lru_cache(maxsize=1)
@@ -62,16 +66,37 @@ def mirror(self: Task, tenant: str, doc_id: str, version: int) -> int:
 @celery_app.task(name="doclake.register", bind=True, acks_late=True)
 def register(
     self: Task, uri: str, filename: str | None, tenant: str, doc_id: str | None, metadata: dict[str, Any] | None
-) -> dict[str, Any]:
+) -> dict[str, Any] | None:
     """Register an object that is already in the object store (S3 events), then run the chain."""
     from workers.dispatch import enqueue_processing
 
     rt = runtime()
-    data = rt.objects.get(uri)
-    result = ingest.register_object(rt, data, filename=filename, tenant=tenant, doc_id=doc_id, metadata=metadata)
+    try:
+        data = rt.objects.get(uri)
+        result = ingest.register_object(
+            rt, data, filename=filename, tenant=tenant, doc_id=doc_id, metadata=metadata, source="s3", stored_uri=uri
+        )
+    except DocumentNotFound:
+        log.warning("object %s vanished before it was registered", uri)  # its Removed event follows
+        return None
+    except DocLakeError as e:
+        if e.retryable and self.request.retries < rt.settings.task_max_retries:
+            raise self.retry(countdown=min(60, 2 ** (self.request.retries + 1))) from e
+        raise
     if not result.duplicate:
         enqueue_processing(tenant, result.doc_id, result.version)
     return result.model_dump(mode="json")
+
+
+@celery_app.task(name="doclake.remove_object", bind=True, acks_late=True)
+def remove_object(self: Task, tenant: str, doc_id: str) -> str | None:
+    """An object was removed from the bucket: delete its document (no-op if it never became one)."""
+    from pipelines.lifecycle import delete_document
+
+    try:
+        return delete_document(runtime(), tenant, doc_id).status.value
+    except DocumentNotFound:
+        return None
 
 
 @celery_app.task(name="doclake.sweep", bind=True)

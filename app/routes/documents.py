@@ -1,4 +1,4 @@
-"""/v1/documents: upload, list, get, delete."""
+"""/v1/documents: upload, list, get, patch metadata, delete."""
 
 from __future__ import annotations
 
@@ -9,12 +9,13 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, HTTPException, Query, Request, UploadFile, status
 
 from app.deps import RuntimeDep, TenantDep
-from app.schemas import DocumentList, DocumentPublic, Problem, UploadAccepted
+from app.schemas import DocumentList, DocumentPublic, MetadataPatch, PatchAccepted, Problem, UploadAccepted
 from pipelines import ingest
 from pipelines.contracts import DocumentStatus
 from pipelines.errors import DocumentNotFound, InvalidInput
 from pipelines.lakehouse.documents import get_document, list_documents, to_record
 from pipelines.lifecycle import delete_document
+from pipelines.stream.events import delete_event, patch_metadata
 
 __all__ = ["router"]
 
@@ -109,4 +110,20 @@ def get_route(doc_id: str, rt: RuntimeDep, tenant: TenantDep) -> DocumentPublic:
     summary="Delete a document from search and the lake",
 )
 def delete_route(doc_id: str, rt: RuntimeDep, tenant: TenantDep) -> DocumentPublic:
-    return DocumentPublic.of(delete_document(rt, tenant, doc_id))
+    record = DocumentPublic.of(delete_document(rt, tenant, doc_id))
+    # Search drops the document synchronously above; the event tells stream consumers (it is a no-op
+    # for the stream itself: its version is the tombstone's, which silver already holds).
+    delete_event(rt, tenant, doc_id, record.version)
+    return record
+
+
+@router.patch(
+    "/{doc_id}",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=PatchAccepted,
+    responses=_PROBLEMS,
+    summary="Change a document's metadata (applied by the update stream)",
+)
+def patch_route(doc_id: str, body: MetadataPatch, rt: RuntimeDep, tenant: TenantDep) -> PatchAccepted:
+    event = patch_metadata(rt, tenant, doc_id, dict(body.metadata))
+    return PatchAccepted(doc_id=doc_id, version=event.version, event_id=event.event_id, metadata=event.metadata or {})

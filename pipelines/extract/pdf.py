@@ -42,12 +42,24 @@ def extract_pdf(data: bytes, *, doc_id: str, max_chars: int) -> PdfText:
         ExtractionLimitExceeded: the text exceeds ``max_chars``.
     """
     from pypdf import PdfReader
-    from pypdf.errors import FileNotDecryptedError
+    from pypdf.errors import FileNotDecryptedError, PdfReadError
 
     # pypdf reports every repair it makes on a damaged file as a WARNING; they are not our errors.
     logging.getLogger("pypdf").setLevel(logging.ERROR)
+    repaired_from: str | None = None
     try:
-        reader = PdfReader(io.BytesIO(data), strict=False)
+        try:
+            reader = PdfReader(io.BytesIO(data), strict=False)
+        except PdfReadError as e:
+            if "startxref" not in str(e):
+                raise
+            # No trailer pointer (a file cut short, or written by hand): pointing startxref at offset 0
+            # makes pypdf rebuild the cross-reference table by scanning for objects, as poppler and qpdf do.
+            repaired_from = _describe(e)
+            try:
+                reader = PdfReader(io.BytesIO(data + b"\nstartxref\n0\n%%EOF\n"), strict=False)
+            except Exception:
+                raise e from None  # report what is wrong with the file, not with our repair
         if reader.is_encrypted:
             _decrypt(reader, doc_id)
         pages = reader.pages
@@ -84,6 +96,8 @@ def extract_pdf(data: bytes, *, doc_id: str, max_chars: int) -> PdfText:
             f"text could not be read from any of the {page_count} page(s): {errors[0].error}", doc_id=doc_id
         )
     if sum(ch.isalnum() for e in elements for ch in e.text) < _MIN_ALNUM:
+        if repaired_from is not None:
+            raise ExtractionError(f"not a readable PDF: {repaired_from}; no text after repair", doc_id=doc_id)
         if errors:
             raise ExtractionError(
                 f"no text found; {len(errors)} of {page_count} page(s) failed: {errors[0].error}", doc_id=doc_id

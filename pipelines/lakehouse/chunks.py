@@ -18,10 +18,11 @@ def doc_chunks(lake: Lake, tenant: str, doc_id: str, *, columns: list[str] | Non
     return lake.read(CHUNKS, f"tenant = {sql_quote(tenant)} AND doc_id = {sql_quote(doc_id)}", columns=columns)
 
 
-def cached_embeddings(lake: Lake, model_id: str, text_sha256s: list[str]) -> dict[str, list[float]]:
-    """Stored vectors for these text hashes made by ``model_id``, from any document or tenant.
+def cached_embeddings(lake: Lake, model_id: str, text_sha256s: list[str], *, tenant: str) -> dict[str, list[float]]:
+    """Stored vectors for these text hashes made by ``model_id``, from any document of the tenant.
 
-    The vector is a pure function of (model, text), so sharing it across tenants leaks nothing.
+    The cache stays inside a tenant: a cross-tenant hit would be measurably faster, and that timing
+    would tell one tenant that another holds the same text.
     """
     if not text_sha256s:
         return {}
@@ -29,7 +30,7 @@ def cached_embeddings(lake: Lake, model_id: str, text_sha256s: list[str]) -> dic
     wanted = sorted(set(text_sha256s))
     for start in range(0, len(wanted), 200):
         shas = ", ".join(sql_quote(s) for s in wanted[start : start + 200])
-        where = f"model_id = {sql_quote(model_id)} AND text_sha256 IN ({shas})"
+        where = f"tenant = {sql_quote(tenant)} AND model_id = {sql_quote(model_id)} AND text_sha256 IN ({shas})"
         table = lake.read(CHUNKS, where, columns=["text_sha256", "embedding"])
         for sha, emb in zip(
             table.column("text_sha256").to_pylist(), table.column("embedding").to_pylist(), strict=True

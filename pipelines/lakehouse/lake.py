@@ -133,6 +133,18 @@ class Lake:
 
         return self._commit(spec, run)
 
+    def append(self, spec: TableSpec, rows: pa.Table) -> None:
+        """Append ``rows`` (bronze event logs only: derived data is always MERGEd)."""
+        from deltalake import write_deltalake
+
+        rows = rows.cast(spec.schema) if rows.schema != spec.schema else rows
+
+        def run() -> dict[str, Any]:
+            write_deltalake(self.table(spec), rows, mode="append")
+            return {}
+
+        self._commit(spec, run)
+
     def delete(self, spec: TableSpec, predicate: str) -> dict[str, Any]:
         def run() -> dict[str, Any]:
             metrics: dict[str, Any] = self.table(spec).delete(predicate)

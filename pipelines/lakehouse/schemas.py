@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-__all__ = ["CHUNKS", "DOCUMENTS", "RAW_OBJECTS", "TABLES", "TableSpec"]
+__all__ = ["CHUNKS", "DOCUMENTS", "QUARANTINE", "RAW_OBJECTS", "TABLES", "UPDATES", "TableSpec"]
 
 _TS = pa.timestamp("us", tz="UTC")
 
@@ -104,4 +104,41 @@ CHUNKS = TableSpec(
     key=("tenant", "chunk_id"),
 )
 
-TABLES: dict[str, TableSpec] = {t.name: t for t in (RAW_OBJECTS, DOCUMENTS, CHUNKS)}
+# The embedded profile's stream source: the API (PATCH, DELETE) and producers append change events.
+UPDATES = TableSpec(
+    "bronze.document_updates",
+    pa.schema(
+        [
+            pa.field("event_id", pa.string()),
+            pa.field("tenant", pa.string()),
+            pa.field("doc_id", pa.string()),
+            pa.field("op", pa.string()),
+            pa.field("version", pa.int64()),
+            pa.field("text", pa.string()),
+            pa.field("source_uri", pa.string()),
+            pa.field("metadata_json", pa.string()),
+            pa.field("ts", _TS),
+            pa.field("received_at", _TS),
+        ]
+    ),
+    key=("event_id",),
+)
+
+# Events (or files) that failed validation or could not be applied, kept with the error: never dropped.
+QUARANTINE = TableSpec(
+    "bronze.quarantine",
+    pa.schema(
+        [
+            pa.field("event_id", pa.string(), nullable=False),
+            pa.field("source", pa.string()),
+            pa.field("tenant", pa.string()),
+            pa.field("doc_id", pa.string()),
+            pa.field("payload", pa.string()),
+            pa.field("error", pa.string()),
+            pa.field("quarantined_at", _TS),
+        ]
+    ),
+    key=("event_id",),
+)
+
+TABLES: dict[str, TableSpec] = {t.name: t for t in (RAW_OBJECTS, DOCUMENTS, CHUNKS, UPDATES, QUARANTINE)}

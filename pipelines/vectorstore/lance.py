@@ -106,14 +106,16 @@ class LanceVectorStore:
         except Exception as e:  # lance raises plain RuntimeError/OSError on commit or IO trouble
             raise VectorStoreError(f"upsert of {len(records)} vectors failed: {e}") from e
 
-    def delete(self, ids: list[str], *, tenant: str) -> None:
+    def delete(self, ids: list[str], *, tenant: str, doc_id: str) -> None:
         table = self._open()
         if table is None or not ids:
             return
         for start in range(0, len(ids), 500):
             batch = ids[start : start + 500]
             try:
-                table.delete(f"tenant = {sql_quote(tenant)} AND id IN {_in_list(batch)}")
+                table.delete(
+                    f"tenant = {sql_quote(tenant)} AND doc_id = {sql_quote(doc_id)} AND id IN {_in_list(batch)}"
+                )
             except Exception as e:
                 raise VectorStoreError(f"delete of {len(batch)} vectors failed: {e}") from e
 

@@ -7,13 +7,8 @@ process's Delta and LanceDB writes without a restart.
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -23,10 +18,9 @@ from pipelines.contracts import DocumentStatus
 from pipelines.lakehouse import CHUNKS, Lake
 from pipelines.lakehouse.chunks import doc_chunks
 from pipelines.vectorstore import LanceVectorStore
+from tests.e2e.stack import Stack, embedded_stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
-
-REPO = Path(__file__).resolve().parents[2]
 
 # Files that must end `indexed`: every supported format, plus two whose extension lies.
 GOOD = [
@@ -78,51 +72,10 @@ SEARCHES = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-@dataclass
-class Stack:
-    client: DoclakeClient
-    data_dir: Path
-    env: dict[str, str]
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    data_dir = tmp_path_factory.mktemp("stack") / "data"
-    port = _free_port()
-    env = {
-        **os.environ,
-        "DOCLAKE_DATA_DIR": str(data_dir),
-        "DOCLAKE_PORT": str(port),
-        "DOCLAKE_URL": f"http://127.0.0.1:{port}",
-        "DOCLAKE_EXTRACT_TIMEOUT_S": "60",
-        "DOCLAKE_EXTRACT_MEMORY_MB": "1500",
-    }
-    log = (data_dir.parent / "up.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "up"], env=env, cwd=REPO, stdout=log, stderr=log)
-    client = DoclakeClient(env["DOCLAKE_URL"], timeout=120)
-    try:
-        deadline = time.monotonic() + 240
-        while not client.health():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"doclake up did not become healthy; see {log.name}")
-            time.sleep(0.5)
-        yield Stack(client=client, data_dir=data_dir, env=env)
-    finally:
-        client.close()
-        proc.terminate()
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
-        sys.stdout.write((data_dir.parent / "up.log").read_text(errors="replace")[-4000:])
+    with embedded_stack(tmp_path_factory.mktemp("stack")) as running:
+        yield running
 
 
 def _wait_all(client: DoclakeClient, ids: dict[str, str], timeout: float = 900) -> dict[str, object]:
@@ -203,14 +156,9 @@ def test_edit_reembeds_only_the_changed_chunk(stack: Stack, tmp_path: Path) -> N
     assert same.duplicate and same.version == v2.version
 
 
-def _in_stack(stack: Stack, code: str) -> None:
-    subprocess.run([sys.executable, "-c", code], env=stack.env, cwd=REPO, check=True, timeout=180)
-
-
 def test_duplicate_delivery_and_the_sweeper(stack: Stack) -> None:
     # Register two versions straight into the lake, as an S3 event would, without queueing them.
-    _in_stack(
-        stack,
+    stack.python(
         "from pipelines.runtime import Runtime; from pipelines.settings import get_settings; "
         "from pipelines.ingest import register_object; rt = Runtime.from_settings(get_settings()); "
         "register_object(rt, b'Twice delivered: the quarterly capacity review covers disk growth.', "
@@ -220,8 +168,7 @@ def test_duplicate_delivery_and_the_sweeper(stack: Stack) -> None:
     )
     assert stack.client.get("twice").status == "queued"
     # The same processing chain delivered twice.
-    _in_stack(
-        stack,
+    stack.python(
         "from workers.dispatch import enqueue_processing; "
         "enqueue_processing('default', 'twice', 1); enqueue_processing('default', 'twice', 1)",
     )
@@ -235,15 +182,7 @@ def test_duplicate_delivery_and_the_sweeper(stack: Stack) -> None:
 
     # The stuck one is found and re-enqueued by the sweeper.
     assert stack.client.get("swept").status == "queued"
-    out = subprocess.run(
-        [sys.executable, "-m", "app.cli", "sweep", "--older-than", "0"],
-        env=stack.env,
-        cwd=REPO,
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    ).stdout
+    out = stack.run("sweep", "--older-than", "0")
     assert "re-enqueued 1 documents" in out
     assert stack.client.wait("swept", timeout=300).status == "indexed"
     assert stack.client.search("certificate renewal", top_k=1).results[0].doc_id == "swept"

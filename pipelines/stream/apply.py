@@ -1,0 +1,149 @@
+"""What one change event does to a document: the stream's per-event logic, free of Spark.
+
+``plan_update`` runs on the executors (inside ``mapInArrow``): it reads the document's current silver
+row, folds the batch's events for the document onto it (newer versions only), and builds the new
+silver row and the document's gold rows with ``pipelines.ingest.plan_chunks`` — the same chunking and
+embedding-cache code as the Celery path.
+It writes nothing; the driver commits the results with idempotent Spark MERGEs.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import pyarrow as pa
+from pydantic import BaseModel, Field
+
+from pipelines.contracts import DocumentStatus, DocumentUpdate, ExtractedDocument, UpdateOp, sha256_hex
+from pipelines.ingest import plan_chunks, stored_document, text_document
+from pipelines.lakehouse.documents import get_document
+from pipelines.lakehouse.schemas import CHUNKS, DOCUMENTS
+from pipelines.runtime import Runtime
+
+__all__ = ["PLAN_SCHEMA", "UpdatePlan", "plan_update"]
+
+Action = Literal["apply", "mirror", "skip", "error"]
+
+# One row per document of the batch (the new silver row, its gold rows, what the driver must do),
+# plus one ``error`` row per event that could not apply.
+PLAN_SCHEMA = pa.schema(
+    [
+        pa.field("event_id", pa.string()),
+        pa.field("op", pa.string()),
+        pa.field("action", pa.string()),
+        pa.field("plan_error", pa.string()),  # silver has its own ``error`` column
+        pa.field("payload", pa.string()),
+        *[pa.field(f.name, f.type) for f in DOCUMENTS.schema],
+        pa.field("gold", pa.list_(pa.struct([pa.field(f.name, f.type) for f in CHUNKS.schema]))),
+    ]
+)
+
+
+class UpdatePlan(BaseModel):
+    """The outcome of planning one document's events of a micro-batch.
+
+    ``apply``: MERGE ``silver`` and ``gold`` then mirror; ``mirror``: silver already holds the newest
+    version (a batch re-run after a crash), only mirror; ``skip``: nothing newer than silver.
+    ``rejected`` lists events that cannot apply, with the reason (they go to quarantine).
+    """
+
+    action: Action
+    version: int = 0
+    silver: dict[str, Any] = Field(default_factory=dict)
+    gold: list[dict[str, Any]] = Field(default_factory=list)
+    rejected: list[tuple[str, str]] = Field(default_factory=list)
+
+
+def plan_update(rt: Runtime, events: list[DocumentUpdate]) -> UpdatePlan:
+    """Fold one document's events of a batch onto its silver row and build the resulting rows.
+
+    Events are taken in version order and each one newer than the state so far is applied to it
+    (an upsert replaces text, a patch merges metadata keys, a delete makes a tombstone), so the
+    newest version wins without losing what a batch's earlier events contributed (an upsert and
+    the patch after it). Only the final state is chunked and embedded, reusing gold's vectors.
+    """
+    ordered = sorted(events, key=lambda e: (e.version, e.ts, e.event_id))
+    first, newest = ordered[0], ordered[-1]
+    current = get_document(rt.lake, first.tenant, first.doc_id, with_text=True)
+    if current is not None and current["version"] >= newest.version:
+        # Equal version: this batch already committed silver before a crash; re-mirroring is harmless.
+        settled = current["status"] in (DocumentStatus.embedding, DocumentStatus.indexed, DocumentStatus.deleted)
+        if current["version"] == newest.version and settled:
+            return UpdatePlan(action="mirror", version=newest.version)
+        return UpdatePlan(action="skip", version=current["version"])
+    state = dict(current) if current is not None else None
+    document: ExtractedDocument | None = None
+    rejected: list[tuple[str, str]] = []
+    now = datetime.now(UTC)
+    for event in ordered:
+        if state is not None and event.version <= state["version"]:
+            continue  # a replay or an out-of-order event older than what it would build on
+        alive = state is not None and state["status"] != DocumentStatus.deleted
+        if event.op == UpdateOp.delete:
+            if state is None:
+                continue
+            state = {**state, "version": event.version, "status": DocumentStatus.deleted.value, "error": None}
+            state.update(text=None, elements_json=None, chunks=0, chunks_embedded=0, chunks_reused=0)
+            document = None
+        elif event.op == UpdateOp.patch_metadata:
+            if state is None or not alive:
+                rejected.append((event.event_id, f"not_found: document {event.doc_id} does not exist"))
+                continue
+            if document is None and state["status"] not in (DocumentStatus.indexed, DocumentStatus.embedding):
+                status = state["status"]
+                rejected.append((event.event_id, f"not_ready: document {event.doc_id} is {status}, not yet extracted"))
+                continue
+            merged = {**json.loads(state["metadata_json"] or "{}"), **(event.metadata or {})}
+            state = {**state, "version": event.version, "metadata_json": json.dumps(merged, sort_keys=True)}
+        else:
+            assert event.text is not None  # the contract requires it for upserts
+            kept = json.loads(state["metadata_json"] or "{}") if state is not None and alive else {}
+            metadata = event.metadata if event.metadata is not None else kept
+            document = text_document(event.text)
+            data = event.text.encode("utf-8")
+            state = {
+                **(state or {"created_at": now}),
+                "tenant": event.tenant,
+                "doc_id": event.doc_id,
+                "version": event.version,
+                "status": DocumentStatus.embedding.value,
+                "format": document.format.value,
+                "mime": document.mime,
+                "source_uri": event.source_uri,
+                "content_sha256": sha256_hex(data),
+                "size_bytes": len(data),
+                "text": document.text,
+                "elements_json": json.dumps([e.model_dump(mode="json") for e in document.elements]),
+                "page_count": None,
+                "page_errors_json": "[]",
+                "metadata_json": json.dumps(metadata, sort_keys=True),
+            }
+    if state is None or (current is not None and state["version"] == current["version"]):
+        return UpdatePlan(action="skip", version=current["version"] if current else 0, rejected=rejected)
+    state["updated_at"] = now
+    if state["status"] == DocumentStatus.deleted:
+        return UpdatePlan(action="apply", version=state["version"], silver=state, rejected=rejected)
+    plan = plan_chunks(
+        rt,
+        document or stored_document(state),
+        tenant=state["tenant"],
+        doc_id=state["doc_id"],
+        version=state["version"],
+        filename=state.get("filename"),
+        metadata_json=state["metadata_json"],
+    )
+    silver = {
+        **state,
+        "status": DocumentStatus.embedding.value,
+        "error": None,
+        "chunks": len(plan.rows),
+        "chunks_embedded": plan.embedded,
+        "chunks_reused": plan.reused,
+        "model_id": rt.embed_config.model_id,
+        "chunker_id": rt.settings.chunker.config_id,
+        "created_at": state.get("created_at") or now,
+    }
+    gold = [{**r, "updated_at": now} for r in plan.rows]
+    return UpdatePlan(action="apply", version=state["version"], silver=silver, gold=gold, rejected=rejected)

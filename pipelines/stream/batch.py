@@ -1,0 +1,311 @@
+"""The micro-batch (foreachBatch) of the update stream.
+
+validate (executors) → quarantine the invalid, with the error → keep the latest version per document
+→ plan each winner on the executors (newer than silver? chunk + embed what gold lacks) → delete
+vectors of deleted documents → MERGE gold → MERGE silver → mirror to the vector store.
+
+Crash safety: the source replays a batch with the same id after a crash. Every Delta write carries
+(txnAppId, txnVersion=batch id), so a re-run skips what the first run committed; a winner whose
+version silver already holds is only re-mirrored (upsert by chunk id, idempotent). Each chunk ends up
+exactly once in gold (MERGE key) and in the vector store (upsert key).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+from pydantic import BaseModel
+
+from pipelines import metrics
+from pipelines.contracts import DocumentStatus, DocumentUpdate
+from pipelines.errors import DocLakeError
+from pipelines.ingest import run_step
+from pipelines.lakehouse.documents import get_document
+from pipelines.lakehouse.lake import sql_quote
+from pipelines.lakehouse.schemas import CHUNKS, DOCUMENTS, QUARANTINE
+from pipelines.runtime import Runtime
+from pipelines.settings import Settings
+from pipelines.stream.apply import PLAN_SCHEMA, plan_update
+from pipelines.stream.events import parse_event
+from pipelines.stream.writes import append_idempotent, retry_conflicts, txn
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
+__all__ = ["VALIDATED_SCHEMA", "BatchResult", "process_batch"]
+
+log = logging.getLogger(__name__)
+
+# Fault injection for the crash drill: hold the batch after this point so a test can SIGKILL it there.
+HOLD_ENV = "DOCLAKE_STREAM_DRILL_HOLD"
+
+VALIDATED_SCHEMA = pa.schema(
+    [
+        pa.field("event_id", pa.string()),
+        pa.field("error", pa.string()),
+        pa.field("payload", pa.string()),
+        pa.field("tenant", pa.string()),
+        pa.field("doc_id", pa.string()),
+        pa.field("version", pa.int64()),
+        pa.field("ts", pa.timestamp("us", tz="UTC")),
+        pa.field("event_json", pa.string()),
+    ]
+)
+
+
+class BatchResult(BaseModel):
+    batch_id: int
+    events: int = 0
+    quarantined: int = 0
+    applied: int = 0
+    mirrored: int = 0
+    skipped: int = 0
+
+
+_RUNTIMES: dict[str, Runtime] = {}
+
+
+def _executor_runtime(settings: Settings) -> Runtime:
+    """One Runtime (and so one loaded model) per executor Python process, reused across batches."""
+    key = settings.model_dump_json()
+    rt = _RUNTIMES.get(key)
+    if rt is None:
+        rt = _RUNTIMES[key] = Runtime.from_settings(settings)
+    return rt
+
+
+def _validate_batches(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    for batch in batches:
+        rows: list[dict[str, Any]] = []
+        for payload in batch.column("payload").to_pylist():
+            parsed = parse_event(payload)
+            event = parsed.event
+            rows.append(
+                {
+                    "event_id": parsed.event_id,
+                    "error": parsed.error,
+                    "payload": payload,
+                    "tenant": event.tenant if event else None,
+                    "doc_id": event.doc_id if event else None,
+                    "version": event.version if event else None,
+                    "ts": event.ts if event else None,
+                    "event_json": event.model_dump_json() if event else None,
+                }
+            )
+        yield pa.RecordBatch.from_pylist(rows, schema=VALIDATED_SCHEMA)
+
+
+def _planner(settings: Settings) -> Any:
+    def plan_batches(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        rt = _executor_runtime(settings)
+        for batch in batches:
+            rows: list[dict[str, Any]] = []
+            for group in batch.column("events").to_pylist():
+                payloads = {}
+                events = []
+                for item in group:
+                    event = DocumentUpdate.model_validate_json(item["event_json"])
+                    events.append(event)
+                    payloads[event.event_id] = item["payload"]
+                newest = max(events, key=lambda e: (e.version, e.ts, e.event_id))
+                key = {"tenant": newest.tenant, "doc_id": newest.doc_id}
+                try:
+                    plan = plan_update(rt, events)
+                except DocLakeError as e:
+                    if e.retryable:
+                        raise  # fail the batch: it is re-run, nothing was committed
+                    rows.extend(
+                        {
+                            **key,
+                            "event_id": ev.event_id,
+                            "op": ev.op.value,
+                            "version": ev.version,
+                            "action": "error",
+                            "plan_error": e.describe(),
+                            "payload": payloads[ev.event_id],
+                        }
+                        for ev in events
+                    )
+                    continue
+                rows.append(
+                    {
+                        **plan.silver,
+                        **key,
+                        "event_id": newest.event_id,
+                        "op": newest.op.value,
+                        "version": plan.version,
+                        "action": plan.action,
+                        "payload": payloads[newest.event_id],
+                        "gold": plan.gold,
+                    }
+                )
+                by_id = {ev.event_id: ev for ev in events}
+                rows.extend(
+                    {
+                        **key,
+                        "event_id": event_id,
+                        "op": by_id[event_id].op.value,
+                        "version": by_id[event_id].version,
+                        "action": "error",
+                        "plan_error": error,
+                        "payload": payloads[event_id],
+                    }
+                    for event_id, error in plan.rejected
+                )
+            yield pa.RecordBatch.from_pylist(rows, schema=PLAN_SCHEMA)
+
+    return plan_batches
+
+
+def _hold(settings: Settings, point: str) -> None:
+    if os.environ.get(HOLD_ENV) != point:
+        return
+    settings.stream_dir.mkdir(parents=True, exist_ok=True)
+    (settings.stream_dir / f"held-{point}").write_text(str(os.getpid()))
+    log.warning("drill: holding the batch after %s until killed", point)
+    while True:
+        time.sleep(1)
+
+
+def process_batch(rt: Runtime, df: DataFrame, batch_id: int, *, source: str, app_id: str) -> BatchResult:
+    """Apply one micro-batch of raw events (a DataFrame with a string column ``payload``)."""
+    from delta.tables import DeltaTable
+    from pyspark.sql import functions as sf
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    spark = df.sparkSession
+    result = BatchResult(batch_id=batch_id)
+    validated = df.select("payload").mapInArrow(_validate_batches, from_arrow_schema(VALIDATED_SCHEMA)).persist()
+    plans = None
+    try:
+        result.events = validated.count()
+        if result.events == 0:
+            return result
+        # All of a document's events go to one planner call, which folds them in version order.
+        per_doc = (
+            validated.filter(sf.col("error").isNull())
+            .groupBy("tenant", "doc_id")
+            .agg(sf.collect_list(sf.struct("event_json", "payload")).alias("events"))
+        )
+        # One partition: a batch is small, and each executor process that plans loads the model once.
+        plans = per_doc.coalesce(1).mapInArrow(_planner(rt.settings), from_arrow_schema(PLAN_SCHEMA)).persist()
+        summary = plans.select("event_id", "status", "action", "tenant", "doc_id", "version").collect()
+
+        quarantine = (
+            validated.filter(sf.col("error").isNotNull())
+            .select("event_id", "tenant", "doc_id", "payload", "error")
+            .unionByName(
+                plans.filter(sf.col("action") == "error").select(
+                    "event_id", "tenant", "doc_id", "payload", sf.col("plan_error").alias("error")
+                )
+            )
+        )
+        quarantine = quarantine.select(
+            "event_id",
+            sf.lit(f"stream:{source}").alias("source"),
+            "tenant",
+            "doc_id",
+            "payload",
+            "error",
+            sf.current_timestamp().alias("quarantined_at"),
+        )
+        result.quarantined = quarantine.count()
+        if result.quarantined:
+            append_idempotent(quarantine, rt.lake.uri(QUARANTINE), app_id=app_id, version=batch_id)
+
+        applied = [r for r in summary if r["action"] == "apply"]
+        # Deleted documents leave search first: the vector store is what users see.
+        for r in applied:
+            if r["status"] == DocumentStatus.deleted:
+                rt.vectors.delete_document(r["tenant"], r["doc_id"])
+        if applied:
+            _merge_gold(spark, DeltaTable, plans, rt.lake.uri(CHUNKS), applied, app_id=app_id, batch_id=batch_id)
+            _hold(rt.settings, "gold")
+            _merge_silver(spark, DeltaTable, plans, rt.lake.uri(DOCUMENTS), app_id=app_id, batch_id=batch_id)
+            rt.lake.table(DOCUMENTS)  # refresh the cached delta-rs handle past Spark's commit
+        result.applied = len(applied)
+        result.skipped = sum(1 for r in summary if r["action"] == "skip")
+        result.mirrored = _mirror(rt, [r for r in summary if r["action"] in ("apply", "mirror")])
+        oldest = validated.agg(sf.min("ts")).first()
+        if oldest is not None and oldest[0] is not None:
+            # Lag = how long the oldest event of this batch waited until it was searchable.
+            lag = (datetime.now(UTC) - oldest[0].astimezone(UTC)).total_seconds()
+            metrics.record_stream_lag(max(0.0, lag), stream=source)
+    finally:
+        validated.unpersist()
+        if plans is not None:
+            plans.unpersist()
+    log.info("stream batch %s", result.model_dump_json())
+    return result
+
+
+def _merge_gold(
+    spark: Any, delta_table: Any, plans: DataFrame, path: str, applied: list[Any], *, app_id: str, batch_id: int
+) -> None:
+    from pyspark.sql import functions as sf
+
+    source = plans.filter(sf.col("action") == "apply").select(sf.explode("gold").alias("g")).select("g.*")
+    by_tenant: dict[str, list[str]] = {}
+    for r in applied:
+        by_tenant.setdefault(r["tenant"], []).append(r["doc_id"])
+    # Chunks of these documents that the new version no longer has are deleted in the same commit.
+    stale = " OR ".join(
+        f"(t.tenant = {sql_quote(tenant)} AND t.doc_id IN ({', '.join(sql_quote(d) for d in sorted(set(docs)))}))"
+        for tenant, docs in sorted(by_tenant.items())
+    )
+
+    def run() -> None:
+        with txn(spark, app_id, batch_id):
+            (
+                delta_table.forPath(spark, path)
+                .alias("t")
+                .merge(source.alias("s"), "t.tenant = s.tenant AND t.chunk_id = s.chunk_id")
+                .whenMatchedUpdateAll()
+                .whenNotMatchedInsertAll()
+                .whenNotMatchedBySourceDelete(stale)
+                .execute()
+            )
+
+    retry_conflicts(run, what="gold.chunks MERGE")
+
+
+def _merge_silver(spark: Any, delta_table: Any, plans: DataFrame, path: str, *, app_id: str, batch_id: int) -> None:
+    from pyspark.sql import functions as sf
+
+    columns = [f.name for f in DOCUMENTS.schema]
+    source = plans.filter(sf.col("action") == "apply").select(*columns)
+    updates = {c: f"s.{c}" for c in columns if c != "created_at"}
+
+    def run() -> None:
+        with txn(spark, app_id, batch_id):
+            (
+                delta_table.forPath(spark, path)
+                .alias("t")
+                .merge(source.alias("s"), "t.tenant = s.tenant AND t.doc_id = s.doc_id")
+                .whenMatchedUpdate(condition="s.version > t.version", set=updates)
+                .whenNotMatchedInsertAll()
+                .execute()
+            )
+
+    retry_conflicts(run, what="silver.documents MERGE")
+
+
+def _mirror(rt: Runtime, rows: list[Any]) -> int:
+    mirrored = 0
+    for r in rows:
+        current = get_document(rt.lake, r["tenant"], r["doc_id"])
+        if current is not None and current["status"] == DocumentStatus.deleted:
+            rt.vectors.delete_document(r["tenant"], r["doc_id"])
+            continue
+        outcome = run_step(rt, "mirror", r["tenant"], r["doc_id"], r["version"], can_retry=True)
+        if outcome.state == "retry":
+            # Fail the batch: it is re-run after a restart, and every write before this one is idempotent.
+            raise DocLakeError(f"mirror v{r['version']} must be retried: {outcome.error}", doc_id=r["doc_id"])
+        mirrored += outcome.state == "done"
+    return mirrored

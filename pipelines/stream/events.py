@@ -1,0 +1,158 @@
+"""Change events (DocumentUpdate): validation for the stream, and the producer side used by the API.
+
+Nothing here imports Spark: the API writes events with delta-rs and the stream's executors validate
+them with the same pydantic contract.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from pipelines.contracts import DocumentStatus, DocumentUpdate, MetadataValue, UpdateOp, sha256_hex
+from pipelines.errors import DocumentNotFound, InvalidInput
+from pipelines.ingest import validate_metadata
+from pipelines.lakehouse.documents import get_document, rows_table
+from pipelines.lakehouse.lake import Lake, sql_quote
+from pipelines.lakehouse.schemas import UPDATES
+from pipelines.lakehouse.updates import newest_event_version
+from pipelines.runtime import Runtime
+
+__all__ = [
+    "ParsedEvent",
+    "append_updates",
+    "delete_event",
+    "event_row",
+    "parse_event",
+    "patch_metadata",
+]
+
+
+class ParsedEvent(BaseModel):
+    """One raw payload after validation: the event, or the reason it is quarantined."""
+
+    event: DocumentUpdate | None = None
+    event_id: str
+    error: str | None = None
+
+
+def _short_error(e: ValidationError) -> str:
+    parts = [f"{'.'.join(str(p) for p in err['loc']) or 'event'}: {err['msg']}" for err in e.errors()]
+    return "invalid_event: " + "; ".join(parts)[:2000]
+
+
+def parse_event(payload: str | bytes | None) -> ParsedEvent:
+    """Validate a JSON payload against the DocumentUpdate contract.
+
+    Rows of ``bronze.document_updates`` arrive as JSON with ``metadata_json`` (a string column);
+    Kafka messages carry ``metadata`` as an object. Both are accepted. An event that cannot be
+    identified gets a content-derived id, so its quarantine row is stable across replays.
+    """
+    text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else (payload or "")
+    fallback_id = "q" + sha256_hex(text)[:31]
+    try:
+        data: Any = json.loads(text)
+    except json.JSONDecodeError as e:
+        return ParsedEvent(event_id=fallback_id, error=f"invalid_event: not JSON: {e.msg}")
+    if not isinstance(data, dict):
+        return ParsedEvent(event_id=fallback_id, error="invalid_event: not a JSON object")
+    given = data.get("event_id")
+    event_id: str = given if isinstance(given, str) and given else fallback_id
+    if "metadata_json" in data:
+        raw = data.pop("metadata_json")
+        if raw is not None:
+            try:
+                data["metadata"] = json.loads(raw)
+            except (TypeError, json.JSONDecodeError):
+                return ParsedEvent(event_id=event_id, error="invalid_event: metadata_json is not valid JSON")
+    try:
+        return ParsedEvent(event=DocumentUpdate.model_validate(data), event_id=event_id)
+    except ValidationError as e:
+        return ParsedEvent(event_id=event_id, error=_short_error(e))
+
+
+def event_row(event: DocumentUpdate) -> dict[str, Any]:
+    """The bronze.document_updates row of an event."""
+    return {
+        "event_id": event.event_id,
+        "tenant": event.tenant,
+        "doc_id": event.doc_id,
+        "op": event.op.value,
+        "version": event.version,
+        "text": event.text,
+        "source_uri": event.source_uri,
+        "metadata_json": None if event.metadata is None else json.dumps(event.metadata, sort_keys=True),
+        "ts": event.ts,
+        "received_at": datetime.now(UTC),
+    }
+
+
+def append_updates(lake: Lake, events: list[DocumentUpdate]) -> None:
+    """Append events to bronze.document_updates, the embedded profile's stream source."""
+    if events:
+        lake.append(UPDATES, rows_table(UPDATES, [event_row(e) for e in events]))
+
+
+def _pending(lake: Lake, tenant: str, doc_id: str, version: int) -> dict[str, Any] | None:
+    where = f"tenant = {sql_quote(tenant)} AND doc_id = {sql_quote(doc_id)} AND version = {int(version)}"
+    rows = lake.read(UPDATES, where, columns=["op", "version", "metadata_json"]).to_pylist()
+    return rows[0] if rows else None
+
+
+def patch_metadata(rt: Runtime, tenant: str, doc_id: str, metadata: dict[str, Any]) -> DocumentUpdate:
+    """Queue a metadata change for the stream: a ``patch_metadata`` event one version past the newest.
+
+    The event carries the whole merged metadata (current + pending + these keys), so keeping only the
+    latest event per document in a micro-batch loses no key.
+
+    Raises:
+        DocumentNotFound: no such document, or it is deleted.
+        InvalidInput: metadata is not a flat object of strings, numbers and booleans.
+    """
+    patch = validate_metadata(metadata, doc_id=doc_id)
+    with rt.doc_lock(tenant, doc_id):
+        row = get_document(rt.lake, tenant, doc_id)
+        if row is None or row["status"] == DocumentStatus.deleted:
+            raise DocumentNotFound(f"document {doc_id} does not exist", doc_id=doc_id)
+        base: dict[str, MetadataValue] = json.loads(row["metadata_json"] or "{}")
+        version = row["version"]
+        newest = newest_event_version(rt.lake, tenant, doc_id)
+        pending = _pending(rt.lake, tenant, doc_id, newest) if newest > version else None
+        if pending is not None:
+            version = newest
+            if pending["op"] == UpdateOp.delete:
+                raise DocumentNotFound(f"document {doc_id} is being deleted", doc_id=doc_id)
+            if pending["metadata_json"]:
+                base = json.loads(pending["metadata_json"])
+        merged = validate_metadata({**base, **patch}, doc_id=doc_id)
+        event = _new_event(tenant, doc_id, UpdateOp.patch_metadata, version + 1, metadata=merged)
+        append_updates(rt.lake, [event])
+    return event
+
+
+def delete_event(rt: Runtime, tenant: str, doc_id: str, version: int) -> DocumentUpdate:
+    """Record a delete that already happened synchronously (version = the tombstone's), for consumers."""
+    event = _new_event(tenant, doc_id, UpdateOp.delete, version)
+    append_updates(rt.lake, [event])
+    return event
+
+
+def _new_event(
+    tenant: str, doc_id: str, op: UpdateOp, version: int, *, metadata: dict[str, MetadataValue] | None = None
+) -> DocumentUpdate:
+    try:
+        return DocumentUpdate(
+            event_id=uuid.uuid4().hex,
+            tenant=tenant,
+            doc_id=doc_id,
+            op=op,
+            version=version,
+            metadata=metadata,
+            ts=datetime.now(UTC),
+        )
+    except ValidationError as e:
+        raise InvalidInput(_short_error(e), doc_id=doc_id) from e

@@ -1,0 +1,95 @@
+"""A vector store that fails mid-mirror (an injected fault around the real LanceDB store)."""
+
+from __future__ import annotations
+
+from pipelines import ingest
+from pipelines.contracts import DocumentStatus, MetadataValue, VectorRecord
+from pipelines.errors import VectorStoreError
+from pipelines.lakehouse.chunks import doc_chunks
+from pipelines.lakehouse.documents import get_document
+from pipelines.runtime import Runtime
+from pipelines.vectorstore import VectorStore
+from pipelines.vectorstore.base import VectorHit
+
+
+class FailingStore:
+    """Delegates to a real store; raises a retryable error on the next ``failures`` write calls."""
+
+    def __init__(self, inner: VectorStore, *, failures: int, on: str) -> None:
+        self.inner = inner
+        self.failures = failures
+        self.on = on
+
+    def _maybe_fail(self, op: str) -> None:
+        if op == self.on and self.failures > 0:
+            self.failures -= 1
+            raise VectorStoreError(f"injected {op} failure")
+
+    def upsert(self, records: list[VectorRecord]) -> None:
+        self._maybe_fail("upsert")
+        self.inner.upsert(records)
+
+    def delete(self, ids: list[str], *, tenant: str, doc_id: str) -> None:
+        self._maybe_fail("delete")
+        self.inner.delete(ids, tenant=tenant, doc_id=doc_id)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+    def query(
+        self, vector: list[float], *, k: int, tenant: str, filter: dict[str, MetadataValue] | None = None
+    ) -> list[VectorHit]:
+        return self.inner.query(vector, k=k, tenant=tenant, filter=filter)
+
+
+def _gold_ids(rt: Runtime, doc_id: str) -> list[str]:
+    return sorted(doc_chunks(rt.lake, "default", doc_id, columns=["chunk_id"]).column("chunk_id").to_pylist())
+
+
+def _manual(edit: str) -> bytes:
+    return "\n".join(f"## Part {i}\n\nPart {i} text {edit if i == 2 else 'same'}." for i in range(5)).encode()
+
+
+def test_failed_upsert_is_retried_and_leaves_no_drift(runtime: Runtime) -> None:
+    reg = ingest.register_object(runtime, _manual("one"), filename="m.md", doc_id="flaky")
+    for step in ("extract", "chunk_embed"):
+        assert ingest.run_step(runtime, step, "default", "flaky", reg.version, can_retry=True).state == "done"
+    real = runtime.vectors
+    runtime.vectors = FailingStore(real, failures=1, on="upsert")  # type: ignore[assignment]
+    outcome = ingest.run_step(runtime, "mirror", "default", "flaky", reg.version, can_retry=True)
+    assert outcome.state == "retry" and "injected upsert failure" in (outcome.error or "")
+    row = get_document(runtime.lake, "default", "flaky")
+    assert row is not None and row["status"] == DocumentStatus.embedding  # not indexed, not lost
+    assert ingest.run_step(runtime, "mirror", "default", "flaky", reg.version, can_retry=True).state == "done"
+    assert sorted(real.document_ids("default", "flaky")) == _gold_ids(runtime, "flaky")
+
+
+def test_failure_between_upsert_and_stale_delete_heals_on_retry(runtime: Runtime) -> None:
+    ingest.register_object(runtime, _manual("one"), filename="m.md", doc_id="half")
+    assert ingest.process_inline(runtime, "default", "half", 1).state == "done"
+    ingest.register_object(runtime, _manual("two"), filename="m.md", doc_id="half")
+    for step in ("extract", "chunk_embed"):
+        assert ingest.run_step(runtime, step, "default", "half", 2, can_retry=True).state == "done"
+    real = runtime.vectors
+    runtime.vectors = FailingStore(real, failures=1, on="delete")  # type: ignore[assignment]
+    assert ingest.run_step(runtime, "mirror", "default", "half", 2, can_retry=True).state == "retry"
+    assert len(real.document_ids("default", "half")) == 6  # new chunk in, stale one not yet out: the drift
+    assert ingest.run_step(runtime, "mirror", "default", "half", 2, can_retry=True).state == "done"
+    assert sorted(real.document_ids("default", "half")) == _gold_ids(runtime, "half")
+
+
+def test_retries_spent_mark_failed_and_a_reupload_retries(runtime: Runtime) -> None:
+    reg = ingest.register_object(runtime, _manual("one"), filename="m.md", doc_id="down")
+    for step in ("extract", "chunk_embed"):
+        ingest.run_step(runtime, step, "default", "down", reg.version, can_retry=True)
+    real = runtime.vectors
+    runtime.vectors = FailingStore(real, failures=1, on="upsert")  # type: ignore[assignment]
+    outcome = ingest.run_step(runtime, "mirror", "default", "down", reg.version, can_retry=False)
+    assert outcome.state == "failed"
+    row = get_document(runtime.lake, "default", "down")
+    assert row is not None and row["status"] == "failed" and "injected upsert failure" in row["error"]
+    runtime.vectors = real
+    again = ingest.register_object(runtime, _manual("one"), filename="m.md", doc_id="down")
+    assert not again.duplicate and again.version == 2
+    assert ingest.process_inline(runtime, "default", "down", 2).state == "done"
+    assert sorted(real.document_ids("default", "down")) == _gold_ids(runtime, "down")
