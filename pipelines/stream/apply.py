@@ -59,12 +59,15 @@ class UpdatePlan(BaseModel):
 def plan_update(rt: Runtime, events: list[DocumentUpdate]) -> UpdatePlan:
     """Fold one document's events of a batch onto its silver row and build the resulting rows.
 
-    Events are taken in version order and each one newer than the state so far is applied to it
+    Events are taken in version order (arrival order among equal versions) and each one newer than
+    the state so far is applied to it
     (an upsert replaces text, a patch merges metadata keys, a delete makes a tombstone), so the
     newest version wins without losing what a batch's earlier events contributed (an upsert and
     the patch after it). Only the final state is chunked and embedded, reusing gold's vectors.
     """
-    ordered = sorted(events, key=lambda e: (e.version, e.ts, e.event_id))
+    # Stable sort on version alone: events of equal version keep their arrival order, so the first
+    # one applies and the rest are ignored as duplicates (a random tie-break would make it a coin toss).
+    ordered = sorted(events, key=lambda e: e.version)
     first, newest = ordered[0], ordered[-1]
     current = get_document(rt.lake, first.tenant, first.doc_id, with_text=True)
     if current is not None and current["version"] >= newest.version:

@@ -109,7 +109,7 @@ def _planner(settings: Settings) -> Any:
             for group in batch.column("events").to_pylist():
                 payloads = {}
                 events = []
-                for item in group:
+                for item in sorted(group, key=lambda item: item["seq"]):
                     event = DocumentUpdate.model_validate_json(item["event_json"])
                     events.append(event)
                     payloads[event.event_id] = item["payload"]
@@ -181,7 +181,14 @@ def process_batch(rt: Runtime, df: DataFrame, batch_id: int, *, source: str, app
 
     spark = df.sparkSession
     result = BatchResult(batch_id=batch_id)
-    validated = df.select("payload").mapInArrow(_validate_batches, from_arrow_schema(VALIDATED_SCHEMA)).persist()
+    # seq records arrival order (Kafka offset / table order within the batch): among events with the
+    # same version, the first to arrive is the one applied; later ones are duplicates.
+    validated = (
+        df.select("payload")
+        .mapInArrow(_validate_batches, from_arrow_schema(VALIDATED_SCHEMA))
+        .withColumn("seq", sf.monotonically_increasing_id())
+        .persist()
+    )
     plans = None
     try:
         result.events = validated.count()
@@ -191,7 +198,7 @@ def process_batch(rt: Runtime, df: DataFrame, batch_id: int, *, source: str, app
         per_doc = (
             validated.filter(sf.col("error").isNull())
             .groupBy("tenant", "doc_id")
-            .agg(sf.collect_list(sf.struct("event_json", "payload")).alias("events"))
+            .agg(sf.collect_list(sf.struct("seq", "event_json", "payload")).alias("events"))
         )
         # One partition: a batch is small, and each executor process that plans loads the model once.
         plans = per_doc.coalesce(1).mapInArrow(_planner(rt.settings), from_arrow_schema(PLAN_SCHEMA)).persist()
