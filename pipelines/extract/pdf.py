@@ -15,7 +15,7 @@ from pipelines.contracts import Element, ElementKind, PageError
 from pipelines.errors import EncryptedDocument, ExtractionError, NoTextFound
 from pipelines.extract.cleanup import CharBudget
 
-__all__ = ["PdfText", "extract_pdf", "minimal_pdf"]
+__all__ = ["PdfText", "assemble_pdf", "extract_pdf", "minimal_pdf"]
 
 _PARAGRAPH_BREAK_RE = re.compile(r"\n[ \t\r\f\v]*\n")
 # A text layer with no letter or digit at all (only punctuation, as from glyphs without a Unicode
@@ -138,6 +138,11 @@ def minimal_pdf(text: str) -> bytes:
         b"<< /Length %d >>\nstream\n%s\nendstream" % (len(content), content),
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
     ]
+    return assemble_pdf(bodies)
+
+
+def assemble_pdf(bodies: list[bytes]) -> bytes:
+    """A PDF file of numbered objects (object 1 the catalog) with a correct cross-reference table."""
     out = bytearray(b"%PDF-1.4\n")
     offsets = []
     for number, body in enumerate(bodies, 1):

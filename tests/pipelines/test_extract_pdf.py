@@ -13,7 +13,7 @@ import pytest
 from pipelines.contracts import DocFormat
 from pipelines.errors import EncryptedDocument, ExtractionError, NoTextFound
 from pipelines.extract import extract_unbounded
-from pipelines.extract.pdf import minimal_pdf
+from pipelines.extract.pdf import assemble_pdf, minimal_pdf
 
 GOOD = (b"", b"BT /F1 12 Tf 10 50 Td (Page text that reads fine) Tj ET")
 # A content stream that claims LZW compression but holds bytes no LZW decoder accepts.
@@ -35,16 +35,7 @@ def build_pdf(pages: list[tuple[bytes, bytes]]) -> bytes:
         )
         bodies.append(b"<< /Length %d %s >>\nstream\n%s\nendstream" % (len(stream), extra, stream))
     bodies.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(bodies, 1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(bodies) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(bodies) + 1, xref)
-    return bytes(out)
+    return assemble_pdf(bodies)
 
 
 def test_a_failing_page_is_recorded_and_the_others_kept() -> None:
