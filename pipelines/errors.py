@@ -71,6 +71,13 @@ class StaleVersion(DocLakeError):
     code = "stale_version"
 
 
+class IndexSwitched(DocLakeError):
+    """The active index changed while a step worked for the previous one; the step runs again."""
+
+    code = "index_switched"
+    retryable = True
+
+
 class ExtractionError(DocLakeError):
     """The bytes could not be turned into text."""
 

@@ -32,7 +32,8 @@ from pipelines.contracts import (
     chunk_id_for,
     sha256_hex,
 )
-from pipelines.errors import DocLakeError, DocumentNotFound, InvalidInput, StaleVersion
+from pipelines.errors import DocLakeError, DocumentNotFound, IndexSwitched, InvalidInput, StaleVersion
+from pipelines.indexes import IndexSpec
 from pipelines.lakehouse.chunks import cached_embeddings, doc_chunks, replace_doc_chunks
 from pipelines.lakehouse.documents import (
     get_document,
@@ -40,6 +41,7 @@ from pipelines.lakehouse.documents import (
     record_raw_object,
     update_document,
 )
+from pipelines.lakehouse.schemas import TableSpec
 from pipelines.lakehouse.updates import newest_event_version
 from pipelines.objectstore import raw_key
 from pipelines.runtime import Runtime
@@ -247,18 +249,24 @@ def plan_chunks(
     version: int,
     filename: str | None,
     metadata_json: str,
+    index: IndexSpec | None = None,
+    cache_from: tuple[TableSpec, ...] = (),
 ) -> ChunkPlan:
     """Chunk a document and embed only chunks gold does not already hold (writes nothing).
 
     Vectors are reused when the same model already embedded the same text: first the document's
-    own chunks (an unchanged chunk keeps its id and vector), then any chunk in gold. The Celery
-    step and the Spark stream both build their gold rows here.
+    own chunks (an unchanged chunk keeps its id and vector), then any chunk in the index's gold or
+    in ``cache_from`` (a reindex passes the gold it replaces). The Celery step, the Spark stream and
+    reindex all build their gold rows here, for ``index`` (default: the active one).
     """
-    config = rt.settings.chunker
-    chunks = chunk_document(document, tokenizer=rt.tokenizer(), config=config)
-    model_id = rt.embed_config.model_id
+    index = index or rt.index()
+    config = index.chunker
+    chunks = chunk_document(document, tokenizer=rt.tokenizer(index), config=config)
+    model_id = index.model_id
 
-    existing = doc_chunks(rt.lake, tenant, doc_id, columns=["chunk_id", "text_sha256", "embedding", "model_id"])
+    existing = doc_chunks(
+        rt.lake, tenant, doc_id, columns=["chunk_id", "text_sha256", "embedding", "model_id"], gold=index.gold
+    )
     own: dict[str, list[float]] = {}
     for sha, emb, mid in zip(
         existing.column("text_sha256").to_pylist(),
@@ -269,9 +277,10 @@ def plan_chunks(
         if mid == model_id and emb:
             own.setdefault(sha, emb)
     missing = [c.text_sha256 for c in chunks if c.text_sha256 not in own]
-    cache = {**cached_embeddings(rt.lake, model_id, missing, tenant=tenant), **own} if missing else own
+    golds = (index.gold, *cache_from)
+    cache = {**cached_embeddings(rt.lake, model_id, missing, tenant=tenant, golds=golds), **own} if missing else own
     to_embed = sorted({c.text_sha256: c.text for c in chunks if c.text_sha256 not in cache}.items())
-    vectors = rt.embedder().encode([text for _, text in to_embed]) if to_embed else []
+    vectors = rt.embedder(index).encode([text for _, text in to_embed]) if to_embed else []
     fresh = {sha: vec for (sha, _), vec in zip(to_embed, vectors, strict=True)}
 
     rows = [
@@ -309,77 +318,109 @@ def chunk_embed_step(rt: Runtime, tenant: str, doc_id: str, version: int) -> Chu
     row = _current(rt, tenant, doc_id, version, with_text=True)
     if row["status"] != DocumentStatus.embedding:
         return None
-    plan = plan_chunks(
+    for _ in range(3):
+        index = rt.index()
+        plan = _plan_row(rt, row, index)
+        with rt.doc_lock(tenant, doc_id):
+            _current(rt, tenant, doc_id, version)  # a delete or new version may have landed while embedding
+            if rt.index(fresh=True).index_id != index.index_id:
+                continue  # a reindex switched indexes while this step embedded: plan for the new one
+            metrics = replace_doc_chunks(rt.lake, tenant, doc_id, plan.rows, gold=index.gold)
+            update_document(
+                rt.lake,
+                tenant,
+                doc_id,
+                version,
+                chunks=len(plan.rows),
+                chunks_embedded=plan.embedded,
+                chunks_reused=plan.reused,
+                model_id=index.model_id,
+                chunker_id=index.chunker.config_id,
+            )
+        result = ChunkEmbedResult(
+            chunks=len(plan.rows),
+            embedded=plan.embedded,
+            reused=plan.reused,
+            removed=int(metrics.get("num_target_rows_deleted", 0)),
+        )
+        log.info("chunk_embed doc=%s v=%d %s", doc_id, version, result.model_dump())
+        return result
+    raise IndexSwitched("the active index kept changing during chunk_embed", doc_id=doc_id)
+
+
+def _plan_row(
+    rt: Runtime, row: dict[str, Any], index: IndexSpec, *, cache_from: tuple[TableSpec, ...] = ()
+) -> ChunkPlan:
+    """The chunk plan of a silver row (with text) for ``index``."""
+    return plan_chunks(
         rt,
         stored_document(row),
-        tenant=tenant,
-        doc_id=doc_id,
-        version=version,
+        tenant=row["tenant"],
+        doc_id=row["doc_id"],
+        version=row["version"],
         filename=row["filename"],
         metadata_json=row["metadata_json"] or "{}",
+        index=index,
+        cache_from=cache_from,
     )
-    rows = plan.rows
-    config = rt.settings.chunker
-    model_id = rt.embed_config.model_id
-    with rt.doc_lock(tenant, doc_id):
-        _current(rt, tenant, doc_id, version)  # a delete or new version may have landed while embedding
-        metrics = replace_doc_chunks(rt.lake, tenant, doc_id, rows)
-        update_document(
-            rt.lake,
-            tenant,
-            doc_id,
-            version,
-            chunks=len(rows),
-            chunks_embedded=plan.embedded,
-            chunks_reused=plan.reused,
-            model_id=model_id,
-            chunker_id=config.config_id,
+
+
+def vector_records(gold_rows: list[dict[str, Any]], metadata: dict[str, MetadataValue]) -> list[VectorRecord]:
+    """Vector-store records of gold rows (one document's metadata applies to all of them)."""
+    return [
+        VectorRecord(
+            id=g["chunk_id"],
+            tenant=g["tenant"],
+            doc_id=g["doc_id"],
+            doc_version=g["doc_version"],
+            vector=g["embedding"],
+            text=g["text"],
+            filename=g["filename"],
+            page_start=g["page_start"],
+            page_end=g["page_end"],
+            char_start=g["char_start"],
+            char_end=g["char_end"],
+            metadata=metadata,
         )
-    result = ChunkEmbedResult(
-        chunks=len(rows),
-        embedded=plan.embedded,
-        reused=plan.reused,
-        removed=int(metrics.get("num_target_rows_deleted", 0)),
-    )
-    log.info("chunk_embed doc=%s v=%d %s", doc_id, version, result.model_dump())
-    return result
+        for g in gold_rows
+    ]
+
+
+def mirror_document(rt: Runtime, index: IndexSpec, tenant: str, doc_id: str, metadata: dict[str, MetadataValue]) -> int:
+    """Make the index's vector store hold exactly the document's gold rows of that index.
+
+    Upsert first, delete stale ids second: search never sees the document without vectors.
+    """
+    gold = doc_chunks(rt.lake, tenant, doc_id, gold=index.gold).to_pylist()
+    records = vector_records(gold, metadata)
+    store = rt.vectors_for(index)
+    store.upsert(records)
+    keep = {r.id for r in records}
+    stale = [i for i in store.document_ids(tenant, doc_id) if i not in keep]
+    store.delete(stale, tenant=tenant, doc_id=doc_id)
+    return len(records)
 
 
 def mirror_step(rt: Runtime, tenant: str, doc_id: str, version: int) -> int:
     """Mirror the document's gold rows to the vector store, drop its stale ids, mark it indexed.
 
-    Upsert first, delete stale ids second: search never sees the document without vectors.
     Returns how many vectors were written (0 when already indexed).
     """
     with rt.doc_lock(tenant, doc_id):
         row = _current(rt, tenant, doc_id, version)
         if row["status"] not in (DocumentStatus.embedding, DocumentStatus.indexed):
             return 0
-        gold = doc_chunks(rt.lake, tenant, doc_id).to_pylist()
-        metadata = json.loads(row["metadata_json"] or "{}")
-        records = [
-            VectorRecord(
-                id=g["chunk_id"],
-                tenant=tenant,
-                doc_id=doc_id,
-                doc_version=g["doc_version"],
-                vector=g["embedding"],
-                text=g["text"],
-                filename=g["filename"],
-                page_start=g["page_start"],
-                page_end=g["page_end"],
-                char_start=g["char_start"],
-                char_end=g["char_end"],
-                metadata=metadata,
-            )
-            for g in gold
-        ]
-        rt.vectors.upsert(records)
-        keep = {r.id for r in records}
-        stale = [i for i in rt.vectors.document_ids(tenant, doc_id) if i not in keep]
-        rt.vectors.delete(stale, tenant=tenant, doc_id=doc_id)
+        index = rt.index(fresh=True)
+        versions = doc_chunks(rt.lake, tenant, doc_id, columns=["doc_version"], gold=index.gold)
+        if any(v != version for v in versions.column("doc_version").to_pylist()):
+            # chunk_embed wrote this version to the index a reindex just replaced: build it here for
+            # the active index (vectors come from the old gold when the model is the same).
+            full = _current(rt, tenant, doc_id, version, with_text=True)
+            plan = _plan_row(rt, full, index, cache_from=tuple(i.gold for i in rt.indexes()))
+            replace_doc_chunks(rt.lake, tenant, doc_id, plan.rows, gold=index.gold)
+        written = mirror_document(rt, index, tenant, doc_id, json.loads(row["metadata_json"] or "{}"))
         update_document(rt.lake, tenant, doc_id, version, status=DocumentStatus.indexed.value, error=None)
-    return len(records)
+    return written
 
 
 def mark_failed(rt: Runtime, tenant: str, doc_id: str, version: int, error: str) -> bool:

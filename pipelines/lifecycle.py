@@ -34,8 +34,10 @@ def delete_document(rt: Runtime, tenant: str, doc_id: str) -> DocumentRecord:
         if row["status"] == DocumentStatus.deleted:
             return to_record(row)
         # Vector store first: that is what search reads, so the document leaves search immediately.
-        rt.vectors.delete_document(tenant, doc_id)
-        delete_doc_chunks(rt.lake, tenant, doc_id)
+        # Every live index, not just the active one: a reindex being built must not carry it over.
+        for index in rt.indexes():
+            rt.vectors_for(index).delete_document(tenant, doc_id)
+            delete_doc_chunks(rt.lake, tenant, doc_id, gold=index.gold)
         insert_version(
             rt.lake,
             {

@@ -21,10 +21,12 @@ class CompactionReport(BaseModel):
 def compact_small_files(rt: Runtime, *, min_files: int = 64) -> CompactionReport:
     """Compact every Delta table that has accumulated ``min_files`` small files, and the vector index."""
     compacted: dict[str, int] = {}
-    for spec in TABLES.values():
+    specs = {**TABLES, **{i.gold.name: i.gold for i in rt.indexes()}}
+    for spec in specs.values():
         metrics = rt.lake.compact(spec, min_files=min_files)
         if metrics is not None:
             compacted[spec.name] = int(metrics.get("numFilesRemoved", 0))
             log.info("compacted %s: %s", spec.name, metrics)
-    rt.vectors.optimize()
+    for index in rt.indexes():
+        rt.vectors_for(index).optimize()
     return CompactionReport(compacted=compacted)

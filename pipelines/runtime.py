@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from filelock import FileLock
@@ -13,6 +16,8 @@ from filelock import FileLock
 from pipelines.contracts import sha256_hex
 from pipelines.embed import EmbedConfig, Embedder, get_embedder, load_tokenizer
 from pipelines.errors import ConfigError
+from pipelines.indexes import IndexSpec, ensure_base_index, list_indexes
+from pipelines.indexes import active_index as read_active_index
 from pipelines.lakehouse.lake import Lake
 from pipelines.objectstore import LocalObjectStore, ObjectStore, S3ObjectStore
 from pipelines.settings import Settings
@@ -30,14 +35,23 @@ def _object_store(settings: Settings) -> ObjectStore:
     return LocalObjectStore(settings.objects_dir)
 
 
-def _vector_store(settings: Settings) -> VectorStore:
+def _vector_store(settings: Settings, index: IndexSpec) -> VectorStore:
     if settings.vector_store == "pinecone":
         from pipelines.vectorstore.pinecone import PineconeVectorStore
 
         if not settings.pinecone_api_key or not settings.pinecone_host:
             raise ConfigError("the pinecone vector store needs DOCLAKE_PINECONE_API_KEY and DOCLAKE_PINECONE_HOST")
-        return PineconeVectorStore(api_key=settings.pinecone_api_key.get_secret_value(), host=settings.pinecone_host)
-    return LanceVectorStore(settings.vectors_dir.resolve())
+        return PineconeVectorStore(
+            api_key=settings.pinecone_api_key.get_secret_value(),
+            host=settings.pinecone_host,
+            namespace_suffix=index.namespace_suffix,
+        )
+    return LanceVectorStore(settings.vectors_dir.resolve(), table_name=index.vector_table)
+
+
+# How long a process trusts its copy of the active index before re-reading meta.indexes. A switch
+# reaches every process within this time; writers re-check it uncached under the document lock.
+_INDEX_TTL_S = 1.0
 
 
 @dataclass
@@ -45,35 +59,79 @@ class Runtime:
     settings: Settings
     lake: Lake
     objects: ObjectStore
-    vectors: VectorStore
-    embed_config: EmbedConfig
-    _ready: bool = field(default=False, repr=False)
+    _stores: dict[str, VectorStore] = field(default_factory=dict, repr=False)
+    _index: IndexSpec | None = field(default=None, repr=False)
+    _index_read_at: float = field(default=0.0, repr=False)
+    _threads: int | None = field(default=None, repr=False)
+    _mutex: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
     def from_settings(cls, settings: Settings, *, threads: int | None = None) -> Runtime:
         """Build the embedded-profile services under ``settings.data_dir`` and make sure the tables exist."""
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         lake = Lake(settings.lake_dir.resolve(), lock_dir=settings.run_dir / "locks")
+        lake.ensure_tables()
         runtime = cls(
             settings=settings,
             lake=lake,
             objects=_object_store(settings),
-            vectors=_vector_store(settings),
-            embed_config=EmbedConfig(
-                model_path=settings.resolved_model_path(),
-                model_id=settings.model_id,
-                batch_size=settings.embed_batch_size,
-                threads=threads if threads is not None else settings.torch_threads,
-            ),
+            _threads=threads if threads is not None else settings.torch_threads,
         )
-        lake.ensure_tables()
+        runtime._index = ensure_base_index(
+            lake, model_id=settings.model_id, model_path=settings.resolved_model_path(), chunker=settings.chunker
+        )
+        runtime._index_read_at = time.monotonic()
+        runtime.vectors_for(runtime._index)  # fail fast on a misconfigured store
         return runtime
 
-    def embedder(self) -> Embedder:
-        return get_embedder(self.embed_config)
+    def index(self, *, fresh: bool = False) -> IndexSpec:
+        """The active index (re-read at most every second, or now with ``fresh``)."""
+        now = time.monotonic()
+        if fresh or self._index is None or now - self._index_read_at > _INDEX_TTL_S:
+            found = read_active_index(self.lake)
+            if found is None:
+                raise ConfigError("meta.indexes has no active index")
+            self._index, self._index_read_at = found, now
+        return self._index
 
-    def tokenizer(self) -> Any:
-        return load_tokenizer(self.embed_config.model_path)
+    def indexes(self) -> list[IndexSpec]:
+        """Every index that still has tables (active, building, retired)."""
+        return list_indexes(self.lake)
+
+    def vectors_for(self, index: IndexSpec) -> VectorStore:
+        with self._mutex:
+            store = self._stores.get(index.index_id)
+            if store is None:
+                store = self._stores[index.index_id] = _vector_store(self.settings, index)
+            return store
+
+    @property
+    def vectors(self) -> VectorStore:
+        """The vector store of the active index."""
+        return self.vectors_for(self.index())
+
+    @vectors.setter
+    def vectors(self, store: VectorStore) -> None:
+        with self._mutex:
+            self._stores[self.index().index_id] = store
+
+    def embed_config_for(self, index: IndexSpec) -> EmbedConfig:
+        return EmbedConfig(
+            model_path=Path(index.model_path),
+            model_id=index.model_id,
+            batch_size=self.settings.embed_batch_size,
+            threads=self._threads,
+        )
+
+    @property
+    def embed_config(self) -> EmbedConfig:
+        return self.embed_config_for(self.index())
+
+    def embedder(self, index: IndexSpec | None = None) -> Embedder:
+        return get_embedder(self.embed_config_for(index or self.index()))
+
+    def tokenizer(self, index: IndexSpec | None = None) -> Any:
+        return load_tokenizer(Path((index or self.index()).model_path))
 
     @contextmanager
     def doc_lock(self, tenant: str, doc_id: str) -> Iterator[None]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from pipelines.contracts import DEFAULT_TENANT, SearchHit, SearchQuery
-from pipelines.lakehouse import CHUNKS, sql_quote
+from pipelines.lakehouse import sql_quote
 from pipelines.metrics import SEARCH_LATENCY
 from pipelines.runtime import Runtime
 
@@ -43,5 +43,6 @@ def _hydrate(rt: Runtime, tenant: str, chunk_ids: list[str]) -> dict[str, str]:
     if not chunk_ids:
         return {}
     ids = ", ".join(sql_quote(i) for i in chunk_ids)
-    rows = rt.lake.read(CHUNKS, f"tenant = {sql_quote(tenant)} AND chunk_id IN ({ids})", columns=["chunk_id", "text"])
+    where = f"tenant = {sql_quote(tenant)} AND chunk_id IN ({ids})"
+    rows = rt.lake.read(rt.index().gold, where, columns=["chunk_id", "text"])
     return dict(zip(rows.column("chunk_id").to_pylist(), rows.column("text").to_pylist(), strict=True))

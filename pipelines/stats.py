@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from pipelines.contracts import DocumentStatus
 from pipelines.lakehouse.lake import sql_quote
-from pipelines.lakehouse.schemas import CHUNKS, DOCUMENTS
+from pipelines.lakehouse.schemas import DOCUMENTS
 from pipelines.runtime import Runtime
 
 __all__ = ["LakeStats", "collect_stats"]
@@ -41,7 +41,7 @@ def collect_stats(rt: Runtime, *, tenant: str | None = None) -> LakeStats:
         counts[row["status"]] = counts.get(row["status"], 0) + 1
         if row["status"] == DocumentStatus.indexed and row["updated_at"] and (last is None or row["updated_at"] > last):
             last = row["updated_at"]
-    chunks = rt.lake.read(CHUNKS, where, columns=["chunk_id"]).num_rows
+    chunks = rt.lake.read(rt.index().gold, where, columns=["chunk_id"]).num_rows
     return LakeStats(
         tenant=tenant,
         documents=counts,

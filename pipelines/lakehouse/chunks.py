@@ -8,19 +8,24 @@ import pyarrow as pa
 
 from pipelines.lakehouse.documents import now_utc, rows_table
 from pipelines.lakehouse.lake import Lake, sql_quote
-from pipelines.lakehouse.schemas import CHUNKS
+from pipelines.lakehouse.schemas import CHUNKS, TableSpec
 
 __all__ = ["cached_embeddings", "delete_doc_chunks", "doc_chunks", "replace_doc_chunks"]
 
 
-def doc_chunks(lake: Lake, tenant: str, doc_id: str, *, columns: list[str] | None = None) -> pa.Table:
-    """Every gold row of one document."""
-    return lake.read(CHUNKS, f"tenant = {sql_quote(tenant)} AND doc_id = {sql_quote(doc_id)}", columns=columns)
+def doc_chunks(
+    lake: Lake, tenant: str, doc_id: str, *, columns: list[str] | None = None, gold: TableSpec = CHUNKS
+) -> pa.Table:
+    """Every gold row of one document (in the base index's gold table unless ``gold`` says another)."""
+    return lake.read(gold, f"tenant = {sql_quote(tenant)} AND doc_id = {sql_quote(doc_id)}", columns=columns)
 
 
-def cached_embeddings(lake: Lake, model_id: str, text_sha256s: list[str], *, tenant: str) -> dict[str, list[float]]:
+def cached_embeddings(
+    lake: Lake, model_id: str, text_sha256s: list[str], *, tenant: str, golds: tuple[TableSpec, ...] = (CHUNKS,)
+) -> dict[str, list[float]]:
     """Stored vectors for these text hashes made by ``model_id``, from any document of the tenant.
 
+    ``golds`` are the gold tables to look in (a reindex also looks in the index it replaces).
     The cache stays inside a tenant: a cross-tenant hit would be measurably faster, and that timing
     would tell one tenant that another holds the same text.
     """
@@ -31,22 +36,25 @@ def cached_embeddings(lake: Lake, model_id: str, text_sha256s: list[str], *, ten
     for start in range(0, len(wanted), 200):
         shas = ", ".join(sql_quote(s) for s in wanted[start : start + 200])
         where = f"tenant = {sql_quote(tenant)} AND model_id = {sql_quote(model_id)} AND text_sha256 IN ({shas})"
-        table = lake.read(CHUNKS, where, columns=["text_sha256", "embedding"])
-        for sha, emb in zip(
-            table.column("text_sha256").to_pylist(), table.column("embedding").to_pylist(), strict=True
-        ):
-            if emb:
-                found.setdefault(sha, emb)
+        for gold in golds:
+            table = lake.read(gold, where, columns=["text_sha256", "embedding"])
+            for sha, emb in zip(
+                table.column("text_sha256").to_pylist(), table.column("embedding").to_pylist(), strict=True
+            ):
+                if emb:
+                    found.setdefault(sha, emb)
     return found
 
 
-def replace_doc_chunks(lake: Lake, tenant: str, doc_id: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+def replace_doc_chunks(
+    lake: Lake, tenant: str, doc_id: str, rows: list[dict[str, Any]], *, gold: TableSpec = CHUNKS
+) -> dict[str, Any]:
     """Make gold hold exactly ``rows`` for the document: upsert them and delete its other chunks."""
     stamp = now_utc()
-    source = rows_table(CHUNKS, [{**r, "updated_at": stamp} for r in rows])
+    source = rows_table(gold, [{**r, "updated_at": stamp} for r in rows])
     doc_pred = f"t.tenant = {sql_quote(tenant)} AND t.doc_id = {sql_quote(doc_id)}"
     return lake.merge(
-        CHUNKS,
+        gold,
         source,
         predicate="t.tenant = s.tenant AND t.chunk_id = s.chunk_id",
         build=lambda m: (
@@ -57,7 +65,7 @@ def replace_doc_chunks(lake: Lake, tenant: str, doc_id: str, rows: list[dict[str
     )
 
 
-def delete_doc_chunks(lake: Lake, tenant: str, doc_id: str) -> int:
+def delete_doc_chunks(lake: Lake, tenant: str, doc_id: str, *, gold: TableSpec = CHUNKS) -> int:
     """Remove every gold row of the document; returns how many."""
-    metrics = lake.delete(CHUNKS, f"tenant = {sql_quote(tenant)} AND doc_id = {sql_quote(doc_id)}")
+    metrics = lake.delete(gold, f"tenant = {sql_quote(tenant)} AND doc_id = {sql_quote(doc_id)}")
     return int(metrics.get("num_deleted_rows", 0))

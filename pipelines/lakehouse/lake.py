@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import random
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -68,19 +69,43 @@ class Lake:
     def ensure_tables(self) -> None:
         """Create every table that does not exist yet (safe to call from many processes)."""
         for spec in TABLES.values():
-            with self._write_lock(spec):
-                try:
-                    DeltaTable(self.uri(spec), storage_options=self.storage_options)
-                except TableNotFoundError:
-                    if self._local:
-                        Path(self.uri(spec)).mkdir(parents=True, exist_ok=True)
-                    DeltaTable.create(
-                        self.uri(spec),
-                        spec.schema,
-                        mode="ignore",
-                        name=spec.name,
-                        storage_options=self.storage_options,
-                    )
+            self.ensure(spec)
+
+    def ensure(self, spec: TableSpec) -> None:
+        """Create one table if it does not exist yet."""
+        with self._write_lock(spec):
+            try:
+                DeltaTable(self.uri(spec), storage_options=self.storage_options)
+            except TableNotFoundError:
+                if self._local:
+                    Path(self.uri(spec)).mkdir(parents=True, exist_ok=True)
+                DeltaTable.create(
+                    self.uri(spec),
+                    spec.schema,
+                    mode="ignore",
+                    name=spec.name,
+                    storage_options=self.storage_options,
+                )
+
+    def exists(self, spec: TableSpec) -> bool:
+        try:
+            DeltaTable(self.uri(spec), storage_options=self.storage_options)
+        except TableNotFoundError:
+            return False
+        return True
+
+    def drop(self, spec: TableSpec) -> None:
+        """Remove a whole table and its files (a dropped index's gold table)."""
+        with self._mutex:
+            self._tables.pop(spec.name, None)
+        with self._write_lock(spec):
+            if self._local:
+                shutil.rmtree(self.uri(spec), ignore_errors=True)
+                return
+            # Remote lakes: delete every row, then vacuum every file; the empty log stays behind.
+            dt = DeltaTable(self.uri(spec), storage_options=self.storage_options)
+            dt.delete()
+            dt.vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=False)
 
     def table(self, spec: TableSpec) -> DeltaTable:
         """The table at its newest version (a cached handle, refreshed incrementally)."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-__all__ = ["CHUNKS", "DOCUMENTS", "QUARANTINE", "RAW_OBJECTS", "TABLES", "UPDATES", "TableSpec"]
+__all__ = ["CHUNKS", "DOCUMENTS", "INDEXES", "QUARANTINE", "RAW_OBJECTS", "TABLES", "UPDATES", "TableSpec"]
 
 _TS = pa.timestamp("us", tz="UTC")
 
@@ -141,4 +141,24 @@ QUARANTINE = TableSpec(
     key=("event_id",),
 )
 
-TABLES: dict[str, TableSpec] = {t.name: t for t in (RAW_OBJECTS, DOCUMENTS, CHUNKS, UPDATES, QUARANTINE)}
+INDEXES = TableSpec(
+    "meta.indexes",
+    pa.schema(
+        [
+            pa.field("index_id", pa.string(), nullable=False),
+            pa.field("model_id", pa.string()),
+            pa.field("model_path", pa.string()),
+            pa.field("embed_backend", pa.string()),
+            pa.field("chunker_json", pa.string()),
+            pa.field("state", pa.string()),
+            pa.field("created_at", _TS),
+            pa.field("activated_at", _TS),
+            pa.field("updated_at", _TS),
+        ]
+    ),
+    key=("index_id",),
+)
+
+TABLES: dict[str, TableSpec] = {
+    t.name: t for t in (RAW_OBJECTS, DOCUMENTS, CHUNKS, UPDATES, QUARANTINE, INDEXES)
+}

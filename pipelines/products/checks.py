@@ -26,7 +26,7 @@ from pydantic import BaseModel, Field, ValidationError
 from pipelines.contracts import DocumentStatus
 from pipelines.lakehouse.documents import to_record
 from pipelines.lakehouse.lake import sql_quote
-from pipelines.lakehouse.schemas import CHUNKS, DOCUMENTS, RAW_OBJECTS
+from pipelines.lakehouse.schemas import DOCUMENTS, RAW_OBJECTS
 from pipelines.products.manifests import MANIFESTS, ProductManifest
 from pipelines.runtime import Runtime
 
@@ -68,7 +68,7 @@ class _Snapshot:
         columns = [f.name for f in DOCUMENTS.schema if f.name not in ("text", "elements_json")]
         self.docs: list[dict[str, Any]] = rt.lake.read(DOCUMENTS, columns=columns).to_pylist()
         sql = "SELECT tenant, chunk_id, doc_id, model_id, cardinality(embedding) AS dim FROM t"
-        reader = QueryBuilder().register("t", rt.lake.table(CHUNKS)).execute(sql)
+        reader = QueryBuilder().register("t", rt.lake.table(rt.index().gold)).execute(sql)
         self.chunks: list[dict[str, Any]] = pa.table(reader.read_all()).to_pylist()
         self.vectors = [(s.tenant, s.id, s.doc_id) for s in rt.vectors.iter_ids()]
         self.status = {(d["tenant"], d["doc_id"]): d["status"] for d in self.docs}

@@ -128,9 +128,11 @@ def plan_update(rt: Runtime, events: list[DocumentUpdate]) -> UpdatePlan:
     state["updated_at"] = now
     if state["status"] == DocumentStatus.deleted:
         return UpdatePlan(action="apply", version=state["version"], silver=state, rejected=rejected)
+    index = rt.index()
     plan = plan_chunks(
         rt,
         document or stored_document(state),
+        index=index,
         tenant=state["tenant"],
         doc_id=state["doc_id"],
         version=state["version"],
@@ -144,8 +146,8 @@ def plan_update(rt: Runtime, events: list[DocumentUpdate]) -> UpdatePlan:
         "chunks": len(plan.rows),
         "chunks_embedded": plan.embedded,
         "chunks_reused": plan.reused,
-        "model_id": rt.embed_config.model_id,
-        "chunker_id": rt.settings.chunker.config_id,
+        "model_id": index.model_id,
+        "chunker_id": index.chunker.config_id,
         "created_at": state.get("created_at") or now,
     }
     gold = [{**r, "updated_at": now} for r in plan.rows]

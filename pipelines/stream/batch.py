@@ -28,7 +28,7 @@ from pipelines.errors import DocLakeError
 from pipelines.ingest import run_step
 from pipelines.lakehouse.documents import get_document
 from pipelines.lakehouse.lake import sql_quote
-from pipelines.lakehouse.schemas import CHUNKS, DOCUMENTS, QUARANTINE
+from pipelines.lakehouse.schemas import DOCUMENTS, QUARANTINE
 from pipelines.runtime import Runtime
 from pipelines.settings import Settings
 from pipelines.stream.apply import PLAN_SCHEMA, plan_update
@@ -232,7 +232,8 @@ def process_batch(rt: Runtime, df: DataFrame, batch_id: int, *, source: str, app
             if r["status"] == DocumentStatus.deleted:
                 rt.vectors.delete_document(r["tenant"], r["doc_id"])
         if applied:
-            _merge_gold(spark, DeltaTable, plans, rt.lake.uri(CHUNKS), applied, app_id=app_id, batch_id=batch_id)
+            gold_uri = rt.lake.uri(rt.index(fresh=True).gold)
+            _merge_gold(spark, DeltaTable, plans, gold_uri, applied, app_id=app_id, batch_id=batch_id)
             _hold(rt.settings, "gold")
             _merge_silver(spark, DeltaTable, plans, rt.lake.uri(DOCUMENTS), app_id=app_id, batch_id=batch_id)
             rt.lake.table(DOCUMENTS)  # refresh the cached delta-rs handle past Spark's commit

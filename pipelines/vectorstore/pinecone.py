@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import re
 import time
 from collections.abc import Callable, Iterator
 from functools import partial
@@ -32,6 +33,8 @@ MAX_BATCH_VECTORS = 1000
 MAX_REQUEST_BYTES = 2 * 1024 * 1024
 MAX_IDS_PER_DELETE = 1000
 _USER_PREFIX = "m."
+# Suffix of a non-base index's namespaces (pipelines.indexes.index_id_for makes "i" + 10 hex digits).
+_INDEX_SUFFIX = re.compile(r"__i[0-9a-f]{10}$")
 
 
 def _status_of(error: Exception) -> int | None:
@@ -171,16 +174,23 @@ class PineconeVectorStore:
     def _tenants(self) -> list[str]:
         stats = self._call("describe_index_stats", lambda: self._index.describe_index_stats())
         names = list((_get(stats, "namespaces") or {}).keys())
-        suffix = self.namespace_suffix
-        return [n[: len(n) - len(suffix)] if suffix else n for n in names if not suffix or n.endswith(suffix)]
+        return [self._tenant_of(n) for n in names if self._mine(n)]
+
+    def _mine(self, namespace: str) -> bool:
+        # Namespaces of other indexes carry their suffix: the base index (no suffix) must skip them.
+        if self.namespace_suffix:
+            return namespace.endswith(self.namespace_suffix)
+        return _INDEX_SUFFIX.search(namespace) is None
+
+    def _tenant_of(self, namespace: str) -> str:
+        return namespace[: len(namespace) - len(self.namespace_suffix)] if self.namespace_suffix else namespace
 
     def count(self, tenant: str | None = None) -> int:
         stats = self._call("describe_index_stats", lambda: self._index.describe_index_stats())
         namespaces = _get(stats, "namespaces") or {}
         total = 0
         for name, info in namespaces.items():
-            mine = name.endswith(self.namespace_suffix) if self.namespace_suffix else True
-            if (tenant is None and mine) or (tenant is not None and name == self._ns(tenant)):
+            if (tenant is None and self._mine(name)) or (tenant is not None and name == self._ns(tenant)):
                 total += int(_get(info, "vector_count") or _get(info, "vectorCount") or 0)
         return total
 
