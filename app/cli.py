@@ -340,9 +340,13 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
 
 
 def _add_subcommands() -> None:
+    from app.cli_index import indexes, reconcile, reindex
     from app.cli_products import products
 
     cli.add_typer(products, name="products")
+    cli.command()(reindex)
+    cli.command()(reconcile)
+    cli.command()(indexes)
 
 
 _add_subcommands()

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from app.limits import BodyLimitMiddleware
 from app.problems import install_problem_handlers
-from app.routes import documents, events, health, ops, rag, search
+from app.routes import documents, events, health, jobs, ops, rag, search
 from pipelines.runtime import Runtime
 from pipelines.settings import Settings, get_settings
 
@@ -63,4 +63,5 @@ def create_app(settings: Settings | None = None, *, enqueue: Enqueue | None = No
     app.include_router(events.router)
     app.include_router(rag.router)
     app.include_router(ops.router)
+    app.include_router(jobs.router)
     return app

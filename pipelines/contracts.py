@@ -241,6 +241,13 @@ class SearchQuery(BaseModel):
     filter: dict[str, MetadataValue] = Field(
         default_factory=dict, description="Metadata keys that must match exactly (all of them)."
     )
+    as_of: int | datetime | None = Field(
+        default=None,
+        description=(
+            "Search gold as it was then: a Delta version of the active index's gold table (see `doclake history`)"
+            " or an ISO 8601 timestamp. Exact search over that snapshot; slower than a live search."
+        ),
+    )
 
     model_config = ConfigDict(
         json_schema_extra={"examples": [{"query": "how do I find large files?", "top_k": 5, "filter": {"team": "ops"}}]}

@@ -140,7 +140,8 @@ def put_index(lake: Lake, spec: IndexSpec) -> None:
     if spec.state == IndexState.active:
         raise ConfigError("use activate_index to make an index active")
     _merge(lake, [spec])
-    lake.ensure(spec.gold)
+    if spec.state == IndexState.building:
+        lake.ensure(spec.gold)
 
 
 def _merge(lake: Lake, specs: list[IndexSpec]) -> None:

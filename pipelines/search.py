@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from pipelines.contracts import DEFAULT_TENANT, SearchHit, SearchQuery
-from pipelines.lakehouse import sql_quote
+from pipelines.lakehouse import TableSpec, sql_quote
 from pipelines.metrics import SEARCH_LATENCY
 from pipelines.runtime import Runtime
 
@@ -15,9 +15,16 @@ __all__ = ["search"]
 def search(rt: Runtime, query: SearchQuery, *, tenant: str = DEFAULT_TENANT) -> list[SearchHit]:
     """Top-k chunks of ``tenant`` for the query, best first, filtered on exact metadata matches."""
     started = time.perf_counter()
-    vector = rt.embedder().encode_query(query.query)
-    hits = rt.vectors.query(vector, k=query.top_k, tenant=tenant, filter=query.filter)
-    texts = _hydrate(rt, tenant, [h.record.id for h in hits if not h.record.text])
+    if query.as_of is not None:
+        from pipelines.timetravel import search_as_of
+
+        results = search_as_of(rt, query, tenant=tenant)
+        SEARCH_LATENCY.labels(kind="as_of").observe(time.perf_counter() - started)
+        return results
+    index = rt.index()
+    vector = rt.embedder(index).encode_query(query.query)
+    hits = rt.vectors_for(index).query(vector, k=query.top_k, tenant=tenant, filter=query.filter)
+    texts = _hydrate(rt, index.gold, tenant, [h.record.id for h in hits if not h.record.text])
     results = [
         SearchHit(
             chunk_id=h.record.id,
@@ -38,11 +45,11 @@ def search(rt: Runtime, query: SearchQuery, *, tenant: str = DEFAULT_TENANT) -> 
     return results
 
 
-def _hydrate(rt: Runtime, tenant: str, chunk_ids: list[str]) -> dict[str, str]:
+def _hydrate(rt: Runtime, gold: TableSpec, tenant: str, chunk_ids: list[str]) -> dict[str, str]:
     """Chunk texts from gold for stores that keep no text (Pinecone): gold is the source of truth."""
     if not chunk_ids:
         return {}
     ids = ", ".join(sql_quote(i) for i in chunk_ids)
     where = f"tenant = {sql_quote(tenant)} AND chunk_id IN ({ids})"
-    rows = rt.lake.read(rt.index().gold, where, columns=["chunk_id", "text"])
+    rows = rt.lake.read(gold, where, columns=["chunk_id", "text"])
     return dict(zip(rows.column("chunk_id").to_pylist(), rows.column("text").to_pylist(), strict=True))

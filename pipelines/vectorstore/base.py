@@ -53,3 +53,7 @@ class VectorStore(Protocol):
     def optimize(self) -> None:
         """Compact the store's own files (a no-op where the service does it)."""
         ...
+
+    def drop(self) -> None:
+        """Remove every vector of this store (a dropped index's table or namespaces)."""
+        ...

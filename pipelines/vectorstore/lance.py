@@ -197,3 +197,9 @@ class LanceVectorStore:
             return 0
         n: int = table.count_rows(f"tenant = {sql_quote(tenant)}" if tenant else None)
         return n
+
+    def drop(self) -> None:
+        with self._lock:
+            if self.table_name in self._db.list_tables().tables:
+                self._db.drop_table(self.table_name)
+            self._table = None

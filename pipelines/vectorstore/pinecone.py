@@ -197,6 +197,11 @@ class PineconeVectorStore:
     def optimize(self) -> None:
         """Pinecone compacts by itself."""
 
+    def drop(self) -> None:
+        for tenant in self._tenants():
+            ns = self._ns(tenant)
+            self._call("delete", partial(self._index.delete, delete_all=True, namespace=ns))
+
 
 def _get(obj: Any, key: str) -> Any:
     if isinstance(obj, dict):

@@ -1,0 +1,193 @@
+"""Operator jobs: the CLI's long commands (reindex, reconcile, optimize, vacuum, restore, purge) as
+background jobs of the API, with status and progress under ``/v1/jobs``.
+
+A job runs the same pipeline function the CLI runs, in a thread of the API process; its record is a
+JSON file under ``run/jobs`` written atomically on every progress change, so any process (the CLI's
+``doclake jobs``, another API worker) can read it. A job whose process died is reported as
+``failed`` with ``interrupted`` once its heartbeat is older than a minute (the commands themselves
+are resumable: run it again).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError
+
+from pipelines.errors import DocLakeError, DocumentNotFound, InvalidInput
+from pipelines.lakehouse.documents import now_utc
+from pipelines.progress import Progress, ProgressState
+
+__all__ = ["OPERATIONS", "JobKind", "JobRecord", "JobRequest", "JobStatus", "JobStore", "resolve", "start_job"]
+
+log = logging.getLogger(__name__)
+
+# kind -> (params model, function(rt, params, progress) -> report model), as "module:attribute" so this
+# registry imports nothing heavy (Spark, torch) until a job of that kind runs.
+OPERATIONS: dict[str, tuple[str, str]] = {
+    "reindex": ("pipelines.reindex:ReindexParams", "pipelines.reindex:reindex"),
+    "reconcile": ("pipelines.reconcile:ReconcileParams", "pipelines.reconcile:reconcile"),
+    "optimize": ("pipelines.lakeops:OptimizeParams", "pipelines.lakeops:optimize"),
+    "vacuum": ("pipelines.lakeops:VacuumParams", "pipelines.lakeops:vacuum"),
+    "restore": ("pipelines.lakeops:RestoreParams", "pipelines.lakeops:restore"),
+    "purge": ("pipelines.purge:PurgeParams", "pipelines.purge:purge"),
+}
+
+_HEARTBEAT_STALE_S = 60.0
+
+
+class JobKind(StrEnum):
+    reindex = "reindex"
+    reconcile = "reconcile"
+    optimize = "optimize"
+    vacuum = "vacuum"
+    restore = "restore"
+    purge = "purge"
+
+
+class JobStatus(StrEnum):
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+
+
+class JobRequest(BaseModel):
+    kind: JobKind = Field(description="Which operator command to run.")
+    params: dict[str, Any] = Field(default_factory=dict, description="The command's options (see its CLI help).")
+
+    model_config = {"json_schema_extra": {"examples": [{"kind": "reindex", "params": {"vectors_only": True}}]}}
+
+
+class JobRecord(BaseModel):
+    job_id: str
+    kind: JobKind
+    params: dict[str, Any]
+    status: JobStatus
+    progress: ProgressState = Field(default_factory=ProgressState)
+    result: dict[str, Any] | None = None
+    error: str | None = None
+    created_at: datetime
+    finished_at: datetime | None = None
+    heartbeat_at: datetime
+
+
+def _load(ref: str) -> Any:
+    module, _, attr = ref.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def resolve(kind: str, params: dict[str, Any]) -> tuple[BaseModel, Callable[..., BaseModel]]:
+    """The validated params and the function of a job kind.
+
+    Raises:
+        InvalidInput: unknown kind or invalid params.
+    """
+    if kind not in OPERATIONS:
+        raise InvalidInput(f"unknown job kind {kind!r}; one of {sorted(OPERATIONS)}")
+    params_ref, fn_ref = OPERATIONS[kind]
+    try:
+        model: BaseModel = _load(params_ref).model_validate(params)
+    except ValidationError as e:
+        raise InvalidInput(f"invalid {kind} params: {e.errors(include_url=False)}") from e
+    return model, _load(fn_ref)
+
+
+class JobStore:
+    """Job records as JSON files in one folder (written atomically)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def save(self, record: JobRecord) -> None:
+        path = self.folder / f"{record.job_id}.json"
+        tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.write_text(record.model_dump_json())
+        os.replace(tmp, path)
+
+    def get(self, job_id: str) -> JobRecord:
+        path = self.folder / f"{job_id}.json"
+        if not job_id.isalnum() or not path.exists():
+            raise DocumentNotFound(f"no job {job_id}")
+        return self._fresh(JobRecord.model_validate_json(path.read_text()))
+
+    def list(self, limit: int = 50) -> list[JobRecord]:
+        records = []
+        for path in self.folder.glob("*.json"):
+            try:
+                records.append(self._fresh(JobRecord.model_validate_json(path.read_text())))
+            except (ValidationError, OSError, json.JSONDecodeError):
+                continue  # a file being replaced right now; the next listing has it
+        return sorted(records, key=lambda r: r.created_at, reverse=True)[:limit]
+
+    @staticmethod
+    def _fresh(record: JobRecord) -> JobRecord:
+        silent_s = (now_utc() - record.heartbeat_at).total_seconds()
+        if record.status == JobStatus.running and silent_s > _HEARTBEAT_STALE_S:
+            died = "interrupted: the job's process died; run it again (it resumes)"
+            return record.model_copy(update={"status": JobStatus.failed, "error": died})
+        return record
+
+
+def start_job(rt: Any, store: JobStore, request: JobRequest) -> JobRecord:
+    """Validate a job and run it in a background thread; returns its first record at once."""
+    params, fn = resolve(request.kind.value, request.params)
+    now = now_utc()
+    record = JobRecord(
+        job_id=uuid.uuid4().hex,
+        kind=request.kind,
+        params=params.model_dump(mode="json"),
+        status=JobStatus.running,
+        created_at=now,
+        heartbeat_at=now,
+    )
+    store.save(record)
+    lock = threading.Lock()
+
+    def on_update(state: ProgressState) -> None:
+        with lock:
+            record.progress = state
+            record.heartbeat_at = now_utc()
+            store.save(record)
+
+    def run() -> None:
+        progress = Progress(on_update)
+        try:
+            report = fn(rt, params, progress)
+            with lock:
+                record.result = report.model_dump(mode="json")
+                record.status = JobStatus.succeeded
+        except DocLakeError as e:
+            with lock:
+                record.status, record.error = JobStatus.failed, e.describe()
+        except Exception as e:  # a job must end with a status, whatever went wrong
+            log.exception("job %s (%s) crashed", record.job_id, record.kind)
+            with lock:
+                record.status, record.error = JobStatus.failed, f"internal_error: {type(e).__name__}: {e}"
+        with lock:
+            record.progress = progress.snapshot()
+            record.finished_at = record.heartbeat_at = now_utc()
+            store.save(record)
+
+    def heartbeat() -> None:
+        while record.finished_at is None:
+            time.sleep(10)
+            with lock:
+                if record.finished_at is None:
+                    record.heartbeat_at = now_utc()
+                    store.save(record)
+
+    threading.Thread(target=run, name=f"job-{record.job_id[:8]}", daemon=True).start()
+    threading.Thread(target=heartbeat, name=f"job-hb-{record.job_id[:8]}", daemon=True).start()
+    return record.model_copy(deep=True)
