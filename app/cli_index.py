@@ -33,9 +33,14 @@ def reindex(
     vectors_only: Annotated[bool, typer.Option(help="Rebuild the vector store from gold; embed nothing.")] = False,
     switch: Annotated[bool, typer.Option(help="Switch to the new index when it is complete.")] = True,
     drop_old: Annotated[bool, typer.Option(help="Drop retired indexes at the end.")] = False,
+    engine: Annotated[str, typer.Option(help="local (this process) or spark (executors of DOCLAKE_SPARK_MASTER).")] = (
+        "local"
+    ),
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Rebuild chunks and vectors: in place, blue-green to a new model/chunk size, or --vectors-only."""
+    from pydantic import ValidationError
+
     from pipelines.errors import DocLakeError
     from pipelines.progress import Progress, TerminalBar
     from pipelines.reindex import ReindexParams
@@ -54,10 +59,13 @@ def reindex(
             vectors_only=vectors_only,
             switch=switch,
             drop_old=drop_old,
+            engine=engine,  # type: ignore[arg-type]  # validated by the model
         )
         report = run(Runtime.from_settings(get_settings()), params, Progress(None if as_json else TerminalBar()))
     except DocLakeError as e:
         raise _fail(e.describe()) from e
+    except ValidationError as e:
+        raise _fail(str(e)) from e
     if as_json:
         typer.echo(report.model_dump_json(indent=2))
         return

@@ -65,7 +65,13 @@ class ReindexParams(BaseModel):
     vectors_only: bool = Field(default=False, description="Rebuild the vector store from gold; embed nothing.")
     switch: bool = Field(default=True, description="Switch to the new index once it holds every document.")
     drop_old: bool = Field(default=False, description="Drop retired indexes (gold table and vectors) at the end.")
-    engine: Literal["local"] = Field(default="local", description="Where the work runs.")
+    engine: Literal["local", "spark"] = Field(
+        default="local",
+        description=(
+            "local: delta-rs and this process's model; spark: chunk and embed on Spark executors"
+            " (new indexes only: an in-place rebuild races live writers and runs locally)."
+        ),
+    )
 
 
 class ReindexReport(BaseModel):
@@ -145,6 +151,8 @@ def reindex(rt: Runtime, params: ReindexParams, progress: Progress | None = None
     else:
         target = _target(rt, active, params)
         if target.index_id == active.index_id:
+            if params.engine == "spark":
+                raise InvalidInput("the spark engine builds a new index; rebuild the active one with engine=local")
             report = ReindexReport(mode="in_place", index_id=active.index_id)
             _build(rt, target, params, report, progress, force=True)
         else:
@@ -198,6 +206,19 @@ def _build(
     if not force:
         report.skipped += len(_live_rows(rt, params)) - len(rows)
     progress.stage("building" if not force else "rebuilding", total=len(rows), unit="documents")
+    if params.engine == "spark":
+        from pipelines.reindex_spark import spark_build
+
+        built = spark_build(rt, index, rows)
+        report.documents += built.documents
+        report.chunks += built.chunks
+        report.embedded += built.embedded
+        report.reused += built.reused
+        progress.advance(len(rows), chunks=built.chunks, embedded=built.embedded)
+        # The vectors come from gold through the operators' own repair path.
+        mirrored = reconcile(rt, ReconcileParams(repair=True, index_id=index.index_id, tenant=params.tenant), progress)
+        report.vectors += mirrored.missing + mirrored.mismatched
+        return
     for r in rows:
         _build_one(rt, index, r["tenant"], r["doc_id"], report, progress)
 
