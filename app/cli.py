@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -230,6 +231,9 @@ def search(
     filter: Annotated[
         list[str] | None, typer.Option("--filter", help="key=value metadata filter (JSON value).")
     ] = None,
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="Gold Delta version (integer) or ISO time: search gold as then.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Search a running service."""
@@ -242,7 +246,10 @@ def search(
         except json.JSONDecodeError:
             flt[key] = raw
     with _client() as client:
-        response = client.search(query, top_k=top_k, filter=flt)
+        when: int | datetime | None = None
+        if as_of:
+            when = int(as_of) if as_of.isdigit() else datetime.fromisoformat(as_of)
+        response = client.search(query, top_k=top_k, filter=flt, as_of=when)
     if as_json:
         typer.echo(response.model_dump_json(indent=2))
         return
@@ -347,6 +354,7 @@ def _add_subcommands() -> None:
     cli.command()(reindex)
     cli.command()(reconcile)
     cli.command()(indexes)
+    cli.add_typer(__import__("app.cli_ops", fromlist=["ops"]).ops)  # optimize, vacuum, history, restore, purge
 
 
 _add_subcommands()

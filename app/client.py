@@ -18,6 +18,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -257,8 +258,16 @@ class DoclakeClient:
                 raise TimeoutError(f"{doc_id} still {doc.status.value} after {timeout:.0f}s")
             time.sleep(poll_s)
 
-    def search(self, query: str, *, top_k: int = 10, filter: dict[str, MetadataValue] | None = None) -> SearchResponse:
-        return self._do(_Calls.search(SearchQuery(query=query, top_k=top_k, filter=filter or {})))
+    def search(
+        self,
+        query: str,
+        *,
+        top_k: int = 10,
+        filter: dict[str, MetadataValue] | None = None,
+        as_of: int | datetime | None = None,
+    ) -> SearchResponse:
+        """Top-k chunks; ``as_of`` (gold version or time) searches gold as it was then."""
+        return self._do(_Calls.search(SearchQuery(query=query, top_k=top_k, filter=filter or {}, as_of=as_of)))
 
     def rag_context(
         self,
@@ -378,9 +387,15 @@ class AsyncDoclakeClient:
             await asyncio.sleep(poll_s)
 
     async def search(
-        self, query: str, *, top_k: int = 10, filter: dict[str, MetadataValue] | None = None
+        self,
+        query: str,
+        *,
+        top_k: int = 10,
+        filter: dict[str, MetadataValue] | None = None,
+        as_of: int | datetime | None = None,
     ) -> SearchResponse:
-        return await self._do(_Calls.search(SearchQuery(query=query, top_k=top_k, filter=filter or {})))
+        query_model = SearchQuery(query=query, top_k=top_k, filter=filter or {}, as_of=as_of)
+        return await self._do(_Calls.search(query_model))
 
     async def rag_context(
         self,

@@ -229,6 +229,11 @@ def test_jobs_api_runs_reconcile_and_reindex(inline_api: TestClient, corpus: Pat
             time.sleep(0.1)
         raise AssertionError("job did not finish")
 
+    # as_of over HTTP: gold version 0 is the empty table; a version from the future is a 422 problem.
+    assert inline_api.post("/v1/search", json={"query": "hola", "as_of": 0}).json()["results"] == []
+    live = inline_api.post("/v1/search", json={"query": "hola"}).json()["results"]
+    assert live and inline_api.post("/v1/search", json={"query": "hola", "as_of": 10_000}).status_code == 422
+
     started = inline_api.post("/v1/jobs", json={"kind": "reconcile", "params": {"repair": False}})
     assert started.status_code == 202, started.text
     done = wait(started.json()["job_id"])
