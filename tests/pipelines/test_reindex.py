@@ -252,3 +252,28 @@ def test_jobs_api_runs_reconcile_and_reindex(inline_api: TestClient, corpus: Pat
     failed = inline_api.post("/v1/jobs", json={"kind": "reindex", "params": {"doc_ids": ["x"]}}).json()
     record = wait(failed["job_id"])
     assert record["status"] == "failed" and "doc_ids need a tenant" in str(record["error"])
+
+
+def test_cli_reconcile_exit_code_says_whether_it_was_clean(runtime: Runtime, corpus: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from app.cli import cli
+
+    ids = _ingest(runtime, corpus, DOCS[2:])
+    env = {"DOCLAKE_DATA_DIR": str(runtime.settings.data_dir)}
+    runner = CliRunner()
+    clean = runner.invoke(cli, ["reconcile", "--json", "--no-repair"], env=env)
+    assert clean.exit_code == 0, clean.output
+    assert json.loads(clean.stdout)["clean"] is True
+
+    runtime.vectors.delete_document("default", ids[DOCS[2]])
+    drift = runner.invoke(cli, ["reconcile"], env=env)
+    assert drift.exit_code == 1 and "repaired" in drift.stdout and "missing" in drift.stdout
+    assert runner.invoke(cli, ["reconcile", "--no-repair"], env=env).exit_code == 0
+
+    listed = runner.invoke(cli, ["indexes", "--json"], env=env)
+    assert listed.exit_code == 0 and json.loads(listed.stdout)[0]["state"] == "active"
+    bad = runner.invoke(cli, ["reindex", "--doc-id", "x"], env=env)
+    assert bad.exit_code == 2 and "doc_ids need a tenant" in bad.output
