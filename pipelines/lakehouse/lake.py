@@ -195,6 +195,14 @@ class Lake:
             self.table(spec).create_checkpoint()
         return metrics
 
+    def maintain(self, spec: TableSpec, run: Callable[[DeltaTable], dict[str, Any]]) -> dict[str, Any]:
+        """Run a maintenance operation (optimize, vacuum, restore, purge) on the newest handle.
+
+        It holds the table's write lock like every other write, so on a local lake a vacuum cannot
+        remove a file a concurrent MERGE is about to commit, and it is re-run if it loses a race.
+        """
+        return self._commit(spec, lambda: run(self.table(spec)))
+
     def _commit(self, spec: TableSpec, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         for attempt in range(1, _MAX_ATTEMPTS + 1):
             try:
