@@ -348,13 +348,14 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
 
 def _add_subcommands() -> None:
     from app.cli_index import indexes, reconcile, reindex
+    from app.cli_ops import ops
     from app.cli_products import products
 
     cli.add_typer(products, name="products")
     cli.command()(reindex)
     cli.command()(reconcile)
     cli.command()(indexes)
-    cli.add_typer(__import__("app.cli_ops", fromlist=["ops"]).ops)  # optimize, vacuum, history, restore, purge
+    cli.add_typer(ops)  # optimize, vacuum, history, restore, purge
 
 
 _add_subcommands()
