@@ -61,9 +61,11 @@ class Runtime:
             vectors=_vector_store(settings),
             embed_config=EmbedConfig(
                 model_path=settings.resolved_model_path(),
-                model_id=settings.model_id,
+                model_id=settings.embedding_model_id,
                 batch_size=settings.embed_batch_size,
                 threads=threads if threads is not None else settings.torch_threads,
+                backend=settings.embed_backend,
+                cache_dir=settings.resolved_embed_cache_dir() if settings.embed_backend != "torch" else None,
             ),
         )
         lake.ensure_tables()
