@@ -230,9 +230,14 @@ def search(
     filter: Annotated[
         list[str] | None, typer.Option("--filter", help="key=value metadata filter (JSON value).")
     ] = None,
+    mode: Annotated[
+        str, typer.Option("--mode", help="dense (embeddings), keyword (BM25) or hybrid (both, rank-fused).")
+    ] = "dense",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Search a running service."""
+    if mode not in ("dense", "keyword", "hybrid"):
+        raise typer.BadParameter("--mode must be dense, keyword or hybrid")
 
     flt = {}
     for item in filter or []:
@@ -242,7 +247,7 @@ def search(
         except json.JSONDecodeError:
             flt[key] = raw
     with _client() as client:
-        response = client.search(query, top_k=top_k, filter=flt)
+        response = client.search(query, top_k=top_k, filter=flt, mode=mode)  # type: ignore[arg-type]
     if as_json:
         typer.echo(response.model_dump_json(indent=2))
         return

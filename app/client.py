@@ -35,7 +35,7 @@ from app.schemas import (
     SearchResponse,
     UploadAccepted,
 )
-from pipelines.contracts import DocumentStatus, MetadataValue
+from pipelines.contracts import DocumentStatus, MetadataValue, SearchMode
 
 __all__ = ["AsyncDoclakeClient", "DoclakeClient", "DoclakeHTTPError", "RetryPolicy", "Source"]
 
@@ -257,8 +257,16 @@ class DoclakeClient:
                 raise TimeoutError(f"{doc_id} still {doc.status.value} after {timeout:.0f}s")
             time.sleep(poll_s)
 
-    def search(self, query: str, *, top_k: int = 10, filter: dict[str, MetadataValue] | None = None) -> SearchResponse:
-        return self._do(_Calls.search(SearchQuery(query=query, top_k=top_k, filter=filter or {})))
+    def search(
+        self,
+        query: str,
+        *,
+        top_k: int = 10,
+        filter: dict[str, MetadataValue] | None = None,
+        mode: SearchMode = "dense",
+    ) -> SearchResponse:
+        """Top-k chunks; ``mode`` is dense (embeddings), keyword (BM25) or hybrid (both, rank-fused)."""
+        return self._do(_Calls.search(SearchQuery(query=query, top_k=top_k, filter=filter or {}, mode=mode)))
 
     def rag_context(
         self,
@@ -378,9 +386,14 @@ class AsyncDoclakeClient:
             await asyncio.sleep(poll_s)
 
     async def search(
-        self, query: str, *, top_k: int = 10, filter: dict[str, MetadataValue] | None = None
+        self,
+        query: str,
+        *,
+        top_k: int = 10,
+        filter: dict[str, MetadataValue] | None = None,
+        mode: SearchMode = "dense",
     ) -> SearchResponse:
-        return await self._do(_Calls.search(SearchQuery(query=query, top_k=top_k, filter=filter or {})))
+        return await self._do(_Calls.search(SearchQuery(query=query, top_k=top_k, filter=filter or {}, mode=mode)))
 
     async def rag_context(
         self,

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from app.limits import BodyLimitMiddleware
 from app.problems import install_problem_handlers
 from app.routes import documents, events, health, ops, rag, search
+from pipelines.embed import get_query_embedder
 from pipelines.runtime import Runtime
 from pipelines.settings import Settings, get_settings
 
@@ -41,7 +42,7 @@ def create_app(settings: Settings | None = None, *, enqueue: Enqueue | None = No
 
         def warm() -> None:
             # Loading torch + the model takes seconds: do it off the event loop; /healthz says when done.
-            runtime.embedder().encode_query("warm up")
+            get_query_embedder(runtime.embed_config).encode_query("warm up")  # the instance search uses
             app.state.model_ready = True
             log.info("query model loaded")
 

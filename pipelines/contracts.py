@@ -32,6 +32,7 @@ __all__ = [
     "PageError",
     "RegisterResult",
     "SearchHit",
+    "SearchMode",
     "SearchQuery",
     "UpdateOp",
     "VectorRecord",
@@ -235,11 +236,18 @@ class VectorRecord(BaseModel):
     metadata: dict[str, MetadataValue] = Field(default_factory=dict)
 
 
+SearchMode = Literal["dense", "keyword", "hybrid"]
+
+
 class SearchQuery(BaseModel):
     query: str = Field(min_length=1, max_length=4096, description="Natural-language query.")
     top_k: int = Field(default=10, ge=1, le=100, description="How many chunks to return.")
     filter: dict[str, MetadataValue] = Field(
         default_factory=dict, description="Metadata keys that must match exactly (all of them)."
+    )
+    mode: SearchMode = Field(
+        default="dense",
+        description="dense (embeddings), keyword (BM25 full text) or hybrid (both, fused by reciprocal rank).",
     )
 
     model_config = ConfigDict(

@@ -27,6 +27,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from pipelines.contracts import DEFAULT_TENANT, ELEMENT_SEPARATOR, MetadataValue, sha256_hex
+from pipelines.embed import get_query_embedder
 from pipelines.lakehouse.lake import sql_quote
 from pipelines.lakehouse.schemas import CHUNKS
 from pipelines.metrics import SEARCH_LATENCY
@@ -273,7 +274,7 @@ def build_context(
         count_tokens: how to count tokens; default the embedding model's tokenizer.
     """
     started = time.perf_counter()
-    vector = rt.embedder().encode_query(query.question)
+    vector = get_query_embedder(rt.embed_config).encode_query(query.question)
     hits = rt.vectors.query(vector, k=query.candidates, tenant=tenant, filter=query.filter)
     candidates = _hydrate(rt, tenant, {h.record.id: h.score for h in hits})
     result = pack_context(

@@ -37,7 +37,7 @@ def _vector_store(settings: Settings) -> VectorStore:
         if not settings.pinecone_api_key or not settings.pinecone_host:
             raise ConfigError("the pinecone vector store needs DOCLAKE_PINECONE_API_KEY and DOCLAKE_PINECONE_HOST")
         return PineconeVectorStore(api_key=settings.pinecone_api_key.get_secret_value(), host=settings.pinecone_host)
-    return LanceVectorStore(settings.vectors_dir.resolve())
+    return LanceVectorStore(settings.vectors_dir.resolve(), ann_index_min_rows=settings.ann_index_min_rows)
 
 
 @dataclass

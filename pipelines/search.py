@@ -1,22 +1,32 @@
-"""Semantic search: embed the query, ask the vector store, shape the hits."""
+"""Search: dense (embed the query, ask the vector store), keyword (BM25) or hybrid (both, fused by rank)."""
 
 from __future__ import annotations
 
 import time
 
 from pipelines.contracts import DEFAULT_TENANT, SearchHit, SearchQuery
+from pipelines.embed import get_query_embedder
+from pipelines.fusion import reciprocal_rank_fusion
 from pipelines.lakehouse import CHUNKS, sql_quote
 from pipelines.metrics import SEARCH_LATENCY
 from pipelines.runtime import Runtime
+from pipelines.vectorstore.base import VectorHit
 
-__all__ = ["search"]
+__all__ = ["HYBRID_DEPTH", "search"]
+
+# Candidates taken from each retriever before fusion: rank fusion needs more than top_k from each
+# side, or a chunk ranked 12th by both (a strong hybrid result) would never be seen.
+HYBRID_DEPTH = 50
 
 
 def search(rt: Runtime, query: SearchQuery, *, tenant: str = DEFAULT_TENANT) -> list[SearchHit]:
-    """Top-k chunks of ``tenant`` for the query, best first, filtered on exact metadata matches."""
+    """Top-k chunks of ``tenant`` for the query, best first, filtered on exact metadata matches.
+
+    Raises:
+        SearchModeUnsupported: keyword or hybrid mode on a store that keeps no text (Pinecone).
+    """
     started = time.perf_counter()
-    vector = rt.embedder().encode_query(query.query)
-    hits = rt.vectors.query(vector, k=query.top_k, tenant=tenant, filter=query.filter)
+    hits = _retrieve(rt, query, tenant=tenant)
     texts = _hydrate(rt, tenant, [h.record.id for h in hits if not h.record.text])
     results = [
         SearchHit(
@@ -36,6 +46,25 @@ def search(rt: Runtime, query: SearchQuery, *, tenant: str = DEFAULT_TENANT) -> 
     ]
     SEARCH_LATENCY.labels(kind="search").observe(time.perf_counter() - started)
     return results
+
+
+def _retrieve(rt: Runtime, query: SearchQuery, *, tenant: str) -> list[VectorHit]:
+    if query.mode == "keyword":
+        return rt.vectors.keyword_query(query.query, k=query.top_k, tenant=tenant, filter=query.filter)
+    depth = query.top_k if query.mode == "dense" else max(query.top_k, HYBRID_DEPTH)
+    keyword = (
+        rt.vectors.keyword_query(query.query, k=depth, tenant=tenant, filter=query.filter)
+        if query.mode == "hybrid"
+        else []
+    )  # first: an unsupported store fails before the model runs
+    # The query role's own model instance: a bulk encode in this process never holds it.
+    vector = get_query_embedder(rt.embed_config).encode_query(query.query)
+    dense = rt.vectors.query(vector, k=depth, tenant=tenant, filter=query.filter)
+    if query.mode == "dense":
+        return dense
+    by_id = {h.record.id: h for h in keyword} | {h.record.id: h for h in dense}
+    fused = reciprocal_rank_fusion([[h.record.id for h in dense], [h.record.id for h in keyword]])
+    return [VectorHit(record=by_id[i].record, score=score) for i, score in fused[: query.top_k]]
 
 
 def _hydrate(rt: Runtime, tenant: str, chunk_ids: list[str]) -> dict[str, str]:
