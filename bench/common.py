@@ -108,3 +108,38 @@ def upload_all_and_wait(
         if time.monotonic() > deadline:
             raise TimeoutError(f"documents still pending after {timeout:.0f}s: {counts}")
         time.sleep(1.0 if len(files) > 100 else 0.2)
+
+
+_VOCAB = (
+    "service replica outage latency broker worker index vector chunk document version tenant metadata "
+    "cluster restart drain rotate certificate incident report engineer schedule backup storage query "
+    "throughput embedding model token window page table delta lake stream event freshness partition"
+)
+
+
+def multipage_pdf(pages: int, *, seed: int = 0, words_per_page: int = 220) -> bytes:
+    """A valid PDF of ``pages`` pages of varied English-like text (different for every ``seed``)."""
+    import random
+
+    from pipelines.extract.pdf import assemble_pdf
+
+    rng = random.Random(seed)
+    vocab = _VOCAB.split()
+    page_ids = [3 + 2 * i for i in range(pages)]
+    font_id = 3 + 2 * pages
+    bodies = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [%s] /Count %d >>" % (b" ".join(b"%d 0 R" % p for p in page_ids), pages),
+    ]
+    for page in range(pages):
+        words = [rng.choice(vocab) for _ in range(words_per_page)]
+        words[0] = f"seed{seed}page{page}"
+        lines = [" ".join(words[i : i + 12]) + "." for i in range(0, len(words), 12)]
+        ops = b"BT /F1 10 Tf 40 760 Td 12 TL " + b" ".join(b"(%s) Tj T*" % line.encode() for line in lines) + b" ET"
+        bodies.append(
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 %d 0 R >> >> "
+            b"/Contents %d 0 R >>" % (font_id, page_ids[page] + 1)
+        )
+        bodies.append(b"<< /Length %d >>\nstream\n%s\nendstream" % (len(ops), ops))
+    bodies.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
+    return assemble_pdf(bodies)
