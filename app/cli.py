@@ -234,9 +234,14 @@ def search(
     as_of: Annotated[
         str | None, typer.Option("--as-of", help="Gold Delta version (integer) or ISO time: search gold as then.")
     ] = None,
+    mode: Annotated[
+        str, typer.Option("--mode", help="dense (embeddings), keyword (BM25) or hybrid (both, rank-fused).")
+    ] = "dense",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Search a running service."""
+    if mode not in ("dense", "keyword", "hybrid"):
+        raise typer.BadParameter("--mode must be dense, keyword or hybrid")
 
     flt = {}
     for item in filter or []:
@@ -249,7 +254,7 @@ def search(
         when: int | datetime | None = None
         if as_of:
             when = int(as_of) if as_of.isdigit() else datetime.fromisoformat(as_of)
-        response = client.search(query, top_k=top_k, filter=flt, as_of=when)
+        response = client.search(query, top_k=top_k, filter=flt, as_of=when, mode=mode)  # type: ignore[arg-type]
     if as_json:
         typer.echo(response.model_dump_json(indent=2))
         return

@@ -28,6 +28,7 @@ def reindex(
     since: Annotated[datetime | None, typer.Option(help="Only documents changed since (ISO time).")] = None,
     model_path: Annotated[str | None, typer.Option(help="Folder of another sentence-transformers model.")] = None,
     model_id: Annotated[str | None, typer.Option(help="Id of that model, recorded on gold rows.")] = None,
+    embed_backend: Annotated[str | None, typer.Option(help="New embedding backend: torch, onnx or onnx-int8.")] = None,
     chunk_max_tokens: Annotated[int | None, typer.Option(help="New chunk size in tokens.")] = None,
     chunk_overlap_tokens: Annotated[int | None, typer.Option(help="New chunk overlap in tokens.")] = None,
     vectors_only: Annotated[bool, typer.Option(help="Rebuild the vector store from gold; embed nothing.")] = False,
@@ -54,6 +55,7 @@ def reindex(
             since=since,
             model_path=model_path,
             model_id=model_id,
+            embed_backend=embed_backend,  # type: ignore[arg-type]  # validated by the model
             chunk_max_tokens=chunk_max_tokens,
             chunk_overlap_tokens=chunk_overlap_tokens,
             vectors_only=vectors_only,

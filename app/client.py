@@ -36,7 +36,7 @@ from app.schemas import (
     SearchResponse,
     UploadAccepted,
 )
-from pipelines.contracts import DocumentStatus, MetadataValue
+from pipelines.contracts import DocumentStatus, MetadataValue, SearchMode
 
 __all__ = ["AsyncDoclakeClient", "DoclakeClient", "DoclakeHTTPError", "RetryPolicy", "Source"]
 
@@ -265,9 +265,12 @@ class DoclakeClient:
         top_k: int = 10,
         filter: dict[str, MetadataValue] | None = None,
         as_of: int | datetime | None = None,
+        mode: SearchMode = "dense",
     ) -> SearchResponse:
-        """Top-k chunks; ``as_of`` (gold version or time) searches gold as it was then."""
-        return self._do(_Calls.search(SearchQuery(query=query, top_k=top_k, filter=filter or {}, as_of=as_of)))
+        """Top-k chunks; ``mode`` is dense (embeddings), keyword (BM25) or hybrid (both, rank-fused);
+        ``as_of`` (gold version or time) searches gold as it was then."""
+        query_model = SearchQuery(query=query, top_k=top_k, filter=filter or {}, as_of=as_of, mode=mode)
+        return self._do(_Calls.search(query_model))
 
     def rag_context(
         self,
@@ -393,8 +396,9 @@ class AsyncDoclakeClient:
         top_k: int = 10,
         filter: dict[str, MetadataValue] | None = None,
         as_of: int | datetime | None = None,
+        mode: SearchMode = "dense",
     ) -> SearchResponse:
-        query_model = SearchQuery(query=query, top_k=top_k, filter=filter or {}, as_of=as_of)
+        query_model = SearchQuery(query=query, top_k=top_k, filter=filter or {}, as_of=as_of, mode=mode)
         return await self._do(_Calls.search(query_model))
 
     async def rag_context(

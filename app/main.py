@@ -41,7 +41,7 @@ def create_app(settings: Settings | None = None, *, enqueue: Enqueue | None = No
 
         def warm() -> None:
             # Loading torch + the model takes seconds: do it off the event loop; /healthz says when done.
-            runtime.embedder().encode_query("warm up")
+            runtime.query_embedder().encode_query("warm up")  # the instance search uses
             app.state.model_ready = True
             log.info("query model loaded")
 

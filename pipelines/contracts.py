@@ -32,6 +32,7 @@ __all__ = [
     "PageError",
     "RegisterResult",
     "SearchHit",
+    "SearchMode",
     "SearchQuery",
     "UpdateOp",
     "VectorRecord",
@@ -235,6 +236,9 @@ class VectorRecord(BaseModel):
     metadata: dict[str, MetadataValue] = Field(default_factory=dict)
 
 
+SearchMode = Literal["dense", "keyword", "hybrid"]
+
+
 class SearchQuery(BaseModel):
     query: str = Field(min_length=1, max_length=4096, description="Natural-language query.")
     top_k: int = Field(default=10, ge=1, le=100, description="How many chunks to return.")
@@ -247,6 +251,10 @@ class SearchQuery(BaseModel):
             "Search gold as it was then: a Delta version of the active index's gold table (see `doclake history`)"
             " or an ISO 8601 timestamp. Exact search over that snapshot; slower than a live search."
         ),
+    )
+    mode: SearchMode = Field(
+        default="dense",
+        description="dense (embeddings), keyword (BM25 full text) or hybrid (both, fused by reciprocal rank).",
     )
 
     model_config = ConfigDict(

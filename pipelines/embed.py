@@ -10,13 +10,15 @@ import os
 import threading
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from pipelines.errors import EmbeddingError
 
-__all__ = ["EmbedConfig", "Embedder", "get_embedder", "load_tokenizer"]
+__all__ = ["EmbedBackend", "EmbedConfig", "Embedder", "get_embedder", "get_query_embedder", "load_tokenizer"]
+
+EmbedBackend = Literal["torch", "onnx", "onnx-int8"]
 
 # Offline by construction: a missing file must fail loudly, not trigger a download.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -36,6 +38,11 @@ class EmbedConfig(BaseModel):
     model_id: str = Field(description="Id recorded on gold rows; the embedding cache is keyed by it.")
     batch_size: int = Field(default=32, ge=1, description="Texts per forward pass.")
     threads: int | None = Field(default=None, description="torch intra-op threads; None keeps torch's default.")
+    backend: EmbedBackend = Field(default="torch", description="torch (sentence-transformers) or ONNX fp32/int8.")
+    cache_dir: Path | None = Field(default=None, description="Where ONNX exports are cached (onnx backends only).")
+    role: Literal["ingest", "query"] = Field(
+        default="ingest", description="Separate roles get separate model instances (see get_query_embedder)."
+    )
 
 
 class Embedder:
@@ -60,6 +67,14 @@ class Embedder:
             return self._load_unlocked()
 
     def _load_unlocked(self) -> Any:
+        if self.config.backend != "torch":
+            from pipelines.embed_onnx import OnnxModel
+
+            if self.config.cache_dir is None:
+                raise EmbeddingError(f"the {self.config.backend} backend needs a cache_dir for its exported model")
+            return OnnxModel(
+                self.config.model_path, self.config.cache_dir, self.config.backend, threads=self.config.threads
+            )
         try:
             import torch
             from sentence_transformers import SentenceTransformer
@@ -71,7 +86,13 @@ class Embedder:
             raise EmbeddingError(f"cannot load model from {self.config.model_path}: {e}") from e
 
     @property
+    def model_id(self) -> str:
+        return self.config.model_id
+
+    @property
     def dim(self) -> int:
+        if self.config.backend != "torch":
+            return int(self.model.dim)
         get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         return int(get_dim())
 
@@ -82,18 +103,22 @@ class Embedder:
     def encode(self, texts: list[str]) -> list[list[float]]:
         """Unit-length vectors for ``texts``, in order.
 
-        sentence-transformers sorts a call's texts by length before batching, so padding is small.
+        Both backends sort a call's texts by length before batching (sentence-transformers does it
+        inside ``encode``; the ONNX path does it itself), so padding is small.
         """
         if not texts:
             return []
         try:
-            vectors = self.model.encode(
-                texts,
-                batch_size=self.config.batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=False,
-            )
+            if self.config.backend != "torch":
+                vectors = self.model.encode(texts, batch_size=self.config.batch_size)
+            else:
+                vectors = self.model.encode(
+                    texts,
+                    batch_size=self.config.batch_size,
+                    normalize_embeddings=True,
+                    convert_to_numpy=True,
+                    show_progress_bar=False,
+                )
         except Exception as e:
             raise EmbeddingError(f"encoding {len(texts)} texts failed: {e}") from e
         with self._lock:
@@ -109,6 +134,17 @@ class Embedder:
 def get_embedder(config: EmbedConfig) -> Embedder:
     """The process-wide embedder for a config (one loaded model per process)."""
     return Embedder(config)
+
+
+def get_query_embedder(config: EmbedConfig) -> Embedder:
+    """The embedder for search queries: its own model instance, never the one bulk ingestion uses.
+
+    In inline mode (and in any process that both ingests and serves), a long ``encode`` of a
+    document's chunks would otherwise be the same object a query needs; a separate instance (a
+    separate ``get_embedder`` cache entry, keyed by ``role``) lets a one-text query run alongside
+    it. In ``doclake up`` the API and the workers are separate processes anyway.
+    """
+    return get_embedder(config.model_copy(update={"role": "query"}))
 
 
 @lru_cache(maxsize=4)

@@ -18,6 +18,7 @@ __all__ = [
     "InvalidInput",
     "LakeWriteConflict",
     "NoTextFound",
+    "SearchModeUnsupported",
     "StaleVersion",
     "UnsupportedFormat",
     "VectorStoreError",
@@ -118,3 +119,9 @@ class LakeWriteConflict(DocLakeError):
 class VectorStoreError(DocLakeError):
     code = "vector_store_error"
     retryable = True
+
+
+class SearchModeUnsupported(InvalidInput):
+    """The configured vector store cannot serve this search mode (keyword/hybrid on a store without text)."""
+
+    code = "search_mode_unsupported"

@@ -168,7 +168,9 @@ def activate_index(lake: Lake, index_id: str) -> IndexSpec:
     return changes[0]
 
 
-def ensure_base_index(lake: Lake, *, model_id: str, model_path: Path, chunker: ChunkerConfig) -> IndexSpec:
+def ensure_base_index(
+    lake: Lake, *, model_id: str, model_path: Path, chunker: ChunkerConfig, embed_backend: str = "torch"
+) -> IndexSpec:
     """The active index, creating ``base`` from the configured model and chunker on a new lake."""
     current = active_index(lake)
     if current is not None:
@@ -177,6 +179,7 @@ def ensure_base_index(lake: Lake, *, model_id: str, model_path: Path, chunker: C
         index_id=BASE_INDEX,
         model_id=model_id,
         model_path=str(model_path),
+        embed_backend=embed_backend,
         chunker=chunker,
         state=IndexState.active,
         activated_at=now_utc(),

@@ -273,7 +273,7 @@ def build_context(
         count_tokens: how to count tokens; default the embedding model's tokenizer.
     """
     started = time.perf_counter()
-    vector = rt.embedder().encode_query(query.question)
+    vector = rt.query_embedder().encode_query(query.question)
     hits = rt.vectors.query(vector, k=query.candidates, tenant=tenant, filter=query.filter)
     candidates = _hydrate(rt, tenant, {h.record.id: h.score for h in hits})
     result = pack_context(

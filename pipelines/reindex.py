@@ -31,7 +31,6 @@ from pipelines.indexes import (
     IndexSpec,
     IndexState,
     activate_index,
-    get_index,
     index_id_for,
     put_index,
 )
@@ -60,6 +59,9 @@ class ReindexParams(BaseModel):
     since: datetime | None = Field(default=None, description="Only documents changed at or after this time.")
     model_path: str | None = Field(default=None, description="Local folder of another sentence-transformers model.")
     model_id: str | None = Field(default=None, description="Id of that model (recorded on gold rows).")
+    embed_backend: Literal["torch", "onnx", "onnx-int8"] | None = Field(
+        default=None, description="New embedding backend (ONNX int8 vectors differ from torch ones: a new index)."
+    )
     chunk_max_tokens: int | None = Field(default=None, ge=16, le=8192, description="New chunk size in tokens.")
     chunk_overlap_tokens: int | None = Field(default=None, ge=0, description="New overlap in tokens.")
     vectors_only: bool = Field(default=False, description="Rebuild the vector store from gold; embed nothing.")
@@ -121,19 +123,22 @@ def _target(rt: Runtime, active: IndexSpec, params: ReindexParams) -> IndexSpec:
         raise InvalidInput(f"model folder {params.model_path} does not exist (models load offline from a folder)")
     if params.model_path and not params.model_id:
         raise InvalidInput("a new model_path needs a model_id (the id recorded on its gold rows)")
-    model_id = params.model_id or active.model_id
+    backend = params.embed_backend or active.embed_backend
+    # Gold rows carry "<model>+<backend>" for non-torch backends so caches never mix their vectors.
+    base_id = params.model_id or active.model_id.split("+", 1)[0]
+    model_id = base_id if backend == "torch" else f"{base_id}+{backend}"
     wanted = IndexSpec(
-        index_id=index_id_for(model_id, active.embed_backend, chunker),
+        index_id=index_id_for(model_id, backend, chunker),
         model_id=model_id,
         model_path=model_path,
-        embed_backend=active.embed_backend,
+        embed_backend=backend,
         chunker=chunker,
     )
     if wanted.same_build(active):
         return active
-    existing = get_index(rt.lake, wanted.index_id)
-    if existing is not None and existing.state != IndexState.dropped:
-        return existing  # resume a half-built index, or switch back to a retired one
+    for existing in rt.indexes():
+        if existing.same_build(wanted):
+            return existing  # resume a half-built index, or switch back to a retired one (base too)
     put_index(rt.lake, wanted)
     return wanted
 
@@ -145,7 +150,8 @@ def reindex(rt: Runtime, params: ReindexParams, progress: Progress | None = None
         raise InvalidInput("doc_ids need a tenant")
     active = rt.index(fresh=True)
     if params.vectors_only:
-        if params.model_path or params.model_id or params.chunk_max_tokens or params.chunk_overlap_tokens is not None:
+        changes = (params.model_path, params.model_id, params.embed_backend, params.chunk_max_tokens)
+        if any(changes) or params.chunk_overlap_tokens is not None:
             raise InvalidInput("vectors_only rebuilds the store from gold: it takes no model or chunker options")
         report = _vectors_only(rt, active, params, progress)
     else:

@@ -15,7 +15,7 @@ from typing import Any
 from filelock import FileLock
 
 from pipelines.contracts import sha256_hex
-from pipelines.embed import EmbedConfig, Embedder, get_embedder, load_tokenizer
+from pipelines.embed import EmbedConfig, Embedder, get_embedder, get_query_embedder, load_tokenizer
 from pipelines.errors import ConfigError
 from pipelines.indexes import IndexSpec, ensure_base_index, list_indexes
 from pipelines.indexes import active_index as read_active_index
@@ -49,7 +49,9 @@ def _vector_store(settings: Settings, index: IndexSpec) -> VectorStore:
             host=settings.pinecone_host,
             namespace_suffix=index.namespace_suffix,
         )
-    return LanceVectorStore(settings.vectors_dir.resolve(), table_name=index.vector_table)
+    return LanceVectorStore(
+        settings.vectors_dir.resolve(), table_name=index.vector_table, ann_index_min_rows=settings.ann_index_min_rows
+    )
 
 
 # How long a process trusts its copy of the active index before re-reading meta.indexes. A switch
@@ -81,17 +83,21 @@ class Runtime:
             _threads=threads if threads is not None else settings.torch_threads,
         )
         runtime._index = ensure_base_index(
-            lake, model_id=settings.model_id, model_path=settings.resolved_model_path(), chunker=settings.chunker
+            lake,
+            model_id=settings.embedding_model_id,
+            model_path=settings.resolved_model_path(),
+            chunker=settings.chunker,
+            embed_backend=settings.embed_backend,
         )
         runtime._index_read_at = time.monotonic()
-        configured = (settings.model_id, str(settings.resolved_model_path()), settings.chunker)
+        configured = (settings.embedding_model_id, str(settings.resolved_model_path()), settings.chunker)
         active = runtime._index
         if configured != (active.model_id, active.model_path, active.chunker):
             # The registry, not Settings, decides once a lake exists: say so instead of silently ignoring.
             log.warning(
                 "settings name model %s / chunker %s but the active index %s uses %s / %s: run `doclake reindex`"
                 " to change it",
-                settings.model_id,
+                settings.embedding_model_id,
                 settings.chunker.model_dump(),
                 active.index_id,
                 active.model_id,
@@ -132,11 +138,14 @@ class Runtime:
             self._stores[self.index().index_id] = store
 
     def embed_config_for(self, index: IndexSpec) -> EmbedConfig:
+        backend = index.embed_backend
         return EmbedConfig(
             model_path=Path(index.model_path),
             model_id=index.model_id,
             batch_size=self.settings.embed_batch_size,
             threads=self._threads,
+            backend=backend,  # type: ignore[arg-type]  # validated when the index was recorded
+            cache_dir=self.settings.resolved_embed_cache_dir() if backend != "torch" else None,
         )
 
     @property
@@ -144,7 +153,12 @@ class Runtime:
         return self.embed_config_for(self.index())
 
     def embedder(self, index: IndexSpec | None = None) -> Embedder:
+        """The ingestion embedder of an index (default: the active one)."""
         return get_embedder(self.embed_config_for(index or self.index()))
+
+    def query_embedder(self, index: IndexSpec | None = None) -> Embedder:
+        """The search embedder: its own model instance, so a bulk encode never holds up a query."""
+        return get_query_embedder(self.embed_config_for(index or self.index()))
 
     def tokenizer(self, index: IndexSpec | None = None) -> Any:
         return load_tokenizer(Path((index or self.index()).model_path))

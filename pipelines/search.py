@@ -1,29 +1,43 @@
-"""Semantic search: embed the query, ask the vector store, shape the hits."""
+"""Search: dense (embed the query, ask the vector store), keyword (BM25) or hybrid (both, fused by rank)."""
 
 from __future__ import annotations
 
 import time
 
 from pipelines.contracts import DEFAULT_TENANT, SearchHit, SearchQuery
+from pipelines.errors import InvalidInput
+from pipelines.fusion import reciprocal_rank_fusion
+from pipelines.indexes import IndexSpec
 from pipelines.lakehouse import TableSpec, sql_quote
 from pipelines.metrics import SEARCH_LATENCY
 from pipelines.runtime import Runtime
+from pipelines.vectorstore.base import VectorHit
 
-__all__ = ["search"]
+__all__ = ["HYBRID_DEPTH", "search"]
+
+# Candidates taken from each retriever before fusion: rank fusion needs more than top_k from each
+# side, or a chunk ranked 12th by both (a strong hybrid result) would never be seen.
+HYBRID_DEPTH = 50
 
 
 def search(rt: Runtime, query: SearchQuery, *, tenant: str = DEFAULT_TENANT) -> list[SearchHit]:
-    """Top-k chunks of ``tenant`` for the query, best first, filtered on exact metadata matches."""
+    """Top-k chunks of ``tenant`` for the query, best first, filtered on exact metadata matches.
+
+    Raises:
+        SearchModeUnsupported: keyword or hybrid mode on a store that keeps no text (Pinecone).
+        InvalidInput: an ``as_of`` that gold cannot be read at, or with a mode other than dense.
+    """
     started = time.perf_counter()
     if query.as_of is not None:
+        if query.mode != "dense":
+            raise InvalidInput("as_of search is exact dense search over a gold snapshot: use mode dense")
         from pipelines.timetravel import search_as_of
 
         results = search_as_of(rt, query, tenant=tenant)
         SEARCH_LATENCY.labels(kind="as_of").observe(time.perf_counter() - started)
         return results
-    index = rt.index()
-    vector = rt.embedder(index).encode_query(query.query)
-    hits = rt.vectors_for(index).query(vector, k=query.top_k, tenant=tenant, filter=query.filter)
+    index = rt.index()  # one index per query: a switch mid-query never mixes two
+    hits = _retrieve(rt, index, query, tenant=tenant)
     texts = _hydrate(rt, index.gold, tenant, [h.record.id for h in hits if not h.record.text])
     results = [
         SearchHit(
@@ -43,6 +57,26 @@ def search(rt: Runtime, query: SearchQuery, *, tenant: str = DEFAULT_TENANT) -> 
     ]
     SEARCH_LATENCY.labels(kind="search").observe(time.perf_counter() - started)
     return results
+
+
+def _retrieve(rt: Runtime, index: IndexSpec, query: SearchQuery, *, tenant: str) -> list[VectorHit]:
+    store = rt.vectors_for(index)
+    if query.mode == "keyword":
+        return store.keyword_query(query.query, k=query.top_k, tenant=tenant, filter=query.filter)
+    depth = query.top_k if query.mode == "dense" else max(query.top_k, HYBRID_DEPTH)
+    keyword = (
+        store.keyword_query(query.query, k=depth, tenant=tenant, filter=query.filter)
+        if query.mode == "hybrid"
+        else []
+    )  # first: an unsupported store fails before the model runs
+    # The query role's own model instance: a bulk encode in this process never holds it.
+    vector = rt.query_embedder(index).encode_query(query.query)
+    dense = store.query(vector, k=depth, tenant=tenant, filter=query.filter)
+    if query.mode == "dense":
+        return dense
+    by_id = {h.record.id: h for h in keyword} | {h.record.id: h for h in dense}
+    fused = reciprocal_rank_fusion([[h.record.id for h in dense], [h.record.id for h in keyword]])
+    return [VectorHit(record=by_id[i].record, score=score) for i, score in fused[: query.top_k]]
 
 
 def _hydrate(rt: Runtime, gold: TableSpec, tenant: str, chunk_ids: list[str]) -> dict[str, str]:

@@ -83,6 +83,16 @@ class Settings(BaseSettings):
     torch_threads: int | None = Field(
         default=None, description="Threads per embedding process. Default: cores / worker concurrency."
     )
+    embed_backend: Literal["torch", "onnx", "onnx-int8"] = Field(
+        default="torch",
+        description="Embedding runtime: torch, onnx (ONNX Runtime fp32) or onnx-int8 (dynamic int8 quantization).",
+    )
+    embed_cache_dir: Path | None = Field(
+        default=None, description="Where ONNX exports of the model are cached. Default: ~/.cache/doclake/onnx."
+    )
+    ann_index_min_rows: int = Field(
+        default=50_000, ge=1, description="Housekeeping builds the vector ANN index once the table has this many rows."
+    )
 
     chunk_max_tokens: int = Field(
         default=256, ge=16, description="Most model tokens per chunk. Sets the first index; then `doclake reindex`."
@@ -147,6 +157,15 @@ class Settings(BaseSettings):
     @property
     def chunker(self) -> ChunkerConfig:
         return ChunkerConfig(max_tokens=self.chunk_max_tokens, overlap_tokens=self.chunk_overlap_tokens)
+
+    @property
+    def embedding_model_id(self) -> str:
+        """Id recorded on gold rows: int8 or ONNX vectors differ from torch ones, so a backend switch
+        must never reuse cached vectors of another backend."""
+        return self.model_id if self.embed_backend == "torch" else f"{self.model_id}+{self.embed_backend}"
+
+    def resolved_embed_cache_dir(self) -> Path:
+        return self.embed_cache_dir or Path.home() / ".cache" / "doclake" / "onnx"
 
     def resolved_model_path(self) -> Path:
         if self.model_path is not None:

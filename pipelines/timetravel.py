@@ -83,7 +83,7 @@ def search_as_of(rt: Runtime, query: SearchQuery, *, tenant: str) -> list[Search
     if not rows:
         return []
     matrix = np.asarray([r["embedding"] for r in rows], dtype=np.float32)
-    vector = np.asarray(rt.embedder().encode_query(query.query), dtype=np.float32)
+    vector = np.asarray(rt.query_embedder().encode_query(query.query), dtype=np.float32)
     # Gold vectors are unit length (encode normalises), so the dot product is the cosine.
     scores = matrix @ vector
     order = np.argsort(-scores)[: query.top_k]

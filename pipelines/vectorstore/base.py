@@ -44,6 +44,16 @@ class VectorStore(Protocol):
         self, vector: list[float], *, k: int, tenant: str, filter: dict[str, MetadataValue] | None = None
     ) -> list[VectorHit]: ...
 
+    def keyword_query(
+        self, text: str, *, k: int, tenant: str, filter: dict[str, MetadataValue] | None = None
+    ) -> list[VectorHit]:
+        """Top-k chunks by full-text (BM25) relevance, best first.
+
+        Raises:
+            SearchModeUnsupported: the store keeps no text to search.
+        """
+        ...
+
     def document_ids(self, tenant: str, doc_id: str) -> list[str]: ...
 
     def iter_ids(self, tenant: str | None = None) -> Iterator[StoredId]: ...

@@ -8,6 +8,7 @@ serve stale reads or refuse a second process).
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
@@ -23,7 +24,13 @@ from pipelines.vectorstore.base import StoredId, VectorHit, metadata_tags
 
 __all__ = ["LanceVectorStore"]
 
+log = logging.getLogger(__name__)
+
 _TABLE = "chunks"
+# IVF_PQ searched with these probes and an exact re-rank of refine_factor * k candidates: recall@10 ≥ 0.95
+# against brute force (measured in bench/search_scale.py); without an index they are ignored.
+_NPROBES = 20
+_REFINE_FACTOR = 10
 
 
 def _schema(dim: int) -> pa.Schema:
@@ -50,16 +57,43 @@ def _in_list(values: list[str]) -> str:
     return "(" + ", ".join(sql_quote(v) for v in values) + ")"
 
 
+def _where(tenant: str, filter: dict[str, MetadataValue] | None) -> str:
+    where = f"tenant = {sql_quote(tenant)}"
+    tags = metadata_tags(filter or {})
+    if tags:
+        where += f" AND array_has_all(meta_tags, [{', '.join(sql_quote(t) for t in tags)}])"
+    return where
+
+
+def _record(row: dict[str, Any]) -> VectorRecord:
+    return VectorRecord(
+        id=row["id"],
+        tenant=row["tenant"],
+        doc_id=row["doc_id"],
+        doc_version=row["doc_version"],
+        vector=[],  # not returned to callers; saves copying 384 floats per hit
+        text=row["text"] or "",
+        filename=row["filename"],
+        page_start=row["page_start"],
+        page_end=row["page_end"],
+        char_start=row["char_start"] or 0,
+        char_end=row["char_end"] or 0,
+        metadata=json.loads(row["metadata_json"] or "{}"),
+    )
+
+
 class LanceVectorStore:
     """Vector store over one LanceDB table at ``path``; the table is created on the first upsert."""
 
-    def __init__(self, path: Path | str, *, table_name: str = _TABLE) -> None:
+    def __init__(self, path: Path | str, *, table_name: str = _TABLE, ann_index_min_rows: int = 50_000) -> None:
         import lancedb
 
         self.path = str(path)
         self.table_name = table_name
+        self.ann_index_min_rows = ann_index_min_rows
         self._db = lancedb.connect(self.path, read_consistency_interval=timedelta(0))
         self._table: Any = None
+        self._fts_ready = False
         self._lock = threading.Lock()
 
     def _open(self) -> Any:
@@ -75,7 +109,27 @@ class LanceVectorStore:
             with self._lock:
                 self._table = self._db.create_table(self.table_name, schema=_schema(dim), exist_ok=True)
             table = self._table
+            self._ensure_fts_index(table)
         return table
+
+    def _index_types(self, table: Any) -> set[str]:
+        return {str(i.index_type) for i in table.list_indices()}
+
+    def _ensure_fts_index(self, table: Any) -> None:
+        """The BM25 full-text index over ``text``; made once, then kept current by ``optimize``.
+
+        Rows written after the index was built are still found (lance scans unindexed fragments
+        next to the index); ``optimize`` folds them in so that scan stays small.
+        """
+        if self._fts_ready or "FTS" in self._index_types(table):
+            self._fts_ready = True
+            return
+        try:
+            table.create_fts_index("text", use_tantivy=False, replace=True)
+        except Exception as e:  # two processes creating it at once: one wins, the other's commit fails
+            if "FTS" not in self._index_types(table):
+                raise VectorStoreError(f"creating the full-text index failed: {e}") from e
+        self._fts_ready = True
 
     def upsert(self, records: list[VectorRecord]) -> None:
         if not records:
@@ -134,35 +188,33 @@ class LanceVectorStore:
         table = self._open()
         if table is None:
             return []
-        where = f"tenant = {sql_quote(tenant)}"
-        tags = metadata_tags(filter or {})
-        if tags:
-            where += f" AND array_has_all(meta_tags, [{', '.join(sql_quote(t) for t in tags)}])"
+        where = _where(tenant, filter)
         result = (
             table.search(vector, vector_column_name="vector")
             .distance_type("cosine")
+            .nprobes(_NPROBES)
+            .refine_factor(_REFINE_FACTOR)
             .where(where, prefilter=True)
             .limit(k)
             .to_arrow()
         )
-        hits: list[VectorHit] = []
-        for row in result.to_pylist():
-            record = VectorRecord(
-                id=row["id"],
-                tenant=row["tenant"],
-                doc_id=row["doc_id"],
-                doc_version=row["doc_version"],
-                vector=[],  # not returned to callers; saves copying 384 floats per hit
-                text=row["text"] or "",
-                filename=row["filename"],
-                page_start=row["page_start"],
-                page_end=row["page_end"],
-                char_start=row["char_start"] or 0,
-                char_end=row["char_end"] or 0,
-                metadata=json.loads(row["metadata_json"] or "{}"),
-            )
-            hits.append(VectorHit(record=record, score=1.0 - float(row["_distance"])))
-        return hits
+        return [VectorHit(record=_record(row), score=1.0 - float(row["_distance"])) for row in result.to_pylist()]
+
+    def keyword_query(
+        self, text: str, *, k: int, tenant: str, filter: dict[str, MetadataValue] | None = None
+    ) -> list[VectorHit]:
+        """Top-k chunks by BM25 over their text (lance's own full-text index), score = BM25."""
+        table = self._open()
+        if table is None:
+            return []
+        self._ensure_fts_index(table)  # tables made before hybrid search existed
+        result = (
+            table.search(text, query_type="fts")
+            .where(_where(tenant, filter), prefilter=True)
+            .limit(k)
+            .to_arrow()
+        )
+        return [VectorHit(record=_record(row), score=float(row["_score"])) for row in result.to_pylist()]
 
     def _scan(self, where: str | None, columns: list[str]) -> pa.Table:
         table = self._open()
@@ -188,8 +240,43 @@ class LanceVectorStore:
         if table is None:
             return
         # Each merge_insert adds a fragment; compaction keeps search fast. Old files are kept a day
-        # because another process may still be reading the previous version.
+        # because another process may still be reading the previous version. optimize also folds
+        # new rows into the existing indices (full-text and ANN).
+        self._ensure_fts_index(table)
+        self.ensure_ann_index()
         table.optimize(cleanup_older_than=timedelta(days=1))
+
+    def ensure_ann_index(self, *, min_rows: int | None = None) -> bool:
+        """Build the IVF_PQ vector index once the table has ``min_rows`` rows; True when one exists.
+
+        Built here (housekeeping), not on writes: training takes seconds to minutes, and below the
+        threshold a flat scan is both exact and fast enough.
+        """
+        table = self._open()
+        if table is None:
+            return False
+        if any(t.upper().startswith("IVF") for t in self._index_types(table)):  # lance says "IvfPq"
+            return True
+        rows = table.count_rows()
+        if rows < (self.ann_index_min_rows if min_rows is None else min_rows) or rows < 256:
+            return False
+        dim = table.schema.field("vector").type.list_size
+        # ~sqrt(rows)/2 partitions (lance trains at most one per 256 rows), so nprobes=20 scans a
+        # few percent of the table; 8-dimension sub-vectors keep PQ error low enough for refine to fix.
+        partitions = max(1, min(rows // 256, int(rows**0.5) // 2))
+        log.info("building IVF_PQ index over %d vectors (%d partitions)", rows, partitions)
+        try:
+            table.create_index(
+                metric="cosine",
+                vector_column_name="vector",
+                index_type="IVF_PQ",
+                num_partitions=partitions,
+                num_sub_vectors=max(1, dim // 8),
+                replace=True,
+            )
+        except Exception as e:
+            raise VectorStoreError(f"building the vector index failed: {e}") from e
+        return True
 
     def count(self, tenant: str | None = None) -> int:
         table = self._open()

@@ -20,7 +20,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from pipelines.contracts import MetadataValue, VectorRecord
-from pipelines.errors import VectorStoreError
+from pipelines.errors import SearchModeUnsupported, VectorStoreError
 from pipelines.vectorstore.base import StoredId, VectorHit
 
 __all__ = ["PineconeVectorStore"]
@@ -119,6 +119,13 @@ class PineconeVectorStore:
     def delete_document(self, tenant: str, doc_id: str) -> None:
         ids = self.document_ids(tenant, doc_id)
         self.delete(ids, tenant=tenant, doc_id=doc_id)
+
+    def keyword_query(
+        self, text: str, *, k: int, tenant: str, filter: dict[str, MetadataValue] | None = None
+    ) -> list[VectorHit]:
+        """Not offered: this adapter stores no text in Pinecone (gold holds it), so there is nothing to
+        index for BM25; sparse-dense Pinecone indexes would need a sparse encoder we do not ship."""
+        raise SearchModeUnsupported("keyword and hybrid search need the lancedb vector store (pinecone is dense-only)")
 
     def query(
         self, vector: list[float], *, k: int, tenant: str, filter: dict[str, MetadataValue] | None = None

@@ -130,3 +130,31 @@ def test_health_and_openapi(client: TestClient) -> None:
         time.sleep(0.1)
     spec = client.get("/openapi.json").json()
     assert {"/v1/documents", "/v1/documents/{doc_id}", "/v1/search", "/healthz"} <= spec["paths"].keys()
+
+
+def test_search_modes(client: TestClient) -> None:
+    _upload(client, "oncall.md", b"# Pager duty\n\nThe on-call engineer acknowledges every page within five minutes.\n")
+    _upload(client, "coffee.md", b"# Coffee\n\nThe espresso machine on floor three is descaled on Fridays.\n")
+    query = "when is the espresso machine descaled"
+    for mode in ("dense", "keyword", "hybrid"):
+        response = client.post("/v1/search", json={"query": query, "top_k": 2, "mode": mode})
+        assert response.status_code == 200, response.text
+        results = response.json()["results"]
+        assert results[0]["filename"] == "coffee.md", mode
+        assert results[0]["text"].startswith("# Coffee") or "espresso" in results[0]["text"]
+    keyword = client.post("/v1/search", json={"query": "espresso", "mode": "keyword"}).json()["results"]
+    assert [r["filename"] for r in keyword] == ["coffee.md"]  # BM25: no shared term, no hit
+    assert client.post("/v1/search", json={"query": "x", "mode": "sparse"}).status_code == 422
+
+
+def test_keyword_search_on_a_dense_only_store_is_a_422(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipelines.errors import SearchModeUnsupported
+    from pipelines.vectorstore.pinecone import PineconeVectorStore
+
+    store = client.app.state.runtime.vectors  # type: ignore[attr-defined]
+    monkeypatch.setattr(store, "keyword_query", PineconeVectorStore.keyword_query.__get__(store))
+    for mode in ("keyword", "hybrid"):
+        response = client.post("/v1/search", json={"query": "pages", "mode": mode})
+        assert response.status_code == 422, response.text
+        assert response.json()["code"] == SearchModeUnsupported.code
+    assert client.post("/v1/search", json={"query": "pages"}).status_code == 200  # dense still works

@@ -24,6 +24,7 @@ from pipelines.reconcile import ReconcileParams, reconcile
 from pipelines.reindex import ReindexParams, reindex
 from pipelines.runtime import Runtime
 from pipelines.search import search
+from pipelines.settings import Settings
 
 DOCS = ("md/readability__README.md", "txt/unst__book-war-and-peace-1p.txt", "md/unst__eng_spa_mult.md")
 
@@ -277,3 +278,20 @@ def test_cli_reconcile_exit_code_says_whether_it_was_clean(runtime: Runtime, cor
     assert listed.exit_code == 0 and json.loads(listed.stdout)[0]["state"] == "active"
     bad = runner.invoke(cli, ["reindex", "--doc-id", "x"], env=env)
     assert bad.exit_code == 2 and "doc_ids need a tenant" in bad.output
+
+
+def test_reindex_to_the_onnx_int8_backend_is_a_new_index(
+    settings: Settings, embedder: Embedder, corpus: Path, tmp_path: Path
+) -> None:
+    rt = Runtime.from_settings(settings.model_copy(update={"embed_cache_dir": tmp_path / "onnx"}))
+    _ingest(rt, corpus, DOCS[1:2])
+    report = reindex(rt, ReindexParams(embed_backend="onnx-int8"))
+    index = rt.index(fresh=True)
+    assert report.switched and index.embed_backend == "onnx-int8"
+    assert index.model_id == f"{settings.model_id}+onnx-int8"
+    # torch vectors are never reused for int8: every chunk was embedded again, by the int8 model.
+    assert report.embedded == report.chunks > 0 and rt.embedder().config.backend == "onnx-int8"
+    hits = search(rt, SearchQuery(query="Prince Vasili and Anna Pavlovna", top_k=1))
+    assert hits and "Anna" in hits[0].text
+    back = reindex(rt, ReindexParams(embed_backend="torch"))  # switching back finds the retired base index
+    assert back.index_id == BASE_INDEX and back.switched and back.embedded == 0

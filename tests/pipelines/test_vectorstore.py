@@ -133,3 +133,58 @@ def test_optimize_keeps_every_vector(store: VectorStore) -> None:
     store.optimize()
     assert store.count() == 5
     assert store.query(_vec(1, 4), k=1, tenant="t1")[0].record.id == "v4"
+
+
+def _text_rec(id: str, text: str, tenant: str = "t1", **meta: str | int | bool) -> VectorRecord:
+    return VectorRecord(id=id, tenant=tenant, doc_id=f"d-{id}", doc_version=1, vector=_vec(1), text=text, metadata=meta)
+
+
+def test_keyword_query_ranks_by_bm25_with_tenant_and_filter(tmp_path: Path) -> None:
+    store = LanceVectorStore(tmp_path / "vectors")
+    assert store.keyword_query("anything", k=3, tenant="t1") == []
+    store.upsert([_text_rec("a", "vitamin D and hip fractures in older adults", team="bone")])
+    # written after the full-text index was built: still found (unindexed fragments are scanned)
+    store.upsert(
+        [
+            _text_rec("b", "vitamin D, vitamin D everywhere: vitamin D supplements", team="diet"),
+            _text_rec("c", "celery workers and the broker"),
+            _text_rec("x", "vitamin D for another tenant", tenant="t2"),
+        ]
+    )
+    hits = store.keyword_query("vitamin D", k=5, tenant="t1")
+    assert [h.record.id for h in hits] == ["b", "a"]  # term frequency wins; other tenant never seen
+    assert hits[0].score > hits[1].score > 0 and hits[1].record.text.startswith("vitamin D and hip")
+    assert [h.record.id for h in store.keyword_query("vitamin", k=5, tenant="t1", filter={"team": "bone"})] == ["a"]
+    assert store.keyword_query('fractures" AND (x:', k=5, tenant="t1")[0].record.id == "a"  # no query syntax
+    store.upsert([_text_rec("a", "nothing about bones any more", team="bone")])
+    store.delete_document("t1", "d-b")
+    store.optimize()  # folds the new rows into the index
+    assert store.keyword_query("vitamin", k=5, tenant="t1") == []
+
+
+def test_pinecone_refuses_keyword_search(pinecone_double: PineconeDouble, tmp_path: Path) -> None:
+    from pipelines.errors import InvalidInput, SearchModeUnsupported
+
+    store = _pinecone(pinecone_double, tmp_path)
+    with pytest.raises(SearchModeUnsupported) as info:
+        store.keyword_query("vitamin", k=3, tenant="t1")
+    assert isinstance(info.value, InvalidInput)  # → 422 problem response at the API
+
+
+def test_ann_index_is_built_past_the_threshold_only(tmp_path: Path) -> None:
+    import numpy as np
+
+    store = LanceVectorStore(tmp_path / "vectors", ann_index_min_rows=600)
+    rng = np.random.default_rng(7)
+    vectors = rng.normal(size=(700, 4)).astype("float32")
+    records = [
+        VectorRecord(id=f"r{i}", tenant="t1", doc_id="d", doc_version=1, vector=v.tolist(), text="t")
+        for i, v in enumerate(vectors)
+    ]
+    store.upsert(records[:500])
+    store.optimize()
+    assert not store.ensure_ann_index()  # 500 < 600: flat search stays exact
+    store.upsert(records[500:])
+    store.optimize()
+    assert store.ensure_ann_index()
+    assert store.query(vectors[42].tolist(), k=1, tenant="t1")[0].record.id == "r42"

@@ -1,0 +1,92 @@
+"""Ingest throughput: chunks/s end to end through the real pipeline next to the raw encode rate.
+
+Starts `doclake up` (API → Celery workers → gold → LanceDB), uploads a fixed set of files from
+../shared/corpus at once and times first upload → last document indexed. Then, in this process, it
+embeds exactly the chunk texts the pipeline stored, with the same backend and every core, and
+reports the ratio (goal: pipeline ≥ 0.8 of raw). Ratios, not absolute times, are the result on a
+shared machine.
+
+    .venv/bin/python bench/ingest_throughput.py --backend torch --append
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import BENCH_DOC, SHARED, markdown_table, report, stack, upload_all_and_wait
+
+DEFAULT_FILES = [
+    "md/unst__CHANGELOG.md",
+    "md/taocl__README.md",
+    "md/taocl__README-ru.md",
+    "md/taocl__README-ja.md",
+    "md/mdtest__TEST.md",
+    "md/readability__README.md",
+    "txt/unst__norwich-city.txt",
+    "txt/unst__UDHR_first_article_all.txt",
+]
+TINY_FILES = ["md/readability__README.md", "txt/unst__book-war-and-peace-1p.txt"]
+
+
+def _stored_chunk_texts(vectors_dir: Path) -> list[str]:
+    from pipelines.vectorstore.lance import LanceVectorStore
+
+    store = LanceVectorStore(vectors_dir)
+    texts: list[str] = store._scan(None, ["text"]).column("text").to_pylist()
+    return texts
+
+
+def main(argv: list[str] | None = None) -> dict[str, object]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--corpus", type=Path, default=SHARED / "corpus")
+    parser.add_argument("--file", action="append", help="path under --corpus (repeatable); default: a fixed set")
+    parser.add_argument("--backend", default="torch", choices=["torch", "onnx", "onnx-int8"])
+    parser.add_argument("--tiny", action="store_true", help="two small files")
+    parser.add_argument("--append", action="store_true", help=f"append the results to {BENCH_DOC}")
+    args = parser.parse_args(argv)
+    names = args.file or (TINY_FILES if args.tiny else DEFAULT_FILES)
+
+    from pipelines.embed import EmbedConfig, Embedder
+    from pipelines.settings import Settings
+
+    settings = Settings()
+    env = {"DOCLAKE_EMBED_BACKEND": args.backend, "DOCLAKE_EMBED_CACHE_DIR": str(settings.resolved_embed_cache_dir())}
+    files = [(f"tp{i}", Path(n).name, (args.corpus / n).read_bytes()) for i, n in enumerate(names)]
+    with tempfile.TemporaryDirectory(prefix="throughput-") as tmp, stack(Path(tmp), env=env) as s:
+        client = s.client  # type: ignore[attr-defined]
+        client.upload_and_wait(b"# warm\n\nwarm up the workers", filename="warm.md")
+        pipeline_s, statuses = upload_all_and_wait(client, files)
+        texts = [t for t in _stored_chunk_texts(s.data_dir / "vectors") if t != "warm\n\nwarm up the workers"]  # type: ignore[attr-defined]
+    raw = Embedder(
+        EmbedConfig(
+            model_path=settings.resolved_model_path(),
+            model_id=settings.model_id,
+            batch_size=settings.embed_batch_size,
+            threads=os.cpu_count(),
+            backend=args.backend,
+            cache_dir=settings.resolved_embed_cache_dir(),
+        )
+    )
+    raw.encode(texts[:8])
+    t0 = time.perf_counter()
+    raw.encode(texts)
+    raw_s = time.perf_counter() - t0
+    pipeline_rate, raw_rate = len(texts) / pipeline_s, len(texts) / raw_s
+    rows = [[len(files), len(texts), round(pipeline_rate, 2), round(raw_rate, 2), round(pipeline_rate / raw_rate, 2)]]
+    body = f"Backend {args.backend}; files: {', '.join(names)}; statuses {statuses}.\n\n" + markdown_table(
+        ["files", "chunks", "pipeline chunks/s", "raw encode chunks/s", "pipeline / raw"], rows
+    )
+    report("Ingest throughput: pipeline vs raw encode", body, append_to=BENCH_DOC if args.append else None)
+    return {"pipeline_chunks_per_s": pipeline_rate, "raw_chunks_per_s": raw_rate, "chunks": len(texts)}
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+"""Each bench script runs end to end on a tiny input, so the scripts do not rot. No timing assertions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench.common import SHARED, markdown_table, multipage_pdf, percentile
+
+SCIFACT = SHARED / "benchmarks" / "scifact"
+needs_scifact = pytest.mark.skipif(not SCIFACT.is_dir(), reason=f"SciFact not found at {SCIFACT}")
+
+
+def test_helpers() -> None:
+    assert percentile([3.0, 1.0, 2.0, 4.0], 50) == 2.0
+    assert percentile([1.0, 2.0, 3.0, 4.0], 99) == 4.0
+    assert percentile([], 50) == 0.0
+    assert markdown_table(["a", "b"], [[1, 0.5]]) == "| a | b |\n|---|---|\n| 1 | 0.5 |"
+
+
+def test_multipage_pdf_has_its_pages(tmp_path: Path) -> None:
+    from pypdf import PdfReader
+
+    path = tmp_path / "ten.pdf"
+    path.write_bytes(multipage_pdf(10, seed=3))
+    reader = PdfReader(path)
+    assert len(reader.pages) == 10
+    assert "seed3page9" in (reader.pages[9].extract_text() or "")
+
+
+@needs_scifact
+def test_scifact_loader_tiny() -> None:
+    from bench.scifact import load_scifact
+
+    data = load_scifact(SCIFACT, tiny=True)
+    assert len(data.queries) == 5 and set(data.qrels) == set(data.queries)
+    assert all(d in data.corpus for rel in data.qrels.values() for d in rel)
+    full = load_scifact(SCIFACT)
+    assert len(full.queries) == 300 and len(full.corpus) == 5183
+
+
+@pytest.mark.slow
+@needs_scifact
+def test_scifact_direct_smoke() -> None:
+    from bench import scifact
+
+    results = scifact.main(["--tiny", "--direct", "--backend", "torch"])
+    metrics = results["torch"]["metrics"]
+    assert isinstance(metrics, dict) and set(metrics) == {"dense", "keyword", "hybrid"}
+    assert all(0.0 <= m["ndcg@10"] <= 1.0 for m in metrics.values())
+    assert metrics["dense"]["ndcg@10"] > 0.5  # 5 easy queries over ~30 abstracts
+
+
+@pytest.mark.slow
+def test_embed_throughput_smoke() -> None:
+    from bench import embed_throughput
+
+    results = embed_throughput.main(["--tiny", "--backend", "torch", "--backend", "onnx-int8"])
+    assert set(results) == {"torch", "onnx-int8"} and all(r["texts_per_s"] > 0 for r in results.values())
+
+
+@pytest.mark.slow
+def test_incremental_smoke() -> None:
+    from bench import incremental
+
+    rows = incremental.main(["--tiny"])["rows"]
+    assert isinstance(rows, list)
+    first, edited, full = rows
+    assert first[2] == first[1]  # every chunk embedded the first time
+    assert edited[2] == 1  # one section changed: one chunk re-embedded
+    assert full[2] == full[1]
+
+
+@pytest.mark.slow
+def test_search_scale_smoke() -> None:
+    from bench import search_scale
+
+    result = search_scale.main(["--tiny"])
+    assert result["rows"] == 2000
+    assert isinstance(result["recall@10"], float) and 0.0 <= result["recall@10"] <= 1.0
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+@needs_scifact
+def test_scifact_pipeline_smoke() -> None:
+    from bench import scifact
+
+    results = scifact.main(["--tiny", "--mode", "dense", "--mode", "hybrid"])
+    run = results["torch"]
+    assert run["documents"] == run["statuses"]["indexed"]  # type: ignore[index]
+    assert set(run["metrics"]) == {"dense", "hybrid"}  # type: ignore[arg-type]
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_freshness_smoke() -> None:
+    from bench import freshness
+
+    result = freshness.main(["--tiny"])
+    assert result["chunks_per_doc"] and result["latency"]["p50_ms"] > 0  # type: ignore[index]
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_ingest_throughput_smoke() -> None:
+    from bench import ingest_throughput
+
+    result = ingest_throughput.main(["--tiny"])
+    assert result["chunks"] and result["pipeline_chunks_per_s"] > 0  # type: ignore[operator]
