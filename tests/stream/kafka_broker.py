@@ -77,6 +77,9 @@ def start_broker(workdir: Path, *, timeout_s: float = 120.0) -> KafkaBroker:
     java = ["java", "-Xmx256m", "-XX:+UseSerialGC", f"-Dlog4j.configuration=file:{workdir / 'log4j.properties'}"]
     java += ["-cp", classpath]
     cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    # A random id may start with "-" (1 in 64): StorageTool's argument parser then reads it as an
+    # option and the format fails. Kafka's own `random-uuid` avoids that the same way.
+    cluster_id = "A" + cluster_id[1:] if cluster_id.startswith("-") else cluster_id
     subprocess.run(
         [*java, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)],
         check=True,
