@@ -31,6 +31,9 @@ _TABLE = "chunks"
 # against brute force (measured in bench/search_scale.py); without an index they are ignored.
 _NPROBES = 20
 _REFINE_FACTOR = 10
+# HNSW candidate list: lance's default gave recall@10 0.943 on 20k clustered vectors, 400 gave 0.995
+# at the same latency; it must be at least k * refine_factor.
+_HNSW_EF = 400
 
 
 def _schema(dim: int) -> pa.Schema:
@@ -194,6 +197,7 @@ class LanceVectorStore:
             .distance_type("cosine")
             .nprobes(_NPROBES)
             .refine_factor(_REFINE_FACTOR)
+            .ef(max(_HNSW_EF, k * _REFINE_FACTOR))
             .where(where, prefilter=True)
             .limit(k)
             .to_arrow()
