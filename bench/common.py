@@ -92,6 +92,8 @@ def upload_all_and_wait(
     from app.client import DoclakeClient
 
     assert isinstance(client, DoclakeClient)
+    before = client.stats().documents
+    done_before = sum(before.get(s, 0) for s in ("indexed", "failed"))
     started = time.perf_counter()
 
     def one(item: tuple[str, str, bytes]) -> None:
@@ -103,7 +105,7 @@ def upload_all_and_wait(
     deadline = time.monotonic() + timeout
     while True:
         counts = client.stats().documents
-        if sum(counts.get(s, 0) for s in ("indexed", "failed")) >= len(files):
+        if sum(counts.get(s, 0) for s in ("indexed", "failed")) - done_before >= len(files):
             return time.perf_counter() - started, {k: v for k, v in counts.items() if v}
         if time.monotonic() > deadline:
             raise TimeoutError(f"documents still pending after {timeout:.0f}s: {counts}")

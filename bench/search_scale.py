@@ -2,7 +2,7 @@
 
 Fills a fresh data root's LanceDB table with N synthetic unit vectors (clustered like real
 embeddings: Gaussian blobs around random centres), builds the ANN index the way housekeeping does
-(IVF_PQ, `LanceVectorStore.ensure_ann_index`), then measures, on the same queries:
+(IVF_HNSW_SQ, `LanceVectorStore.ensure_ann_index`), then measures, on the same queries:
 
 - exact top-10 by numpy brute force (the ground truth) and its time,
 - raw LanceDB ANN search time (no API) and recall@10 against exact,
@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
             }
     header = list(result)
     body = (
-        f"{args.rows} synthetic 384-d unit vectors (1,000 Gaussian clusters), {args.queries} queries, IVF_PQ "
+        f"{args.rows} synthetic 384-d unit vectors (1,000 Gaussian clusters), {args.queries} queries, IVF_HNSW_SQ "
         f"(nprobes 20, refine 10), query embedding backend {args.backend}, {args.clients} clients for QPS.\n\n"
         + markdown_table(["metric", "value"], [[k, result[k]] for k in header])
     )
