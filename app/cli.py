@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from pipelines.settings import Settings, get_settings
+from pipelines.settings import Settings, get_settings, worker_threads
 
 if TYPE_CHECKING:
     from app.client import DoclakeClient
@@ -71,7 +71,12 @@ def up(
     me = [sys.executable, "-m", "app.cli"]
     commands = {
         "api": [*me, "serve", "--host", host, "--port", str(port)],
-        "worker": [*me, "worker", "--concurrency", str(concurrency)],
+        # Two fleets, as in docker-compose.yml: parsers in one, the model in the other. The embedding
+        # process gets every core, so the last big document is not encoded on half of the machine
+        # while the other pool process idles, and extraction children are not forked from a process
+        # that holds the model.
+        "worker-extract": [*me, "worker", "--queues", "extract", "--concurrency", str(concurrency)],
+        "worker-embed": [*me, "worker", "--queues", "embed", "--concurrency", str(settings.embed_concurrency)],
     }
     if settings.sqs_queue_url:
         commands["s3-events"] = [*me, "s3-events"]
@@ -172,14 +177,21 @@ def worker(
 ) -> None:
     """Run a Celery worker consuming the extract and embed queues."""
     _metrics_dir(get_settings().run_dir)
-    import workers.signals  # noqa: F401  (warm-up hooks)
-    from workers.celery_app import celery_app
+    import workers.signals  # (warm-up hooks)
+    from workers.celery_app import EMBED_QUEUE, EXTRACT_QUEUE, celery_app
 
     settings = get_settings()
+    consumed = {q.strip() for q in queues.split(",") if q.strip()}
+    concurrency = concurrency or settings.worker_concurrency
+    # Read by each pool process when it builds its Runtime: the cores are shared by this worker's
+    # processes only (a pure embed worker of one process uses them all).
+    os.environ.setdefault("DOCLAKE_TORCH_THREADS", str(worker_threads(os.cpu_count() or 1, concurrency)))
+    workers.signals.LOAD_MODEL = EMBED_QUEUE in consumed
+    workers.signals.IMPORT_PARSERS = EXTRACT_QUEUE in consumed
     argv = [
         "worker",
         "--loglevel=INFO",
-        f"--concurrency={concurrency or settings.worker_concurrency}",
+        f"--concurrency={concurrency}",
         f"--queues={queues}",
         f"--hostname=doclake-{os.getpid()}@%h",
         "--without-gossip",

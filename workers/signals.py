@@ -15,9 +15,16 @@ import workers.logs  # noqa: F401  (JSON log lines with task and document ids)
 
 log = logging.getLogger("doclake.worker")
 
+# Set by `doclake worker` from the queues it consumes: an extraction-only worker does not hold the
+# model (~400 MB per process), an embedding-only one does not import the parsers.
+LOAD_MODEL = True
+IMPORT_PARSERS = True
+
 
 @worker_init.connect
 def _import_parsers(**_: Any) -> None:
+    if not IMPORT_PARSERS:
+        return
     # Imported once in the parent, shared copy-on-write by every forked extraction child.
     from pipelines.extract import warm_up
 
@@ -26,13 +33,18 @@ def _import_parsers(**_: Any) -> None:
 
 @worker_process_init.connect
 def _load_model(**_: Any) -> None:
+    if not LOAD_MODEL:
+        return
+
     # Celery kills a child whose init takes more than a few seconds; torch takes longer, so load in a thread.
     def load() -> None:
         from workers.tasks import runtime
 
         try:
             runtime().embedder().encode(["warm up"])
-            log.info("worker model loaded")
+            import torch
+
+            log.info("worker model loaded (%d torch threads)", torch.get_num_threads())
         except Exception:
             log.exception("model warm-up failed; tasks will retry loading")
 

@@ -17,7 +17,7 @@ from celery.exceptions import Ignore
 from pipelines import ingest
 from pipelines.errors import DocLakeError, DocumentNotFound
 from pipelines.runtime import Runtime
-from pipelines.settings import get_settings
+from pipelines.settings import get_settings, worker_threads
 from workers.celery_app import celery_app
 
 __all__ = ["chunk_embed", "extract", "mirror", "register", "remove_object", "sweep"]
@@ -30,7 +30,7 @@ def runtime() -> Runtime:
     """One Runtime per worker process, built after the fork (LanceDB and torch are not fork-safe)."""
     settings = get_settings()
     cores = os.cpu_count() or 1
-    threads = settings.torch_threads or max(1, cores // settings.worker_concurrency)
+    threads = settings.torch_threads or worker_threads(cores, settings.worker_concurrency)
     return Runtime.from_settings(settings, threads=threads)
 
 

@@ -7,6 +7,8 @@ process's Delta and LanceDB writes without a restart.
 
 from __future__ import annotations
 
+import os
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -84,6 +86,18 @@ def _wait_all(client: DoclakeClient, ids: dict[str, str], timeout: float = 900) 
     for name, doc_id in ids.items():
         docs[name] = client.wait(doc_id, timeout=max(1.0, deadline - time.monotonic()))
     return docs
+
+
+def test_only_the_embedding_worker_loads_the_model_and_it_gets_every_core(stack: Stack) -> None:
+    stack.client.upload_and_wait(b"# Threads\n\nThe embedding worker owns the cores.", filename="threads.md")
+    deadline = time.monotonic() + 60
+    while True:  # the warm-up thread logs after its own first encode
+        loaded = re.findall(r"worker model loaded \((\d+) torch threads\)", stack.log.read_text(errors="replace"))
+        if loaded or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    # One embedding process (DOCLAKE_EMBED_CONCURRENCY=1); the extraction processes never load it.
+    assert loaded == [str(os.cpu_count())]
 
 
 def test_corpus_upload_reaches_terminal_states_and_is_searchable(stack: Stack, corpus: Path) -> None:

@@ -67,12 +67,14 @@ def _upload_bytes(stack: Stack, name: str, data: bytes, **form: str) -> dict[str
     return body
 
 
-def _worker_tree(stack: Stack) -> list[psutil.Process]:
+def _worker_tree(stack: Stack, queue: str = "embed") -> list[psutil.Process]:
+    """The worker that consumes ``queue`` (doclake up starts one per queue), with its pool children."""
     supervisor = psutil.Process(stack.proc.pid)
     for child in supervisor.children():
-        if "worker" in child.cmdline():
+        cmd = child.cmdline()
+        if "worker" in cmd and "--queues" in cmd and cmd[cmd.index("--queues") + 1] == queue:
             return [child, *child.children(recursive=True)]
-    raise AssertionError("no worker process under doclake up")
+    raise AssertionError(f"no {queue} worker process under doclake up")
 
 
 def test_worker_killed_mid_task_is_recovered_exactly_once(stack: Stack) -> None:
