@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
                 model_id=settings.model_id,
                 batch_size=args.batch_size,
                 threads=threads,
-                backend=b,
+                backend=b,  # type: ignore[arg-type]  # argparse choices are the Literal values
                 cache_dir=settings.resolved_embed_cache_dir(),
             )
         )

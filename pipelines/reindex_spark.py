@@ -161,4 +161,3 @@ def _merge(spark: Any, delta_table: Any, path: str, plans: DataFrame, new_rows: 
         )
 
     retry(run, what=f"{path} reindex MERGE")
-

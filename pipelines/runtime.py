@@ -57,6 +57,10 @@ def _vector_store(settings: Settings, index: IndexSpec) -> VectorStore:
 # How long a process trusts its copy of the active index before re-reading meta.indexes. A switch
 # reaches every process within this time; writers re-check it uncached under the document lock.
 _INDEX_TTL_S = 1.0
+# Past the TTL a reader keeps the copy while one background thread re-reads the table (a Delta read
+# costs 20-40 ms, which every query landing on an expired copy would otherwise pay); past this age a
+# reader waits for the table itself.
+_INDEX_STALE_MAX_S = 3.0
 
 
 @dataclass
@@ -69,6 +73,7 @@ class Runtime:
     _index_read_at: float = field(default=0.0, repr=False)
     _threads: int | None = field(default=None, repr=False)
     _mutex: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _index_refreshing: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
     def from_settings(cls, settings: Settings, *, threads: int | None = None) -> Runtime:
@@ -107,14 +112,33 @@ class Runtime:
         return runtime
 
     def index(self, *, fresh: bool = False) -> IndexSpec:
-        """The active index (re-read at most every second, or now with ``fresh``)."""
-        now = time.monotonic()
-        if fresh or self._index is None or now - self._index_read_at > _INDEX_TTL_S:
-            found = read_active_index(self.lake)
-            if found is None:
-                raise ConfigError("meta.indexes has no active index")
-            self._index, self._index_read_at = found, now
+        """The active index.
+
+        Re-read in the background once this process's copy is a second old, inline past 3 s, or now
+        with ``fresh`` (writers, under the document lock).
+        """
+        age = time.monotonic() - self._index_read_at
+        if fresh or self._index is None or age > _INDEX_STALE_MAX_S:
+            return self._read_index()
+        if age > _INDEX_TTL_S and self._index_refreshing.acquire(blocking=False):
+            threading.Thread(target=self._refresh_index, name="index-refresh", daemon=True).start()
         return self._index
+
+    def _read_index(self) -> IndexSpec:
+        started = time.monotonic()
+        found = read_active_index(self.lake)
+        if found is None:
+            raise ConfigError("meta.indexes has no active index")
+        self._index, self._index_read_at = found, started
+        return found
+
+    def _refresh_index(self) -> None:
+        try:
+            self._read_index()
+        except Exception:
+            log.warning("re-reading the active index failed; the next query retries", exc_info=True)
+        finally:
+            self._index_refreshing.release()
 
     def indexes(self) -> list[IndexSpec]:
         """Every index that still has tables (active, building, retired)."""

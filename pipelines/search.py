@@ -65,9 +65,7 @@ def _retrieve(rt: Runtime, index: IndexSpec, query: SearchQuery, *, tenant: str)
         return store.keyword_query(query.query, k=query.top_k, tenant=tenant, filter=query.filter)
     depth = query.top_k if query.mode == "dense" else max(query.top_k, HYBRID_DEPTH)
     keyword = (
-        store.keyword_query(query.query, k=depth, tenant=tenant, filter=query.filter)
-        if query.mode == "hybrid"
-        else []
+        store.keyword_query(query.query, k=depth, tenant=tenant, filter=query.filter) if query.mode == "hybrid" else []
     )  # first: an unsupported store fails before the model runs
     # The query role's own model instance: a bulk encode in this process never holds it.
     vector = rt.query_embedder(index).encode_query(query.query)

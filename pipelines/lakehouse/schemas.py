@@ -159,6 +159,4 @@ INDEXES = TableSpec(
     key=("index_id",),
 )
 
-TABLES: dict[str, TableSpec] = {
-    t.name: t for t in (RAW_OBJECTS, DOCUMENTS, CHUNKS, UPDATES, QUARANTINE, INDEXES)
-}
+TABLES: dict[str, TableSpec] = {t.name: t for t in (RAW_OBJECTS, DOCUMENTS, CHUNKS, UPDATES, QUARANTINE, INDEXES)}

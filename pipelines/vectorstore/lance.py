@@ -212,12 +212,7 @@ class LanceVectorStore:
         if table is None:
             return []
         self._ensure_fts_index(table)  # tables made before hybrid search existed
-        result = (
-            table.search(text, query_type="fts")
-            .where(_where(tenant, filter), prefilter=True)
-            .limit(k)
-            .to_arrow()
-        )
+        result = table.search(text, query_type="fts").where(_where(tenant, filter), prefilter=True).limit(k).to_arrow()
         return [VectorHit(record=_record(row), score=float(row["_score"])) for row in result.to_pylist()]
 
     def _scan(self, where: str | None, columns: list[str]) -> pa.Table:

@@ -104,6 +104,16 @@ def test_freshness_smoke() -> None:
 
 @pytest.mark.e2e
 @pytest.mark.slow
+def test_stream_freshness_smoke() -> None:
+    from bench import freshness
+
+    result = freshness.main(["--tiny", "--stream"])
+    by_op = result["by_op"]
+    assert set(by_op) == {"upsert", "patch"} and all(v["p50_ms"] > 0 for v in by_op.values())  # type: ignore[union-attr]
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_ingest_throughput_smoke() -> None:
     from bench import ingest_throughput
 

@@ -114,9 +114,7 @@ def test_interrupted_reindex_resumes_where_it_stopped(runtime: Runtime, corpus: 
     assert second.index_id == first.index_id and second.skipped == 1 and second.documents == 2 and second.switched
 
 
-def test_vectors_only_rebuilds_the_store_without_embedding(
-    runtime: Runtime, corpus: Path, embedder: Embedder
-) -> None:
+def test_vectors_only_rebuilds_the_store_without_embedding(runtime: Runtime, corpus: Path, embedder: Embedder) -> None:
     _ingest(runtime, corpus)
     before = {q: [(h.chunk_id, h.score) for h in search(runtime, SearchQuery(query=q, top_k=5))] for q in QUERIES}
     count = runtime.vectors.count()
@@ -143,8 +141,17 @@ def test_reconcile_finds_and_repairs_injected_drift(runtime: Runtime, corpus: Pa
     victims = runtime.vectors.document_ids("default", doc)[:2]
     runtime.vectors.delete(victims, tenant="default", doc_id=doc)  # missing ids
     ghost = VectorRecord(
-        id="cghost", tenant="default", doc_id="dghost", doc_version=1, vector=[0.1] * 384, text="ghost",
-        filename=None, page_start=None, page_end=None, char_start=0, char_end=5,
+        id="cghost",
+        tenant="default",
+        doc_id="dghost",
+        doc_version=1,
+        vector=[0.1] * 384,
+        text="ghost",
+        filename=None,
+        page_start=None,
+        page_end=None,
+        char_start=0,
+        char_end=5,
     )
     runtime.vectors.upsert([ghost])  # a stale id: no gold row, no document
 
@@ -295,3 +302,32 @@ def test_reindex_to_the_onnx_int8_backend_is_a_new_index(
     assert hits and "Anna" in hits[0].text
     back = reindex(rt, ReindexParams(embed_backend="torch"))  # switching back finds the retired base index
     assert back.index_id == BASE_INDEX and back.switched and back.embedded == 0
+
+
+def test_readers_see_a_switch_by_another_process_without_reading_the_registry_per_query(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipelines import runtime as runtime_module
+    from pipelines.indexes import IndexSpec, activate_index, put_index
+
+    base = runtime.index(fresh=True)
+    other = base.model_copy(update={"index_id": "iswitchtest", "state": IndexState.building})
+    put_index(runtime.lake, IndexSpec.model_validate(other.model_dump()))
+    reads = []
+    real = runtime_module.read_active_index
+    monkeypatch.setattr(runtime_module, "read_active_index", lambda lake: reads.append(1) or real(lake))
+
+    activate_index(runtime.lake, "iswitchtest")  # as another process would: this one's copy is now stale
+    assert runtime.index().index_id == BASE_INDEX  # within the TTL the copy is trusted, nothing read
+    assert reads == []
+    monkeypatch.setattr(runtime_module, "_INDEX_TTL_S", 0.0)
+    assert runtime.index().index_id == BASE_INDEX  # expired: answered from the copy, re-read behind it
+    deadline = time.monotonic() + 10
+    while runtime.index().index_id != "iswitchtest":
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert reads  # the switch arrived through background re-reads
+    monkeypatch.setattr(runtime_module, "_INDEX_STALE_MAX_S", 0.0)
+    reads.clear()
+    runtime.index()  # too old to trust: read inline
+    assert reads
