@@ -57,6 +57,8 @@ def make_celery(settings: Settings) -> Celery:
     broker, options = _broker(settings)
     app = Celery("doclake", broker=broker, include=["workers.tasks"])
     app.conf.update(
+        # The filesystem broker through our transport (whole message files; see workers/fs_broker.py).
+        broker_transport="workers.fs_broker:Transport" if broker == "filesystem://" else None,
         broker_transport_options=options,
         broker_connection_retry_on_startup=True,
         task_ignore_result=True,
