@@ -16,6 +16,7 @@ import uuid
 from time import monotonic
 from typing import Any
 
+from kombu.exceptions import ChannelError
 from kombu.transport import filesystem
 from kombu.transport.virtual import Empty
 from kombu.utils.json import dumps, loads
@@ -24,7 +25,7 @@ __all__ = ["Channel", "Transport"]
 
 
 class Channel(filesystem.Channel):
-    def _put(self, queue: str, payload: Any, **kwargs: Any) -> None:
+    def _put(self, queue: Any, payload: Any, **kwargs: Any) -> None:  # type: ignore[override]
         name = f"{round(monotonic() * 1000)}_{uuid.uuid4()}.{queue}.msg"
         final = os.path.join(self.data_folder_out, name)
         # A leading dot: `_get` matches "<stamp>_<uuid>.<queue>.msg" by what follows the first dot.
@@ -34,9 +35,9 @@ class Channel(filesystem.Channel):
                 f.write(dumps(payload).encode())
             os.replace(partial, final)
         except OSError as exc:
-            raise filesystem.ChannelError(f"Cannot add file {final!r} to directory") from exc
+            raise ChannelError(f"Cannot add file {final!r} to directory") from exc
 
-    def _get(self, queue: str) -> Any:
+    def _get(self, queue: Any, timeout: Any = None) -> Any:
         wanted = f"{queue}.msg"
         processed = self.processed_folder
         os.makedirs(processed, exist_ok=True)
@@ -54,7 +55,7 @@ class Channel(filesystem.Channel):
                 if not self.store_processed:
                     os.remove(claimed)
             except OSError as exc:
-                raise filesystem.ChannelError(f"Cannot read file {claimed!r} from queue.") from exc
+                raise ChannelError(f"Cannot read file {claimed!r} from queue.") from exc
             return loads(payload.decode())
         raise Empty()
 
