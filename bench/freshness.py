@@ -143,9 +143,9 @@ def _main_stream(args: argparse.Namespace, env: dict[str, str]) -> dict[str, obj
     rows = []
     for op, values in latencies.items():
         stats = summary_ms(values)
-        rows.append([op, len(values), stats["p50_ms"], stats["p95_ms"], round(max(values) * 1000, 1)])
+        rows.append([op, len(values), round(stats["p50_ms"]), round(stats["p95_ms"]), round(max(values) * 1000)])
     every = summary_ms([v for values in latencies.values() for v in values])
-    rows.append(["all", count, every["p50_ms"], every["p95_ms"], ""])
+    rows.append(["all", count, round(every["p50_ms"]), round(every["p95_ms"]), ""])
     from pipelines.settings import Settings
 
     body = (

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from pipelines import metrics
 from pipelines.contracts import DocumentStatus, DocumentUpdate
@@ -66,6 +66,19 @@ class BatchResult(BaseModel):
     applied: int = 0
     mirrored: int = 0
     skipped: int = 0
+    seconds: dict[str, float] = Field(default_factory=dict, description="Wall time of each phase, for the log.")
+
+
+class _PhaseClock:
+    """Records the seconds since the previous lap under each phase's name."""
+
+    def __init__(self, into: dict[str, float]) -> None:
+        self._into, self._last = into, time.perf_counter()
+
+    def lap(self, phase: str) -> None:
+        now = time.perf_counter()
+        self._into[phase] = round(now - self._last, 3)
+        self._last = now
 
 
 _RUNTIMES: dict[str, Runtime] = {}
@@ -190,8 +203,10 @@ def process_batch(rt: Runtime, df: DataFrame, batch_id: int, *, source: str, app
         .persist()
     )
     plans = None
+    clock = _PhaseClock(result.seconds)
     try:
         result.events = validated.count()
+        clock.lap("validate")
         if result.events == 0:
             return result
         # All of a document's events go to one planner call, which folds them in version order.
@@ -203,6 +218,7 @@ def process_batch(rt: Runtime, df: DataFrame, batch_id: int, *, source: str, app
         # One partition: a batch is small, and each executor process that plans loads the model once.
         plans = per_doc.coalesce(1).mapInArrow(_planner(rt.settings), from_arrow_schema(PLAN_SCHEMA)).persist()
         summary = plans.select("event_id", "status", "action", "tenant", "doc_id", "version").collect()
+        clock.lap("plan")
 
         quarantine = (
             validated.filter(sf.col("error").isNotNull())
@@ -225,6 +241,7 @@ def process_batch(rt: Runtime, df: DataFrame, batch_id: int, *, source: str, app
         result.quarantined = quarantine.count()
         if result.quarantined:
             append_idempotent(quarantine, rt.lake.uri(QUARANTINE), app_id=app_id, version=batch_id)
+        clock.lap("quarantine")
 
         applied = [r for r in summary if r["action"] == "apply"]
         # Deleted documents leave search first: the vector store is what users see.
@@ -234,12 +251,15 @@ def process_batch(rt: Runtime, df: DataFrame, batch_id: int, *, source: str, app
         if applied:
             gold_uri = rt.lake.uri(rt.index(fresh=True).gold)
             _merge_gold(spark, DeltaTable, plans, gold_uri, applied, app_id=app_id, batch_id=batch_id)
+            clock.lap("gold_merge")
             _hold(rt.settings, "gold")
             _merge_silver(spark, DeltaTable, plans, rt.lake.uri(DOCUMENTS), app_id=app_id, batch_id=batch_id)
+            clock.lap("silver_merge")
             rt.lake.table(DOCUMENTS)  # refresh the cached delta-rs handle past Spark's commit
         result.applied = len(applied)
         result.skipped = sum(1 for r in summary if r["action"] == "skip")
         result.mirrored = _mirror(rt, [r for r in summary if r["action"] in ("apply", "mirror")])
+        clock.lap("mirror")
         oldest = validated.agg(sf.min("ts")).first()
         if oldest is not None and oldest[0] is not None:
             # Lag = how long the oldest event of this batch waited until it was searchable.
