@@ -127,6 +127,14 @@ class Settings(BaseSettings):
         default=1.0, gt=0, description="Seconds between micro-batches of the update stream."
     )
     stream_max_events: int = Field(default=1000, ge=1, description="Most change events one micro-batch takes.")
+    stream_driver_max_events: int = Field(
+        default=200,
+        ge=0,
+        description=(
+            "Micro-batches of at most this many events are applied on the stream's driver with delta-rs "
+            "(milliseconds per commit); larger ones with Spark MERGEs. 0: always Spark."
+        ),
+    )
     spark_master: str = Field(default="local[2]", description="Spark master URL (local[N] or a cluster's spark://…).")
     jars_dir: Path | None = Field(
         default=None, description="Where Maven jars (Delta, Kafka) are cached. Default: .cache/jars in the repository."

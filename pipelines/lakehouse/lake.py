@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-from deltalake import DeltaTable, QueryBuilder
+from deltalake import CommitProperties, DeltaTable, QueryBuilder, Transaction
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
 from deltalake.table import TableMerger
 from filelock import FileLock
@@ -28,7 +28,7 @@ from filelock import FileLock
 from pipelines.errors import LakeWriteConflict
 from pipelines.lakehouse.schemas import TABLES, TableSpec
 
-__all__ = ["Lake", "sql_quote"]
+__all__ = ["Lake", "Txn", "sql_quote"]
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,25 @@ _MAX_ATTEMPTS = 25
 def sql_quote(value: str) -> str:
     """A SQL string literal for a delta-rs predicate (single quotes doubled)."""
     return "'" + value.replace("'", "''") + "'"
+
+
+Txn = tuple[str, int]
+"""A Delta application transaction (app id, version): a write carrying one is done at most once."""
+
+
+def _done(dt: DeltaTable, txn: Txn | None) -> bool:
+    """True when ``dt`` already holds a commit of ``txn`` (or a later version of its app id)."""
+    if txn is None:
+        return False
+    done = dt.transaction_version(txn[0])
+    return done is not None and done >= txn[1]
+
+
+def _commit_properties(txn: Txn | None) -> CommitProperties | None:
+    if txn is None:
+        return None
+    # The same ``txn`` action Spark records for txnAppId/txnVersion, so either engine sees the other's.
+    return CommitProperties(app_transactions=[Transaction(txn[0], txn[1], int(time.time() * 1000))])
 
 
 def _is_local(uri: str) -> bool:
@@ -144,28 +163,41 @@ class Lake:
         *,
         predicate: str,
         build: Callable[[TableMerger], TableMerger],
+        txn: Txn | None = None,
     ) -> dict[str, Any]:
         """MERGE ``source`` (alias ``s``) into the table (alias ``t``), retrying lost commit races.
 
-        ``build`` adds the when-clauses. Returns delta-rs's merge metrics.
+        ``build`` adds the when-clauses. Returns delta-rs's merge metrics, or ``{"skipped": True}``
+        when the table already holds the commit of ``txn`` (a replayed stream batch).
         """
         source = source.cast(spec.schema) if source.schema != spec.schema else source
 
         def run() -> dict[str, Any]:
-            merger = self.table(spec).merge(source, predicate=predicate, source_alias="s", target_alias="t")
+            dt = self.table(spec)
+            if _done(dt, txn):
+                return {"skipped": True}
+            merger = dt.merge(
+                source,
+                predicate=predicate,
+                source_alias="s",
+                target_alias="t",
+                commit_properties=_commit_properties(txn),
+            )
             metrics: dict[str, Any] = build(merger).execute()
             return metrics
 
         return self._commit(spec, run)
 
-    def append(self, spec: TableSpec, rows: pa.Table) -> None:
-        """Append ``rows`` (bronze event logs only: derived data is always MERGEd)."""
+    def append(self, spec: TableSpec, rows: pa.Table, *, txn: Txn | None = None) -> None:
+        """Append ``rows`` (bronze event logs only: derived data is always MERGEd), once per ``txn``."""
         from deltalake import write_deltalake
 
         rows = rows.cast(spec.schema) if rows.schema != spec.schema else rows
 
         def run() -> dict[str, Any]:
-            write_deltalake(self.table(spec), rows, mode="append")
+            dt = self.table(spec)
+            if not _done(dt, txn):
+                write_deltalake(dt, rows, mode="append", commit_properties=_commit_properties(txn))
             return {}
 
         self._commit(spec, run)

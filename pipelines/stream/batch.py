@@ -4,8 +4,15 @@ validate (executors) → quarantine the invalid, with the error → keep the lat
 → plan each winner on the executors (newer than silver? chunk + embed what gold lacks) → delete
 vectors of deleted documents → MERGE gold → MERGE silver → mirror to the vector store.
 
+Two engines run these steps. A small batch (the usual case: up to ``stream_driver_max_events``) is
+collected to the driver and committed with delta-rs, because a Spark MERGE over a tiny table costs
+seconds of job scheduling. A large batch validates and plans on the executors and commits with Spark
+MERGEs. Both call the same validation, planning (``plan_update``) and mirroring functions and use
+the same MERGE conditions.
+
 Crash safety: the source replays a batch with the same id after a crash. Every Delta write carries
-(txnAppId, txnVersion=batch id), so a re-run skips what the first run committed; a winner whose
+(txnAppId, txnVersion=batch id) — Spark's writer options or delta-rs's app transactions record the
+same Delta ``txn`` action — so a re-run skips what the first run committed; a winner whose
 version silver already holds is only re-mirrored (upsert by chunk id, idempotent). Each chunk ends up
 exactly once in gold (MERGE key) and in the vector store (upsert key).
 """
@@ -26,8 +33,8 @@ from pipelines import metrics
 from pipelines.contracts import DocumentStatus, DocumentUpdate
 from pipelines.errors import DocLakeError
 from pipelines.ingest import run_step
-from pipelines.lakehouse.documents import get_document
-from pipelines.lakehouse.lake import sql_quote
+from pipelines.lakehouse.documents import get_document, rows_table
+from pipelines.lakehouse.lake import Txn, sql_quote
 from pipelines.lakehouse.schemas import DOCUMENTS, QUARANTINE
 from pipelines.runtime import Runtime
 from pipelines.settings import Settings
@@ -114,63 +121,69 @@ def _validate_batches(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBa
         yield pa.RecordBatch.from_pylist(rows, schema=VALIDATED_SCHEMA)
 
 
+def _plan_groups(rt: Runtime, groups: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """PLAN_SCHEMA rows for documents' event groups (each a list of ``{seq, event_json, payload}``)."""
+    rows: list[dict[str, Any]] = []
+    for group in groups:
+        payloads = {}
+        events = []
+        for item in sorted(group, key=lambda item: item["seq"]):
+            event = DocumentUpdate.model_validate_json(item["event_json"])
+            events.append(event)
+            payloads[event.event_id] = item["payload"]
+        newest = max(events, key=lambda e: (e.version, e.ts, e.event_id))
+        key = {"tenant": newest.tenant, "doc_id": newest.doc_id}
+        try:
+            plan = plan_update(rt, events)
+        except DocLakeError as e:
+            if e.retryable:
+                raise  # fail the batch: it is re-run, nothing was committed
+            rows.extend(
+                {
+                    **key,
+                    "event_id": ev.event_id,
+                    "op": ev.op.value,
+                    "version": ev.version,
+                    "action": "error",
+                    "plan_error": e.describe(),
+                    "payload": payloads[ev.event_id],
+                }
+                for ev in events
+            )
+            continue
+        rows.append(
+            {
+                **plan.silver,
+                **key,
+                "event_id": newest.event_id,
+                "op": newest.op.value,
+                "version": plan.version,
+                "action": plan.action,
+                "payload": payloads[newest.event_id],
+                "gold": plan.gold,
+            }
+        )
+        by_id = {ev.event_id: ev for ev in events}
+        rows.extend(
+            {
+                **key,
+                "event_id": event_id,
+                "op": by_id[event_id].op.value,
+                "version": by_id[event_id].version,
+                "action": "error",
+                "plan_error": error,
+                "payload": payloads[event_id],
+            }
+            for event_id, error in plan.rejected
+        )
+    return rows
+
+
 def _planner(settings: Settings) -> Any:
     def plan_batches(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         rt = _executor_runtime(settings)
         for batch in batches:
-            rows: list[dict[str, Any]] = []
-            for group in batch.column("events").to_pylist():
-                payloads = {}
-                events = []
-                for item in sorted(group, key=lambda item: item["seq"]):
-                    event = DocumentUpdate.model_validate_json(item["event_json"])
-                    events.append(event)
-                    payloads[event.event_id] = item["payload"]
-                newest = max(events, key=lambda e: (e.version, e.ts, e.event_id))
-                key = {"tenant": newest.tenant, "doc_id": newest.doc_id}
-                try:
-                    plan = plan_update(rt, events)
-                except DocLakeError as e:
-                    if e.retryable:
-                        raise  # fail the batch: it is re-run, nothing was committed
-                    rows.extend(
-                        {
-                            **key,
-                            "event_id": ev.event_id,
-                            "op": ev.op.value,
-                            "version": ev.version,
-                            "action": "error",
-                            "plan_error": e.describe(),
-                            "payload": payloads[ev.event_id],
-                        }
-                        for ev in events
-                    )
-                    continue
-                rows.append(
-                    {
-                        **plan.silver,
-                        **key,
-                        "event_id": newest.event_id,
-                        "op": newest.op.value,
-                        "version": plan.version,
-                        "action": plan.action,
-                        "payload": payloads[newest.event_id],
-                        "gold": plan.gold,
-                    }
-                )
-                by_id = {ev.event_id: ev for ev in events}
-                rows.extend(
-                    {
-                        **key,
-                        "event_id": event_id,
-                        "op": by_id[event_id].op.value,
-                        "version": by_id[event_id].version,
-                        "action": "error",
-                        "plan_error": error,
-                        "payload": payloads[event_id],
-                    }
-                    for event_id, error in plan.rejected
-                )
+            rows = _plan_groups(rt, batch.column("events").to_pylist())
             yield pa.RecordBatch.from_pylist(rows, schema=PLAN_SCHEMA)
 
     return plan_batches
@@ -186,14 +199,108 @@ def _hold(settings: Settings, point: str) -> None:
         time.sleep(1)
 
 
-def process_batch(rt: Runtime, df: DataFrame, batch_id: int, *, source: str, app_id: str) -> BatchResult:
-    """Apply one micro-batch of raw events (a DataFrame with a string column ``payload``)."""
+def process_batch(
+    rt: Runtime,
+    df: DataFrame,
+    batch_id: int,
+    *,
+    source: str,
+    app_id: str,
+    driver_max_events: int | None = None,
+) -> BatchResult:
+    """Apply one micro-batch of raw events (a DataFrame with a string column ``payload``).
+
+    A batch of at most ``driver_max_events`` (default: the setting ``stream_driver_max_events``)
+    is applied on the driver with delta-rs; a larger one with Spark jobs and Spark MERGEs.
+    """
+    limit = rt.settings.stream_driver_max_events if driver_max_events is None else driver_max_events
+    result = BatchResult(batch_id=batch_id)
+    clock = _PhaseClock(result.seconds)
+    if limit > 0:
+        # One small Spark job tells whether the batch is small, and if so hands over the whole of it.
+        payloads = [row[0] for row in df.select("payload").limit(limit + 1).collect()]
+        clock.lap("collect")
+        if len(payloads) <= limit:
+            _apply_on_driver(rt, payloads, result, clock, source=source, txn=(app_id, batch_id))
+            log.info("stream batch %s", result.model_dump_json())
+            return result
+    _apply_with_spark(rt, df, result, clock, source=source, app_id=app_id)
+    log.info("stream batch %s", result.model_dump_json())
+    return result
+
+
+def _apply_on_driver(
+    rt: Runtime, payloads: list[str], result: BatchResult, clock: _PhaseClock, *, source: str, txn: Txn
+) -> None:
+    """The small-batch path: the same validation, planning and MERGEs as Spark's, as delta-rs commits.
+
+    Tiny Spark MERGEs cost seconds each in job scheduling; delta-rs commits of a few rows cost
+    milliseconds. Exactly-once is kept the same way: each commit carries the Delta application
+    transaction (app id, batch id) and a replay skips a table that already holds it.
+    """
+    batch = pa.RecordBatch.from_pydict({"payload": payloads}, schema=pa.schema([pa.field("payload", pa.string())]))
+    validated = [row for out in _validate_batches([batch]) for row in out.to_pylist()]
+    result.events = len(validated)
+    clock.lap("validate")
+    if not validated:
+        return
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for seq, row in enumerate(validated):
+        if row["error"] is None:
+            item = {"seq": seq, "event_json": row["event_json"], "payload": row["payload"]}
+            groups.setdefault((row["tenant"], row["doc_id"]), []).append(item)
+    plans = _plan_groups(rt, list(groups.values()))
+    clock.lap("plan")
+
+    now = datetime.now(UTC)
+    rejected = [{**r, "error": r["error"]} for r in validated if r["error"] is not None]
+    rejected += [{**p, "error": p["plan_error"]} for p in plans if p["action"] == "error"]
+    quarantine = [{**r, "source": f"stream:{source}", "quarantined_at": now} for r in rejected]
+    result.quarantined = len(quarantine)
+    if quarantine:
+        rt.lake.append(QUARANTINE, rows_table(QUARANTINE, quarantine), txn=txn)
+    clock.lap("quarantine")
+
+    applied = [p for p in plans if p["action"] == "apply"]
+    _unsearch_deleted(rt, applied)
+    if applied:
+        gold = rt.index(fresh=True).gold
+        chunks = rows_table(gold, [g for p in applied for g in p["gold"] or []])
+        stale = _stale_chunks(applied)
+        rt.lake.merge(
+            gold,
+            chunks,
+            predicate="t.tenant = s.tenant AND t.chunk_id = s.chunk_id",
+            build=lambda m: (
+                m.when_matched_update_all().when_not_matched_insert_all().when_not_matched_by_source_delete(stale)
+            ),
+            txn=txn,
+        )
+        clock.lap("gold_merge")
+        _hold(rt.settings, "gold")
+        rt.lake.merge(
+            DOCUMENTS,
+            rows_table(DOCUMENTS, applied),
+            predicate="t.tenant = s.tenant AND t.doc_id = s.doc_id",
+            build=lambda m: m.when_matched_update(
+                _silver_updates(), predicate="s.version > t.version"
+            ).when_not_matched_insert_all(),
+            txn=txn,
+        )
+        clock.lap("silver_merge")
+    times = [r["ts"] for r in validated if r["ts"] is not None]
+    _finish(rt, result, clock, plans, oldest=min(times) if times else None, source=source)
+
+
+def _apply_with_spark(
+    rt: Runtime, df: DataFrame, result: BatchResult, clock: _PhaseClock, *, source: str, app_id: str
+) -> None:
     from delta.tables import DeltaTable
     from pyspark.sql import functions as sf
     from pyspark.sql.pandas.types import from_arrow_schema
 
     spark = df.sparkSession
-    result = BatchResult(batch_id=batch_id)
+    batch_id = result.batch_id
     # seq records arrival order (Kafka offset / table order within the batch): among events with the
     # same version, the first to arrive is the one applied; later ones are duplicates.
     validated = (
@@ -203,12 +310,11 @@ def process_batch(rt: Runtime, df: DataFrame, batch_id: int, *, source: str, app
         .persist()
     )
     plans = None
-    clock = _PhaseClock(result.seconds)
     try:
         result.events = validated.count()
         clock.lap("validate")
         if result.events == 0:
-            return result
+            return
         # All of a document's events go to one planner call, which folds them in version order.
         per_doc = (
             validated.filter(sf.col("error").isNull())
@@ -244,10 +350,7 @@ def process_batch(rt: Runtime, df: DataFrame, batch_id: int, *, source: str, app
         clock.lap("quarantine")
 
         applied = [r for r in summary if r["action"] == "apply"]
-        # Deleted documents leave search first: the vector store is what users see.
-        for r in applied:
-            if r["status"] == DocumentStatus.deleted:
-                rt.vectors.delete_document(r["tenant"], r["doc_id"])
+        _unsearch_deleted(rt, applied)
         if applied:
             gold_uri = rt.lake.uri(rt.index(fresh=True).gold)
             _merge_gold(spark, DeltaTable, plans, gold_uri, applied, app_id=app_id, batch_id=batch_id)
@@ -256,21 +359,49 @@ def process_batch(rt: Runtime, df: DataFrame, batch_id: int, *, source: str, app
             _merge_silver(spark, DeltaTable, plans, rt.lake.uri(DOCUMENTS), app_id=app_id, batch_id=batch_id)
             clock.lap("silver_merge")
             rt.lake.table(DOCUMENTS)  # refresh the cached delta-rs handle past Spark's commit
-        result.applied = len(applied)
-        result.skipped = sum(1 for r in summary if r["action"] == "skip")
-        result.mirrored = _mirror(rt, [r for r in summary if r["action"] in ("apply", "mirror")])
-        clock.lap("mirror")
         oldest = validated.agg(sf.min("ts")).first()
-        if oldest is not None and oldest[0] is not None:
-            # Lag = how long the oldest event of this batch waited until it was searchable.
-            lag = (datetime.now(UTC) - oldest[0].astimezone(UTC)).total_seconds()
-            metrics.record_stream_lag(max(0.0, lag), stream=source)
+        _finish(rt, result, clock, summary, oldest=oldest[0] if oldest is not None else None, source=source)
     finally:
         validated.unpersist()
         if plans is not None:
             plans.unpersist()
-    log.info("stream batch %s", result.model_dump_json())
-    return result
+
+
+def _unsearch_deleted(rt: Runtime, applied: list[Any]) -> None:
+    # Deleted documents leave search first: the vector store is what users see.
+    for r in applied:
+        if r["status"] == DocumentStatus.deleted:
+            rt.vectors.delete_document(r["tenant"], r["doc_id"])
+
+
+def _finish(
+    rt: Runtime, result: BatchResult, clock: _PhaseClock, plans: list[Any], *, oldest: datetime | None, source: str
+) -> None:
+    """After the commits: count the outcome, mirror to the vector store, record the lag."""
+    result.applied = sum(1 for r in plans if r["action"] == "apply")
+    result.skipped = sum(1 for r in plans if r["action"] == "skip")
+    result.mirrored = _mirror(rt, [r for r in plans if r["action"] in ("apply", "mirror")])
+    clock.lap("mirror")
+    if oldest is not None:
+        # Lag = how long the oldest event of this batch waited until it was searchable.
+        lag = (datetime.now(UTC) - oldest.astimezone(UTC)).total_seconds()
+        metrics.record_stream_lag(max(0.0, lag), stream=source)
+
+
+def _stale_chunks(applied: list[Any]) -> str:
+    """Gold rows of these documents: the ones the new versions no longer have are deleted."""
+    by_tenant: dict[str, list[str]] = {}
+    for r in applied:
+        by_tenant.setdefault(r["tenant"], []).append(r["doc_id"])
+    return " OR ".join(
+        f"(t.tenant = {sql_quote(tenant)} AND t.doc_id IN ({', '.join(sql_quote(d) for d in sorted(set(docs)))}))"
+        for tenant, docs in sorted(by_tenant.items())
+    )
+
+
+def _silver_updates() -> dict[str, str]:
+    """A newer version replaces every silver column but ``created_at``."""
+    return {c: f"s.{c}" for c in DOCUMENTS.schema.names if c != "created_at"}
 
 
 def _merge_gold(
@@ -279,14 +410,7 @@ def _merge_gold(
     from pyspark.sql import functions as sf
 
     source = plans.filter(sf.col("action") == "apply").select(sf.explode("gold").alias("g")).select("g.*")
-    by_tenant: dict[str, list[str]] = {}
-    for r in applied:
-        by_tenant.setdefault(r["tenant"], []).append(r["doc_id"])
-    # Chunks of these documents that the new version no longer has are deleted in the same commit.
-    stale = " OR ".join(
-        f"(t.tenant = {sql_quote(tenant)} AND t.doc_id IN ({', '.join(sql_quote(d) for d in sorted(set(docs)))}))"
-        for tenant, docs in sorted(by_tenant.items())
-    )
+    stale = _stale_chunks(applied)
 
     def run() -> None:
         with txn(spark, app_id, batch_id):
@@ -308,7 +432,7 @@ def _merge_silver(spark: Any, delta_table: Any, plans: DataFrame, path: str, *, 
 
     columns = [f.name for f in DOCUMENTS.schema]
     source = plans.filter(sf.col("action") == "apply").select(*columns)
-    updates = {c: f"s.{c}" for c in columns if c != "created_at"}
+    updates = _silver_updates()
 
     def run() -> None:
         with txn(spark, app_id, batch_id):

@@ -59,15 +59,24 @@ def source_frame(spark: SparkSession, rt: Runtime, source: Source) -> DataFrame:
 
 
 def start_stream(
-    spark: SparkSession, rt: Runtime, *, source: Source, checkpoint: Path | None = None, trigger_s: float | None = None
+    spark: SparkSession,
+    rt: Runtime,
+    *,
+    source: Source,
+    checkpoint: Path | None = None,
+    trigger_s: float | None = None,
+    driver_max_events: int | None = None,
 ) -> StreamingQuery:
-    """Start the query; returns at once. The checkpoint folder defaults to ``run/stream/<source>``."""
+    """Start the query; returns at once. The checkpoint folder defaults to ``run/stream/<source>``.
+
+    ``driver_max_events`` overrides the setting of the same name (see ``process_batch``).
+    """
     checkpoint = (checkpoint or rt.settings.stream_dir / source).resolve()
     # The transaction id of every write must survive restarts: derive it from the checkpoint.
     app_id = f"doclake-stream-{source}-{sha256_hex(str(checkpoint))[:12]}"
 
     def handle(df: DataFrame, batch_id: int) -> None:
-        process_batch(rt, df, batch_id, source=source, app_id=app_id)
+        process_batch(rt, df, batch_id, source=source, app_id=app_id, driver_max_events=driver_max_events)
 
     return (
         source_frame(spark, rt, source)

@@ -26,11 +26,12 @@ REPO = Path(__file__).resolve().parents[2]
 TOPICS = ["tides and the moon", "sourdough starters", "volcanic soil", "chess openings", "bee colonies"]
 
 
-def _start(rt: Runtime, *, hold: str | None, log: Path) -> subprocess.Popen[bytes]:
+def _start(rt: Runtime, *, hold: str | None, log: Path, driver_max: int) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "DOCLAKE_DATA_DIR": str(rt.settings.data_dir),
         "DOCLAKE_STREAM_TRIGGER_S": "0.5",
+        "DOCLAKE_STREAM_DRIVER_MAX_EVENTS": str(driver_max),
         "HF_HUB_OFFLINE": "1",
     }
     env.pop(HOLD_ENV, None)
@@ -59,7 +60,11 @@ def _wait(predicate: object, proc: subprocess.Popen[bytes], log: Path, *, timeou
     raise AssertionError(f"timed out waiting for {what}:\n{log.read_text()[-4000:]}")
 
 
-def test_sigkill_mid_batch_then_restart_applies_everything_once(runtime: Runtime, tmp_path: Path) -> None:
+# Both engines: the batch committed by delta-rs on the driver, and by Spark MERGEs.
+@pytest.mark.parametrize("driver_max", [200, 0], ids=["driver", "spark"])
+def test_sigkill_mid_batch_then_restart_applies_everything_once(
+    runtime: Runtime, tmp_path: Path, driver_max: int
+) -> None:
     rt = runtime
     log = tmp_path / "stream.log"
     events = [
@@ -69,7 +74,7 @@ def test_sigkill_mid_batch_then_restart_applies_everything_once(runtime: Runtime
     append_updates(rt.lake, events)
 
     held = rt.settings.stream_dir / "held-gold"
-    proc = _start(rt, hold="gold", log=log)
+    proc = _start(rt, hold="gold", log=log, driver_max=driver_max)
     try:
         _wait(held.exists, proc, log, timeout=600, what="the batch to reach the hold point")
         # Mid-batch: gold is committed, silver and the vector store are not.
@@ -85,7 +90,7 @@ def test_sigkill_mid_batch_then_restart_applies_everything_once(runtime: Runtime
         docs = [get_document(rt.lake, "default", e.doc_id) for e in events]
         return all(d is not None and d["status"] == DocumentStatus.indexed for d in docs)
 
-    proc = _start(rt, hold=None, log=log)
+    proc = _start(rt, hold=None, log=log, driver_max=driver_max)
     try:
         _wait(all_indexed, proc, log, timeout=600, what="every event to be applied after the restart")
     finally:
@@ -98,7 +103,9 @@ def test_sigkill_mid_batch_then_restart_applies_everything_once(runtime: Runtime
     assert_exactly_once(rt)
     for i, topic in enumerate(TOPICS):
         assert search_docs(rt, topic)[0] == f"doc{i}"
-    # The re-run batch found its gold MERGE already committed (txnAppId/txnVersion) and wrote it once.
+    # The re-run batch found its gold MERGE already committed (the Delta txn of app id + batch id)
+    # and wrote it once, whichever engine committed it.
     history = DeltaTable(rt.lake.uri(CHUNKS)).history()
-    spark_merges = [h for h in history if h.get("operation") == "MERGE" and "Spark" in str(h.get("engineInfo"))]
-    assert len(spark_merges) == 1, spark_merges
+    merges = [h for h in history if h.get("operation") == "MERGE"]
+    assert len(merges) == 1, merges
+    assert ("Spark" in str(merges[0].get("engineInfo"))) == (driver_max == 0), merges
