@@ -15,7 +15,7 @@ import threading
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -206,10 +206,11 @@ def ingest(
     wait: Annotated[bool, typer.Option("--wait", help="Wait until every document is indexed or failed.")] = False,
     metadata: Annotated[str | None, typer.Option(help="JSON object attached to every document.")] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait per document with --wait.")] = 900.0,
+    batch: Annotated[
+        int, typer.Option(min=1, help="Files per batch upload request (files over 8 MB go alone; 1: one by one).")
+    ] = 100,
 ) -> None:
     """Upload documents to a running service (DOCLAKE_URL)."""
-    from app.client import DoclakeHTTPError
-
     meta = json.loads(metadata) if metadata else None
     files = [p for path in paths for p in (sorted(path.rglob("*")) if path.is_dir() else [path]) if p.is_file()]
     if not files:
@@ -218,15 +219,15 @@ def ingest(
     accepted: list[tuple[Path, str, int]] = []
     errors = 0
     with _client() as client:
-        for f in files:
-            try:
-                r = client.upload(f, metadata=meta)
-            except DoclakeHTTPError as e:
-                errors += 1
-                typer.echo(f"rejected  {f}: {e}")
-                continue
-            accepted.append((f, r.doc_id, r.version))
-            typer.echo(f"{'unchanged' if r.duplicate else 'queued':9} {r.doc_id} v{r.version} {f}")
+        for group in _upload_groups(files, batch):
+            for f, outcome in _upload_group(client, group, meta):
+                if isinstance(outcome, str):
+                    errors += 1
+                    typer.echo(f"rejected  {f}: {outcome}")
+                    continue
+                doc_id, version, duplicate = outcome
+                accepted.append((f, doc_id, version))
+                typer.echo(f"{'unchanged' if duplicate else 'queued':9} {doc_id} v{version} {f}")
         if wait:
             for f, doc_id, version in accepted:
                 doc = client.wait(doc_id, version=version, timeout=timeout)
@@ -234,6 +235,57 @@ def ingest(
                 typer.echo(f"{doc.status.value:9} {doc_id} v{doc.version} {f.name}: {detail}")
                 errors += doc.status != "indexed"
     raise typer.Exit(1 if errors else 0)
+
+
+_BATCH_BYTES = 8 * 1024 * 1024
+
+
+def _upload_groups(files: list[Path], size: int) -> list[list[Path]]:
+    """Files in upload requests: up to ``size`` small files (8 MB in all) per batch, big files alone."""
+    groups: list[list[Path]] = []
+    current: list[Path] = []
+    current_bytes = 0
+    for f in files:
+        n = f.stat().st_size
+        if size == 1 or n > _BATCH_BYTES:
+            groups.append([f])
+            continue
+        if current and (len(current) >= size or current_bytes + n > _BATCH_BYTES):
+            groups.append(current)
+            current, current_bytes = [], 0
+        current.append(f)
+        current_bytes += n
+    if current:
+        groups.append(current)
+    return groups
+
+
+def _upload_group(
+    client: DoclakeClient, group: list[Path], meta: dict[str, Any] | None
+) -> list[tuple[Path, tuple[str, int, bool] | str]]:
+    """Each file's (doc_id, version, duplicate), or why it was rejected."""
+    from app.client import DoclakeHTTPError, NamedBytes, Source
+
+    if len(group) > 1:
+        sources: list[Source | NamedBytes] = [*group]
+        try:
+            batch = client.upload_many(sources, metadata=meta)
+        except DoclakeHTTPError as e:
+            typer.echo(f"batch of {len(group)} files refused ({e}); uploading them one by one", err=True)
+        else:
+            return [
+                (group[i.index], i.error if i.error else (i.doc_id or "", i.version or 0, i.duplicate))
+                for i in batch.items
+            ]
+    results: list[tuple[Path, tuple[str, int, bool] | str]] = []
+    for f in group:
+        try:
+            r = client.upload(f, metadata=meta)
+        except DoclakeHTTPError as e:
+            results.append((f, str(e)))
+            continue
+        results.append((f, (r.doc_id, r.version, r.duplicate)))
+    return results
 
 
 @cli.command()

@@ -26,6 +26,7 @@ import httpx
 from pydantic import BaseModel, Field
 
 from app.schemas import (
+    BatchUploadAccepted,
     DocumentList,
     DocumentPublic,
     LakeStats,
@@ -43,6 +44,8 @@ __all__ = ["AsyncDoclakeClient", "DoclakeClient", "DoclakeHTTPError", "RetryPoli
 T = TypeVar("T")
 
 Source = Path | str | bytes
+# A file for upload_many given as (filename, bytes).
+NamedBytes = tuple[str, bytes]
 """What to upload: a path, or the bytes themselves (then pass ``filename``)."""
 
 
@@ -103,6 +106,21 @@ class _Calls:
         return _Call(
             "POST", "/v1/documents", UploadAccepted.model_validate, {"files": {"file": (name, data)}, "data": form}
         )
+
+    @staticmethod
+    def upload_many(
+        sources: list[Source | NamedBytes],
+        *,
+        doc_ids: list[str | None] | None,
+        metadata: dict[str, MetadataValue] | None,
+    ) -> _Call[BatchUploadAccepted]:
+        files = [("files", s if isinstance(s, tuple) else _read_source(s, None)) for s in sources]
+        form: dict[str, str] = {}
+        if doc_ids is not None:
+            form["doc_ids"] = json.dumps(doc_ids)
+        if metadata is not None:
+            form["metadata"] = json.dumps(metadata)
+        return _Call("POST", "/v1/documents/batch", BatchUploadAccepted.model_validate, {"files": files, "data": form})
 
     @staticmethod
     def get(doc_id: str) -> _Call[DocumentPublic]:
@@ -219,6 +237,20 @@ class DoclakeClient:
     ) -> UploadAccepted:
         """Upload a file (or bytes) as a new document, or as a new version of ``doc_id``."""
         return self._do(_Calls.upload(source, filename=filename, doc_id=doc_id, metadata=metadata))
+
+    def upload_many(
+        self,
+        sources: list[Source | NamedBytes],
+        *,
+        doc_ids: list[str | None] | None = None,
+        metadata: dict[str, MetadataValue] | None = None,
+    ) -> BatchUploadAccepted:
+        """Upload many files (paths, bytes, or (filename, bytes)) in one request (``/v1/documents/batch``):
+        far cheaper per small file.
+
+        ``doc_ids`` gives each file's document (None: derived from its content); ``metadata`` applies to all.
+        """
+        return self._do(_Calls.upload_many(sources, doc_ids=doc_ids, metadata=metadata))
 
     def upload_and_wait(
         self,
@@ -353,6 +385,15 @@ class AsyncDoclakeClient:
         metadata: dict[str, MetadataValue] | None = None,
     ) -> UploadAccepted:
         return await self._do(_Calls.upload(source, filename=filename, doc_id=doc_id, metadata=metadata))
+
+    async def upload_many(
+        self,
+        sources: list[Source | NamedBytes],
+        *,
+        doc_ids: list[str | None] | None = None,
+        metadata: dict[str, MetadataValue] | None = None,
+    ) -> BatchUploadAccepted:
+        return await self._do(_Calls.upload_many(sources, doc_ids=doc_ids, metadata=metadata))
 
     async def upload_and_wait(
         self,

@@ -20,6 +20,7 @@ __all__ = ["create_app"]
 log = logging.getLogger("doclake.api")
 
 Enqueue = Callable[[str, str, int], None]
+EnqueueBatch = Callable[[str, dict[str, int]], None]
 
 
 def _default_enqueue(tenant: str, doc_id: str, version: int) -> None:
@@ -28,8 +29,26 @@ def _default_enqueue(tenant: str, doc_id: str, version: int) -> None:
     enqueue_processing(tenant, doc_id, version)
 
 
-def create_app(settings: Settings | None = None, *, enqueue: Enqueue | None = None) -> FastAPI:
-    """Build the API. ``enqueue`` sends a registered version to the workers (default: Celery)."""
+def _default_enqueue_batch(tenant: str, versions: dict[str, int]) -> None:
+    from workers.dispatch import enqueue_batch
+
+    enqueue_batch(tenant, versions)
+
+
+def _one_by_one(enqueue: Enqueue) -> EnqueueBatch:
+    def send(tenant: str, versions: dict[str, int]) -> None:
+        for doc_id, version in versions.items():
+            enqueue(tenant, doc_id, version)
+
+    return send
+
+
+def create_app(
+    settings: Settings | None = None, *, enqueue: Enqueue | None = None, enqueue_batch: EnqueueBatch | None = None
+) -> FastAPI:
+    """Build the API. ``enqueue`` sends a registered version to the workers (default: Celery);
+    ``enqueue_batch`` sends a batch upload's versions (default: Celery's batch chain, or ``enqueue``
+    for each version when only that was given)."""
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -37,6 +56,7 @@ def create_app(settings: Settings | None = None, *, enqueue: Enqueue | None = No
         runtime = Runtime.from_settings(settings)
         app.state.runtime = runtime
         app.state.enqueue = enqueue or _default_enqueue
+        app.state.enqueue_batch = enqueue_batch or (_one_by_one(enqueue) if enqueue else _default_enqueue_batch)
         app.state.model_ready = False
 
         def warm() -> None:

@@ -14,6 +14,8 @@ from pipelines.stats import LakeStats
 # The pipeline contracts that cross the edge unchanged are re-exported here, so the API and the
 # Python clients share one set of typed models.
 __all__ = [
+    "BatchItem",
+    "BatchUploadAccepted",
     "CheckResult",
     "Citation",
     "DocumentList",
@@ -34,6 +36,25 @@ __all__ = [
     "SearchResponse",
     "UploadAccepted",
 ]
+
+
+class BatchItem(BaseModel):
+    """What became of one file of a batch upload (in the order the files were sent)."""
+
+    index: int = Field(description="Position of the file in the request.")
+    filename: str | None = None
+    doc_id: str | None = None
+    version: int | None = None
+    status: DocumentStatus | None = None
+    duplicate: bool = False
+    error: str | None = Field(default=None, description="Why this file was rejected (nothing was stored for it).")
+
+
+class BatchUploadAccepted(BaseModel):
+    accepted: int = Field(description="Files queued as new versions.")
+    duplicates: int = Field(description="Files identical to their document's current version: nothing queued.")
+    rejected: int = Field(description="Files refused (see each item's error); the others were still accepted.")
+    items: list[BatchItem]
 
 
 class UploadAccepted(BaseModel):

@@ -81,15 +81,22 @@ def stack(root: Path, *, env: dict[str, str] | None = None) -> Iterator[object]:
 
 
 def upload_all_and_wait(
-    client: object, files: Sequence[tuple[str, str, bytes]], *, workers: int = 4, timeout: float = 7200
+    client: object,
+    files: Sequence[tuple[str, str, bytes]],
+    *,
+    workers: int = 4,
+    timeout: float = 7200,
+    batch: int = 1,
 ) -> tuple[float, dict[str, int]]:
     """Upload ``(doc_id, filename, data)`` files concurrently, wait until none is pending.
+
+    ``batch`` > 1 sends that many files per ``/v1/documents/batch`` request.
 
     Returns (seconds from the first upload to the last terminal status, documents by status).
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    from app.client import DoclakeClient
+    from app.client import DoclakeClient, NamedBytes, Source
 
     assert isinstance(client, DoclakeClient)
     before = client.stats().documents
@@ -100,8 +107,17 @@ def upload_all_and_wait(
         doc_id, name, data = item
         client.upload(data, filename=name, doc_id=doc_id)
 
+    def many(group: Sequence[tuple[str, str, bytes]]) -> None:
+        sources: list[Source | NamedBytes] = [(name, data) for _, name, data in group]
+        result = client.upload_many(sources, doc_ids=[doc_id for doc_id, _, _ in group])
+        if result.rejected:
+            raise RuntimeError(f"{result.rejected} files rejected: {[i.error for i in result.items if i.error]}")
+
     with ThreadPoolExecutor(workers) as pool:
-        list(pool.map(one, files))
+        if batch > 1:
+            list(pool.map(many, [files[i : i + batch] for i in range(0, len(files), batch)]))
+        else:
+            list(pool.map(one, files))
     deadline = time.monotonic() + timeout
     while True:
         counts = client.stats().documents

@@ -105,7 +105,16 @@ class Settings(BaseSettings):
 
     extract_timeout_s: float = Field(default=120.0, gt=0, description="Wall-clock bound on extracting one file.")
     extract_memory_mb: int = Field(default=2048, ge=128, description="Address-space bound on the extraction process.")
-    max_upload_mb: int = Field(default=100, ge=1, description="Largest accepted upload.")
+    max_upload_mb: int = Field(default=100, ge=1, description="Largest accepted upload (a batch upload: in all).")
+    max_batch_files: int = Field(default=1000, ge=1, description="Most files one batch upload may carry.")
+    ingest_batch_size: int = Field(
+        default=32,
+        ge=1,
+        description=(
+            "Documents of a batch upload processed by one task per step, with one Delta commit per step "
+            "and one encode call: small documents cost a fraction of a single upload each."
+        ),
+    )
 
     worker_concurrency: int = Field(
         default=2, ge=1, description="Extraction processes started by `doclake up` (and `doclake worker`'s default)."

@@ -73,6 +73,9 @@ def inline_api(settings: Settings, embedder: Embedder) -> Iterator[TestClient]:
     def enqueue(tenant: str, doc_id: str, version: int) -> None:
         ingest.process_inline(holder["c"].app.state.runtime, tenant, doc_id, version)  # type: ignore[attr-defined]
 
-    with TestClient(create_app(settings, enqueue=enqueue)) as client:
+    def enqueue_batch(tenant: str, versions: dict[str, int]) -> None:
+        ingest.process_inline_many(holder["c"].app.state.runtime, tenant, versions)  # type: ignore[attr-defined]
+
+    with TestClient(create_app(settings, enqueue=enqueue, enqueue_batch=enqueue_batch)) as client:
         holder["c"] = client
         yield client

@@ -6,11 +6,16 @@ from celery import chain
 
 from pipelines.contracts import DocumentStatus
 
-__all__ = ["enqueue_processing"]
+__all__ = ["enqueue_batch", "enqueue_processing"]
 
 
 def enqueue_processing(
-    tenant: str, doc_id: str, version: int, *, from_status: DocumentStatus = DocumentStatus.queued
+    tenant: str,
+    doc_id: str,
+    version: int,
+    *,
+    from_status: DocumentStatus = DocumentStatus.queued,
+    countdown: float | None = None,
 ) -> None:
     """Send extract → chunk_embed → mirror for a version, starting where ``from_status`` left off."""
     from workers.tasks import chunk_embed, extract, mirror
@@ -18,4 +23,15 @@ def enqueue_processing(
     steps = [extract, chunk_embed, mirror]
     if from_status == DocumentStatus.embedding:
         steps = [chunk_embed, mirror]
-    chain(*(s.si(tenant, doc_id, version) for s in steps)).apply_async()
+    chain(*(s.si(tenant, doc_id, version) for s in steps)).apply_async(countdown=countdown)
+
+
+def enqueue_batch(tenant: str, versions: dict[str, int]) -> None:
+    """Send the same chain for many versions of a tenant (doc_id → version), one task per step.
+
+    Each step passes on the documents it finished; a document that needs a retry leaves the batch
+    for its own one-document chain (see ``workers.tasks``).
+    """
+    from workers.tasks import chunk_embed_batch, extract_batch, mirror_batch
+
+    chain(extract_batch.si(versions, tenant), chunk_embed_batch.s(tenant), mirror_batch.s(tenant)).apply_async()

@@ -15,12 +15,23 @@ from celery import Task
 from celery.exceptions import Ignore
 
 from pipelines import ingest
+from pipelines.contracts import DocumentStatus
 from pipelines.errors import DocLakeError, DocumentNotFound
 from pipelines.runtime import Runtime
 from pipelines.settings import get_settings, worker_threads
 from workers.celery_app import celery_app
 
-__all__ = ["chunk_embed", "extract", "mirror", "register", "remove_object", "sweep"]
+__all__ = [
+    "chunk_embed",
+    "chunk_embed_batch",
+    "extract",
+    "extract_batch",
+    "mirror",
+    "mirror_batch",
+    "register",
+    "remove_object",
+    "sweep",
+]
 
 log = logging.getLogger("doclake.worker")
 
@@ -43,6 +54,49 @@ def _run(task: Task, step: str, tenant: str, doc_id: str, version: int) -> Any:
     if outcome.state != "done":
         raise Ignore()  # stops the chain: the status is recorded (failed) or belongs to a newer version
     return outcome.result
+
+
+# Where a document's own chain starts again when it leaves a batch at this step.
+_RESUME_AT = {
+    "extract": DocumentStatus.queued,
+    "chunk_embed": DocumentStatus.embedding,
+    "mirror": DocumentStatus.embedding,
+}
+
+
+def _run_many(step: str, tenant: str, versions: dict[str, int]) -> dict[str, int]:
+    """Run a step for a batch; returns the versions it finished, for the next step of the chain.
+
+    A batch is not retried as a whole: each document that asks for a retry (or every document,
+    when the whole call failed) continues in its own one-document chain, with that chain's retry
+    budget, so one bad document never holds back or fails the rest.
+    """
+    from workers.dispatch import enqueue_processing
+
+    outcomes = ingest.run_many(runtime(), step, tenant, versions, can_retry=True)
+    for doc_id, outcome in outcomes.items():
+        if outcome.state == "retry":
+            log.info("%s doc=%s leaves its batch for a retry: %s", step, doc_id, outcome.error)
+            enqueue_processing(tenant, doc_id, versions[doc_id], from_status=_RESUME_AT[step], countdown=2)
+    done = {d: versions[d] for d, o in outcomes.items() if o.state == "done"}
+    if not done:
+        raise Ignore()  # nothing left for the next step
+    return done
+
+
+@celery_app.task(name="doclake.extract_batch", bind=True, acks_late=True)
+def extract_batch(self: Task, versions: dict[str, int], tenant: str) -> dict[str, int]:
+    return _run_many("extract", tenant, versions)
+
+
+@celery_app.task(name="doclake.chunk_embed_batch", bind=True, acks_late=True)
+def chunk_embed_batch(self: Task, versions: dict[str, int], tenant: str) -> dict[str, int]:
+    return _run_many("chunk_embed", tenant, versions)
+
+
+@celery_app.task(name="doclake.mirror_batch", bind=True, acks_late=True)
+def mirror_batch(self: Task, versions: dict[str, int], tenant: str) -> dict[str, int]:
+    return _run_many("mirror", tenant, versions)
 
 
 @celery_app.task(name="doclake.extract", bind=True, acks_late=True)

@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, HTTPException, Query, Request, UploadFile, status
 
 from app.deps import RuntimeDep, TenantDep
-from app.schemas import DocumentList, DocumentPublic, MetadataPatch, PatchAccepted, Problem, UploadAccepted
+from app.schemas import (
+    BatchItem,
+    BatchUploadAccepted,
+    DocumentList,
+    DocumentPublic,
+    MetadataPatch,
+    PatchAccepted,
+    Problem,
+    UploadAccepted,
+)
 from pipelines import ingest
 from pipelines.contracts import DocumentStatus
 from pipelines.errors import DocumentNotFound, InvalidInput
@@ -73,6 +82,91 @@ def upload_document(
             # The version is recorded as queued in Delta; the sweeper re-enqueues it once the broker is back.
             log.exception("enqueue failed for %s v%d; the sweeper will retry", result.doc_id, result.version)
     return UploadAccepted(**result.model_dump())
+
+
+@router.post(
+    "/batch",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=BatchUploadAccepted,
+    responses=_PROBLEMS,
+    summary="Upload many documents at once",
+    description=(
+        "Every file becomes a document (or a new version of one) as with a single upload, but the batch "
+        "is recorded in one commit and processed a group at a time (DOCLAKE_INGEST_BATCH_SIZE documents "
+        "per task and per Delta commit), which makes many small files far cheaper. A file that is refused "
+        "(a bad doc_id) is reported in its item; the other files are still accepted. The request as a "
+        "whole is limited to DOCLAKE_MAX_UPLOAD_MB and DOCLAKE_MAX_BATCH_FILES files."
+    ),
+)
+def upload_batch(
+    request: Request,
+    rt: RuntimeDep,
+    tenant: TenantDep,
+    files: Annotated[list[UploadFile], File(description="The documents' bytes, one part per file.")],
+    doc_ids: Annotated[
+        str | None,
+        Form(description="A JSON array with one doc_id (or null: derived from the content) per file, in order."),
+    ] = None,
+    metadata: Annotated[
+        str | None, Form(description="A JSON object of strings, numbers and booleans attached to every file.")
+    ] = None,
+) -> BatchUploadAccepted:
+    limit = rt.settings.max_batch_files
+    if len(files) > limit:
+        raise InvalidInput(f"a batch carries at most {limit} files (DOCLAKE_MAX_BATCH_FILES), got {len(files)}")
+    ids = _parse_json_form(doc_ids, "doc_ids", list) if doc_ids else [None] * len(files)
+    if len(ids) != len(files) or not all(i is None or isinstance(i, str) for i in ids):
+        raise InvalidInput(f"doc_ids must be a JSON array of {len(files)} strings or nulls, one per file")
+    parsed_meta = _parse_json_form(metadata, "metadata", dict) if metadata else None
+    items: list[BatchItem] = []
+    valid: list[tuple[int, ingest.RegisterItem]] = []
+    for index, (upload, doc_id) in enumerate(zip(files, ids, strict=True)):
+        filename = _clean_filename(upload.filename)
+        try:
+            item = ingest.RegisterItem(
+                data=_read_limited(upload, rt.settings.max_upload_mb * 1024 * 1024),
+                filename=filename,
+                doc_id=doc_id or None,
+                metadata=parsed_meta,
+            )
+            valid.append((index, ingest.prepare_item(item)))
+        except InvalidInput as e:
+            items.append(BatchItem(index=index, filename=filename, doc_id=doc_id, error=e.describe()))
+    results = ingest.register_objects(rt, [item for _, item in valid], tenant=tenant)
+    queued: dict[str, int] = {}
+    for (index, item), result in zip(valid, results, strict=True):
+        items.append(BatchItem(index=index, filename=item.filename, **result.model_dump()))
+        if not result.duplicate:
+            queued[result.doc_id] = result.version  # a document twice in the batch: its newest version
+    _enqueue_groups(request, tenant, queued, rt.settings.ingest_batch_size)
+    items.sort(key=lambda i: i.index)
+    return BatchUploadAccepted(
+        accepted=sum(1 for i in items if i.error is None and not i.duplicate),
+        duplicates=sum(1 for i in items if i.duplicate),
+        rejected=sum(1 for i in items if i.error is not None),
+        items=items,
+    )
+
+
+def _parse_json_form(value: str, name: str, kind: type) -> Any:
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError as e:
+        raise InvalidInput(f"{name} is not valid JSON: {e.msg}") from e
+    if not isinstance(parsed, kind):
+        raise InvalidInput(f"{name} must be a JSON {'array' if kind is list else 'object'}")
+    return parsed
+
+
+def _enqueue_groups(request: Request, tenant: str, versions: dict[str, int], size: int) -> None:
+    pending = list(versions.items())
+    for start in range(0, len(pending), size):
+        group = dict(pending[start : start + size])
+        try:
+            request.app.state.enqueue_batch(tenant, group)
+        except Exception:
+            # The versions are recorded as queued in Delta; the sweeper re-enqueues them once the broker is back.
+            log.exception("enqueue failed for a batch of %d documents; the sweeper will retry", len(group))
 
 
 def _clean_filename(name: str | None) -> str | None:

@@ -10,14 +10,35 @@ from pipelines.lakehouse.documents import now_utc, rows_table
 from pipelines.lakehouse.lake import Lake, sql_quote
 from pipelines.lakehouse.schemas import CHUNKS, TableSpec
 
-__all__ = ["cached_embeddings", "delete_doc_chunks", "doc_chunks", "replace_doc_chunks"]
+__all__ = [
+    "cached_embeddings",
+    "delete_doc_chunks",
+    "doc_chunks",
+    "docs_chunks",
+    "replace_doc_chunks",
+    "replace_docs_chunks",
+]
+
+
+def _docs_filter(tenant: str, doc_ids: list[str], alias: str = "") -> str:
+    ids = ", ".join(sql_quote(d) for d in sorted(set(doc_ids)))
+    return f"{alias}tenant = {sql_quote(tenant)} AND {alias}doc_id IN ({ids})"
 
 
 def doc_chunks(
     lake: Lake, tenant: str, doc_id: str, *, columns: list[str] | None = None, gold: TableSpec = CHUNKS
 ) -> pa.Table:
     """Every gold row of one document (in the base index's gold table unless ``gold`` says another)."""
-    return lake.read(gold, f"tenant = {sql_quote(tenant)} AND doc_id = {sql_quote(doc_id)}", columns=columns)
+    return docs_chunks(lake, tenant, [doc_id], columns=columns, gold=gold)
+
+
+def docs_chunks(
+    lake: Lake, tenant: str, doc_ids: list[str], *, columns: list[str] | None = None, gold: TableSpec = CHUNKS
+) -> pa.Table:
+    """Every gold row of these documents of a tenant, in one read."""
+    if not doc_ids:
+        return lake.read(gold, "false", columns=columns)
+    return lake.read(gold, _docs_filter(tenant, doc_ids), columns=columns)
 
 
 def cached_embeddings(
@@ -50,9 +71,17 @@ def replace_doc_chunks(
     lake: Lake, tenant: str, doc_id: str, rows: list[dict[str, Any]], *, gold: TableSpec = CHUNKS
 ) -> dict[str, Any]:
     """Make gold hold exactly ``rows`` for the document: upsert them and delete its other chunks."""
+    return replace_docs_chunks(lake, tenant, [doc_id], rows, gold=gold)
+
+
+def replace_docs_chunks(
+    lake: Lake, tenant: str, doc_ids: list[str], rows: list[dict[str, Any]], *, gold: TableSpec = CHUNKS
+) -> dict[str, Any]:
+    """``replace_doc_chunks`` for many documents in one commit: gold ends up holding exactly ``rows``
+    for the documents ``doc_ids`` (a document without rows loses all of its chunks)."""
     stamp = now_utc()
     source = rows_table(gold, [{**r, "updated_at": stamp} for r in rows])
-    doc_pred = f"t.tenant = {sql_quote(tenant)} AND t.doc_id = {sql_quote(doc_id)}"
+    doc_pred = _docs_filter(tenant, doc_ids, alias="t.")
     return lake.merge(
         gold,
         source,

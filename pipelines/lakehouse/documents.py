@@ -18,14 +18,20 @@ from pipelines.lakehouse.schemas import DOCUMENTS, RAW_OBJECTS, TableSpec
 
 __all__ = [
     "get_document",
+    "get_documents",
     "insert_version",
+    "insert_versions",
     "list_documents",
     "record_raw_object",
+    "record_raw_objects",
     "rows_table",
     "to_record",
     "update_document",
+    "update_documents",
 ]
 
+# Ids per SQL IN list: large enough that a batch is one read, small enough to keep predicates short.
+_IN_LIST = 500
 _LIST_COLUMNS = [f.name for f in DOCUMENTS.schema if f.name not in ("text", "elements_json")]
 
 
@@ -39,19 +45,24 @@ def rows_table(spec: TableSpec, rows: list[dict[str, Any]]) -> pa.Table:
     return pa.Table.from_pydict(columns, schema=spec.schema)
 
 
-def _key_filter(tenant: str, doc_id: str) -> str:
-    return f"tenant = {sql_quote(tenant)} AND doc_id = {sql_quote(doc_id)}"
-
-
 def get_document(lake: Lake, tenant: str, doc_id: str, *, with_text: bool = False) -> dict[str, Any] | None:
     """The silver row of a document, or None."""
+    return get_documents(lake, tenant, [doc_id], with_text=with_text).get(doc_id)
+
+
+def get_documents(lake: Lake, tenant: str, doc_ids: list[str], *, with_text: bool = False) -> dict[str, dict[str, Any]]:
+    """The silver rows of these documents of a tenant, by doc_id (absent ids are left out)."""
     columns = None if with_text else _LIST_COLUMNS
-    rows = lake.read(DOCUMENTS, _key_filter(tenant, doc_id), columns=columns).to_pylist()
-    if not rows:
-        return None
-    # The MERGE key makes rows unique; max() guards against a hand-written duplicate.
-    row: dict[str, Any] = max(rows, key=lambda r: r["version"])
-    return row
+    found: dict[str, dict[str, Any]] = {}
+    wanted = sorted(set(doc_ids))
+    for start in range(0, len(wanted), _IN_LIST):
+        ids = ", ".join(sql_quote(d) for d in wanted[start : start + _IN_LIST])
+        where = f"tenant = {sql_quote(tenant)} AND doc_id IN ({ids})"
+        for row in lake.read(DOCUMENTS, where, columns=columns).to_pylist():
+            # The MERGE key makes rows unique; keeping the newest guards against a hand-written duplicate.
+            if row["doc_id"] not in found or row["version"] > found[row["doc_id"]]["version"]:
+                found[row["doc_id"]] = row
+    return found
 
 
 def list_documents(
@@ -93,10 +104,17 @@ def to_record(row: dict[str, Any]) -> DocumentRecord:
 
 def insert_version(lake: Lake, row: dict[str, Any]) -> None:
     """Make ``row`` the document's current version if it is newer than what silver holds."""
-    stamped = {"created_at": now_utc(), "updated_at": now_utc(), **row}
+    insert_versions(lake, [row])
+
+
+def insert_versions(lake: Lake, rows: list[dict[str, Any]]) -> None:
+    """``insert_version`` for many documents (one per row) in one commit."""
+    if not rows:
+        return
+    stamp = now_utc()
     lake.merge(
         DOCUMENTS,
-        rows_table(DOCUMENTS, [stamped]),
+        rows_table(DOCUMENTS, [{"created_at": stamp, "updated_at": stamp, **row} for row in rows]),
         predicate="t.tenant = s.tenant AND t.doc_id = s.doc_id",
         build=lambda m: m.when_matched_update(
             # created_at survives new versions: it is when the document first arrived.
@@ -108,25 +126,58 @@ def insert_version(lake: Lake, row: dict[str, Any]) -> None:
 
 def update_document(lake: Lake, tenant: str, doc_id: str, version: int, **changes: Any) -> bool:
     """Set columns of the row at exactly ``version``. Returns False when that version is not current."""
+    return bool(update_documents(lake, tenant, {doc_id: version}, **changes))
+
+
+def update_documents(lake: Lake, tenant: str, versions: dict[str, int], **changes: Any) -> set[str]:
+    """``update_document`` for many documents in one commit: the same ``changes`` on each row at
+    exactly its version in ``versions`` (doc_id → version).
+
+    A column given as a dict (doc_id → value) takes a different value per document. Returns the
+    doc_ids that were updated; the others are not at that version any more.
+    """
+    if not versions:
+        return set()
     changes["updated_at"] = now_utc()
-    row = {"tenant": tenant, "doc_id": doc_id, "version": version, "status": changes.get("status", ""), **changes}
+    rows = [
+        {
+            "tenant": tenant,
+            "doc_id": doc_id,
+            "version": version,
+            **{name: (value[doc_id] if isinstance(value, dict) else value) for name, value in changes.items()},
+        }
+        for doc_id, version in versions.items()
+    ]
+    for row in rows:
+        row.setdefault("status", "")
     metrics = lake.merge(
         DOCUMENTS,
-        rows_table(DOCUMENTS, [row]),
+        rows_table(DOCUMENTS, rows),
         predicate="t.tenant = s.tenant AND t.doc_id = s.doc_id",
         build=lambda m: m.when_matched_update(
             updates={name: f"s.{name}" for name in changes}, predicate="t.version = s.version"
         ),
     )
-    return int(metrics.get("num_target_rows_updated", 0)) > 0
+    if int(metrics.get("num_target_rows_updated", 0)) == len(rows):
+        return set(versions)
+    # Some rows moved to another version meanwhile: ask which ones are still at the one we updated.
+    current = get_documents(lake, tenant, list(versions))
+    return {d for d, v in versions.items() if d in current and current[d]["version"] == v}
 
 
 def record_raw_object(lake: Lake, row: dict[str, Any]) -> None:
     """Append the received object to bronze once (idempotent on tenant, doc_id, version)."""
-    stamped = {"received_at": now_utc(), **row}
+    record_raw_objects(lake, [row])
+
+
+def record_raw_objects(lake: Lake, rows: list[dict[str, Any]]) -> None:
+    """``record_raw_object`` for many objects in one commit."""
+    if not rows:
+        return
+    stamp = now_utc()
     lake.merge(
         RAW_OBJECTS,
-        rows_table(RAW_OBJECTS, [stamped]),
+        rows_table(RAW_OBJECTS, [{"received_at": stamp, **row} for row in rows]),
         predicate="t.tenant = s.tenant AND t.doc_id = s.doc_id AND t.version = s.version",
         build=lambda m: m.when_not_matched_insert_all(),
     )

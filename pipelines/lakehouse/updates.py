@@ -5,7 +5,7 @@ from __future__ import annotations
 from pipelines.lakehouse.lake import Lake, sql_quote
 from pipelines.lakehouse.schemas import UPDATES
 
-__all__ = ["newest_event_version"]
+__all__ = ["newest_event_version", "newest_event_versions"]
 
 
 def newest_event_version(lake: Lake, tenant: str, doc_id: str) -> int:
@@ -14,6 +14,18 @@ def newest_event_version(lake: Lake, tenant: str, doc_id: str) -> int:
     A new change (a PATCH, a delete) must get a version above it: otherwise an event still waiting
     for the stream would win over it — a pending patch would resurrect a deleted document.
     """
-    where = f"tenant = {sql_quote(tenant)} AND doc_id = {sql_quote(doc_id)}"
-    versions = lake.read(UPDATES, where, columns=["version"]).column("version").to_pylist()
-    return max((v for v in versions if v is not None), default=0)
+    return newest_event_versions(lake, tenant, [doc_id]).get(doc_id, 0)
+
+
+def newest_event_versions(lake: Lake, tenant: str, doc_ids: list[str]) -> dict[str, int]:
+    """``newest_event_version`` of many documents in one read (documents without events are left out)."""
+    newest: dict[str, int] = {}
+    if not doc_ids:
+        return newest
+    ids = ", ".join(sql_quote(d) for d in sorted(set(doc_ids)))
+    where = f"tenant = {sql_quote(tenant)} AND doc_id IN ({ids})"
+    table = lake.read(UPDATES, where, columns=["doc_id", "version"])
+    for doc_id, version in zip(table.column("doc_id").to_pylist(), table.column("version").to_pylist(), strict=True):
+        if version is not None and version > newest.get(doc_id, 0):
+            newest[doc_id] = version
+    return newest

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from app.client import DoclakeClient
+from app.client import DoclakeClient, NamedBytes, Source
 from pipelines.contracts import DocumentStatus
-from pipelines.lakehouse import CHUNKS, Lake
+from pipelines.lakehouse import CHUNKS, DOCUMENTS, Lake
 from pipelines.lakehouse.chunks import doc_chunks
 from pipelines.vectorstore import LanceVectorStore
 from tests.e2e.stack import Stack, embedded_stack
@@ -209,3 +209,41 @@ def test_duplicate_delivery_and_the_sweeper(stack: Stack) -> None:
     assert "re-enqueued 1 documents" in out
     assert stack.client.wait("swept", timeout=300).status == "indexed"
     assert stack.client.search("certificate renewal", top_k=1).results[0].doc_id == "swept"
+
+
+def test_batch_upload_and_cli_ingest_go_through_the_batch_tasks(stack: Stack, corpus: Path, tmp_path: Path) -> None:
+    rels = ["txt/unst__norwich-city.txt", "md/unst__simple-table.md", "txt/unst__fake-text.txt"]
+    rels.append("pdf/unst__password.pdf")  # fails alone
+    sources: list[Source | NamedBytes] = [(Path(rel).name, (corpus / rel).read_bytes()) for rel in rels]
+    accepted = stack.client.upload_many(sources, doc_ids=[f"batch-{i}" for i in range(len(rels))])
+    assert (accepted.accepted, accepted.rejected) == (4, 0)
+    docs = {i.doc_id: stack.client.wait(i.doc_id or "", version=i.version, timeout=600) for i in accepted.items}
+    assert {d: doc.status.value for d, doc in docs.items()} == {
+        "batch-0": "indexed",
+        "batch-1": "indexed",
+        "batch-2": "indexed",
+        "batch-3": "failed",
+    }
+    assert (docs["batch-3"].error or "").startswith("encrypted")
+    assert (
+        stack.client.search("Iwan Roberts, the Welsh forward who scored for Norwich City", top_k=1).results[0].doc_id
+        == "batch-0"
+    )
+
+    # The extract worker wrote the three readable files' text in one silver commit.
+    lake = Lake(stack.data_dir.resolve() / "lake", lock_dir=stack.data_dir / "run" / "locks")
+    updated = [
+        int((h.get("operationMetrics") or {}).get("num_target_rows_updated", 0))
+        for h in lake.table(DOCUMENTS).history()
+        if h.get("operation") == "MERGE"
+    ]
+    assert max(updated) >= 3, updated
+
+    # `doclake ingest` sends a folder in batch requests.
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    for i, topic in enumerate(["rotating the database password", "draining a Kubernetes node", "renewing the CDN"]):
+        (folder / f"note{i}.txt").write_text(f"Runbook note {i}: steps for {topic}, checked by the on-call engineer.")
+    out = stack.run("ingest", str(folder), "--wait", "--batch", "2")
+    assert out.count("queued") == 3 and out.count("indexed") == 3, out
+    assert stack.client.search("drain a Kubernetes node", top_k=1).results[0].filename == "note1.txt"
