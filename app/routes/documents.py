@@ -133,11 +133,12 @@ def upload_batch(
         except InvalidInput as e:
             items.append(BatchItem(index=index, filename=filename, doc_id=doc_id, error=e.describe()))
     results = ingest.register_objects(rt, [item for _, item in valid], tenant=tenant)
-    queued: dict[str, int] = {}
+    queued: dict[str, tuple[int, int]] = {}
     for (index, item), result in zip(valid, results, strict=True):
         items.append(BatchItem(index=index, filename=item.filename, **result.model_dump()))
         if not result.duplicate:
-            queued[result.doc_id] = result.version  # a document twice in the batch: its newest version
+            # A document twice in the batch: its newest version.
+            queued[result.doc_id] = (result.version, len(item.data))
     _enqueue_groups(request, tenant, queued, rt.settings.ingest_batch_size)
     items.sort(key=lambda i: i.index)
     return BatchUploadAccepted(
@@ -158,10 +159,22 @@ def _parse_json_form(value: str, name: str, kind: type) -> Any:
     return parsed
 
 
-def _enqueue_groups(request: Request, tenant: str, versions: dict[str, int], size: int) -> None:
-    pending = list(versions.items())
-    for start in range(0, len(pending), size):
-        group = dict(pending[start : start + size])
+# Raw bytes per group: small files share a task, a big one gets its own, so that no task embeds for
+# minutes (a Redis broker redelivers a task that outlives its visibility timeout).
+_GROUP_BYTES = 2 * 1024 * 1024
+
+
+def _enqueue_groups(request: Request, tenant: str, queued: dict[str, tuple[int, int]], size: int) -> None:
+    """Hand (doc_id → (version, bytes)) to the workers in groups of at most ``size`` documents."""
+    groups: list[dict[str, int]] = []
+    group_bytes = 0
+    for doc_id, (version, n) in queued.items():
+        if not groups or len(groups[-1]) >= size or group_bytes + n > _GROUP_BYTES:
+            groups.append({})
+            group_bytes = 0
+        groups[-1][doc_id] = version
+        group_bytes += n
+    for group in groups:
         try:
             request.app.state.enqueue_batch(tenant, group)
         except Exception:

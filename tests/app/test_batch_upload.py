@@ -37,6 +37,7 @@ def batches() -> _Batches:
 def client(settings: Settings, embedder: Embedder, batches: _Batches) -> Iterator[TestClient]:
     settings.max_batch_files = 6
     settings.ingest_batch_size = 2
+
     def one_by_one(*_: object) -> None:
         pytest.fail("a batch upload must not enqueue its versions one by one")
 
@@ -123,3 +124,16 @@ def test_without_a_batch_sender_each_version_is_enqueued_alone(settings: Setting
         body = c.post("/v1/documents/batch", files=files, data={"doc_ids": json.dumps(["a", "b"])}).json()
     assert body["accepted"] == 2
     assert sorted(sent) == [("default", "a", 1), ("default", "b", 1)]
+
+
+def test_groups_hold_at_most_batch_size_documents_and_big_files_go_alone() -> None:
+    from types import SimpleNamespace
+
+    from app.routes import documents
+
+    sent: list[dict[str, int]] = []
+    request = SimpleNamespace(app=SimpleNamespace(state=SimpleNamespace(enqueue_batch=lambda t, g: sent.append(g))))
+    big = documents._GROUP_BYTES + 1
+    queued = {"a": (1, 10), "b": (1, 10), "c": (1, 10), "huge": (2, big), "d": (1, 10)}
+    documents._enqueue_groups(request, "t", queued, 2)  # type: ignore[arg-type]
+    assert sent == [{"a": 1, "b": 1}, {"c": 1}, {"huge": 2}, {"d": 1}]
