@@ -215,7 +215,7 @@ def register_object(
 def register_objects(
     rt: Runtime, items: list[RegisterItem], *, tenant: str = DEFAULT_TENANT, source: str = "api"
 ) -> list[RegisterResult]:
-    """``register_object`` for many objects of a tenant: one read and two commits for all of them.
+    """``register_object`` for many objects of a tenant: one read and two commits per 256 of them.
 
     Items are taken in order: an item identical to an earlier one of the same document is a
     duplicate of it, a different one becomes the next version.
@@ -226,6 +226,17 @@ def register_objects(
     """
     validate_doc_id(tenant, what="tenant")
     items = [prepare_item(i) for i in items]
+    results: list[RegisterResult] = []
+    # Slices bound how many document locks (open files) one call holds at once.
+    for start in range(0, len(items), _REGISTER_SLICE):
+        results.extend(_register_slice(rt, items[start : start + _REGISTER_SLICE], tenant=tenant, source=source))
+    return results
+
+
+_REGISTER_SLICE = 256
+
+
+def _register_slice(rt: Runtime, items: list[RegisterItem], *, tenant: str, source: str) -> list[RegisterResult]:
     doc_ids = [i.doc_id for i in items if i.doc_id]
     results: list[RegisterResult] = []
     raw_rows: list[dict[str, Any]] = []

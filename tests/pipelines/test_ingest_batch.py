@@ -132,3 +132,23 @@ def test_an_invalid_item_rejects_the_call_before_anything_is_written(runtime: Ru
     assert err.value.doc_id == "../escape"
     runtime.lake.ensure_tables()
     assert runtime.lake.read(DOCUMENTS).num_rows == 0
+
+
+def test_registration_slices_resolve_versions_across_their_boundaries(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ingest, "_REGISTER_SLICE", 2)
+    runtime.lake.ensure_tables()
+    bronze0 = _version(runtime, RAW_OBJECTS)
+    items = [
+        ingest.RegisterItem(data=b"one", doc_id="x"),
+        ingest.RegisterItem(data=b"other", doc_id="y"),
+        ingest.RegisterItem(data=b"one", doc_id="x"),  # the next slice: a duplicate of the first item
+        ingest.RegisterItem(data=b"two", doc_id="x"),
+        ingest.RegisterItem(data=b"three", doc_id="x"),
+    ]
+    got = [(r.doc_id, r.version, r.duplicate) for r in ingest.register_objects(runtime, items)]
+    assert got == [("x", 1, False), ("y", 1, False), ("x", 1, True), ("x", 2, False), ("x", 3, False)]
+    assert _version(runtime, RAW_OBJECTS) - bronze0 == 3  # one bronze commit per slice
+    x = get_document(runtime.lake, "default", "x")
+    assert x is not None and x["version"] == 3
