@@ -30,6 +30,18 @@ if __package__ in (None, ""):
 from bench.common import BENCH_DOC, markdown_table, multipage_pdf, report, stack, summary_ms
 
 
+def step_seconds(exposition: str) -> dict[str, tuple[float, int]]:
+    """(sum of seconds, count) of each ingestion step in a Prometheus exposition of ``/metrics``."""
+    found: dict[str, list[float]] = {}
+    for line in exposition.splitlines():
+        for suffix, slot in (("_sum", 0), ("_count", 1)):
+            name = f"doclake_step_duration_seconds{suffix}{{"
+            if line.startswith(name):
+                step = line.split('step="', 1)[1].split('"', 1)[0]
+                found.setdefault(step, [0.0, 0.0])[slot] += float(line.rsplit(" ", 1)[1])
+    return {step: (total, int(count)) for step, (total, count) in found.items()}
+
+
 def _until_searchable(client: object, tag: str, timeout: float, *, query: str) -> float:
     """When a search filtered on ``tag`` first returns the document.
 
@@ -125,6 +137,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="freshness-") as tmp, stack(Path(tmp), env=env) as s:
         client = s.client  # type: ignore[attr-defined]
         client.upload_and_wait(multipage_pdf(args.pages, seed=-1), filename="warm.pdf", metadata={"probe": "warm"})
+        before = step_seconds(client.metrics())
         for i in range(args.uploads):
             pdf = multipage_pdf(args.pages, seed=i)
             tag = f"p{i}"
@@ -132,14 +145,22 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
             accepted = client.upload(pdf, filename=f"fresh-{i}.pdf", metadata={"probe": tag})
             latencies.append(_until_searchable(client, tag, 300, query=f"seed{i}page0") - t0)
         chunks = client.wait(accepted.doc_id).chunks
+        after = step_seconds(client.metrics())
+    steps = {}
+    for step, (total, count) in after.items():
+        base_total, base_count = before.get(step, (0.0, 0))
+        steps[step] = round(1000 * (total - base_total) / max(1, count - base_count))
     stats = summary_ms(latencies)
     body = (
         f"{args.uploads} uploads, one at a time, of a {args.pages}-page PDF (~{chunks} chunks each), "
         f"backend {args.backend}, warm worker; keyword-search probe every 50 ms.\n\n"
         + markdown_table(["p50 ms", "p95 ms", "max ms"], [[stats["p50_ms"], stats["p95_ms"], max(latencies) * 1000]])
+        + "\n\nMean time inside each worker step (from `/metrics`), the rest being the API, queue hops and the probe: "
+        + ", ".join(f"{k} {v} ms" for k, v in steps.items())
+        + "."
     )
     report("Freshness: upload to first searchable", body, append_to=BENCH_DOC if args.append else None)
-    return {"latency": stats, "chunks_per_doc": chunks}
+    return {"latency": stats, "chunks_per_doc": chunks, "step_ms": steps}
 
 
 def _main_stream(args: argparse.Namespace, env: dict[str, str]) -> dict[str, object]:

@@ -19,6 +19,23 @@ def test_helpers() -> None:
     assert markdown_table(["a", "b"], [[1, 0.5]]) == "| a | b |\n|---|---|\n| 1 | 0.5 |"
 
 
+def test_step_seconds_sums_each_step_of_a_metrics_exposition() -> None:
+    from bench.freshness import step_seconds
+
+    exposition = "\n".join(
+        [
+            "# TYPE doclake_step_duration_seconds histogram",
+            'doclake_step_duration_seconds_bucket{le="0.1",step="extract"} 1.0',
+            'doclake_step_duration_seconds_sum{step="extract"} 0.5',
+            'doclake_step_duration_seconds_count{step="extract"} 2.0',
+            'doclake_step_duration_seconds_sum{step="mirror"} 0.25',
+            'doclake_step_duration_seconds_count{step="mirror"} 3.0',
+            'doclake_search_duration_seconds_sum{mode="dense"} 9.0',
+        ]
+    )
+    assert step_seconds(exposition) == {"extract": (0.5, 2), "mirror": (0.25, 3)}
+
+
 def test_multipage_pdf_has_its_pages(tmp_path: Path) -> None:
     from pypdf import PdfReader
 
@@ -100,6 +117,7 @@ def test_freshness_smoke() -> None:
 
     result = freshness.main(["--tiny"])
     assert result["chunks_per_doc"] and result["latency"]["p50_ms"] > 0  # type: ignore[index]
+    assert set(result["step_ms"]) == {"extract", "chunk_embed", "mirror"}  # type: ignore[arg-type]
 
 
 @pytest.mark.e2e
