@@ -6,7 +6,7 @@ from celery import chain
 
 from pipelines.contracts import DocumentStatus
 
-__all__ = ["enqueue_batch", "enqueue_processing"]
+__all__ = ["enqueue_batch", "enqueue_mirror", "enqueue_processing"]
 
 
 def enqueue_processing(
@@ -17,13 +17,23 @@ def enqueue_processing(
     from_status: DocumentStatus = DocumentStatus.queued,
     countdown: float | None = None,
 ) -> None:
-    """Send extract → chunk_embed → mirror for a version, starting where ``from_status`` left off."""
-    from workers.tasks import chunk_embed, extract, mirror
+    """Send extract → chunk_embed for a version, starting where ``from_status`` left off.
 
-    steps = [extract, chunk_embed, mirror]
+    The chunk_embed task mirrors the document to the vector store itself (see ``workers.tasks``).
+    """
+    from workers.tasks import chunk_embed, extract
+
+    steps = [extract, chunk_embed]
     if from_status == DocumentStatus.embedding:
-        steps = [chunk_embed, mirror]
+        steps = [chunk_embed]
     chain(*(s.si(tenant, doc_id, version) for s in steps)).apply_async(countdown=countdown)
+
+
+def enqueue_mirror(tenant: str, doc_id: str, version: int, *, countdown: float | None = None) -> None:
+    """Send the mirror step alone (a retry of a mirror that failed after chunk_embed)."""
+    from workers.tasks import mirror
+
+    mirror.si(tenant, doc_id, version).apply_async(countdown=countdown)
 
 
 def enqueue_batch(tenant: str, versions: dict[str, int]) -> None:
@@ -32,6 +42,6 @@ def enqueue_batch(tenant: str, versions: dict[str, int]) -> None:
     Each step passes on the documents it finished; a document that needs a retry leaves the batch
     for its own one-document chain (see ``workers.tasks``).
     """
-    from workers.tasks import chunk_embed_batch, extract_batch, mirror_batch
+    from workers.tasks import chunk_embed_batch, extract_batch
 
-    chain(extract_batch.si(versions, tenant), chunk_embed_batch.s(tenant), mirror_batch.s(tenant)).apply_async()
+    chain(extract_batch.si(versions, tenant), chunk_embed_batch.s(tenant)).apply_async()

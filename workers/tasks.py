@@ -56,11 +56,29 @@ def _run(task: Task, step: str, tenant: str, doc_id: str, version: int) -> Any:
     return outcome.result
 
 
+def _mirror_now(tenant: str, versions: dict[str, int]) -> dict[str, int]:
+    """Mirror documents chunk_embed just wrote, in the same task: returns the versions it finished.
+
+    Mirroring is a separate step (a vector-store failure retries the mirror alone, never the
+    embedding) but not a separate message: a queued mirror task waited for the broker's poll and,
+    under load, behind other documents' chunk_embed tasks in the embed queue, which is most of what
+    separated "embedded" from "searchable". A document whose mirror needs a retry gets a mirror task
+    of its own, with that task's retry budget.
+    """
+    from workers.dispatch import enqueue_mirror
+
+    outcomes = ingest.run_many(runtime(), "mirror", tenant, versions, can_retry=True)
+    for doc_id, outcome in outcomes.items():
+        if outcome.state == "retry":
+            log.info("mirror doc=%s will be retried: %s", doc_id, outcome.error)
+            enqueue_mirror(tenant, doc_id, versions[doc_id], countdown=2)
+    return {d: versions[d] for d, o in outcomes.items() if o.state == "done"}
+
+
 # Where a document's own chain starts again when it leaves a batch at this step.
 _RESUME_AT = {
     "extract": DocumentStatus.queued,
     "chunk_embed": DocumentStatus.embedding,
-    "mirror": DocumentStatus.embedding,
 }
 
 
@@ -91,12 +109,15 @@ def extract_batch(self: Task, versions: dict[str, int], tenant: str) -> dict[str
 
 @celery_app.task(name="doclake.chunk_embed_batch", bind=True, acks_late=True)
 def chunk_embed_batch(self: Task, versions: dict[str, int], tenant: str) -> dict[str, int]:
-    return _run_many("chunk_embed", tenant, versions)
+    """chunk_embed, then mirror, for a batch (the last task of a batch chain)."""
+    return _mirror_now(tenant, _run_many("chunk_embed", tenant, versions))
 
 
 @celery_app.task(name="doclake.mirror_batch", bind=True, acks_late=True)
 def mirror_batch(self: Task, versions: dict[str, int], tenant: str) -> dict[str, int]:
-    return _run_many("mirror", tenant, versions)
+    # Chains sent before chunk_embed_batch mirrored by itself may still be queued: their mirror is a
+    # no-op re-mirror of indexed documents, or the mirror of documents that chunk_embed left behind.
+    return _mirror_now(tenant, versions)
 
 
 @celery_app.task(name="doclake.extract", bind=True, acks_late=True)
@@ -107,8 +128,13 @@ def extract(self: Task, tenant: str, doc_id: str, version: int) -> bool:
 
 @celery_app.task(name="doclake.chunk_embed", bind=True, acks_late=True)
 def chunk_embed(self: Task, tenant: str, doc_id: str, version: int) -> dict[str, int] | None:
+    """chunk_embed, then mirror (the last task of a document's chain)."""
     result = _run(self, "chunk_embed", tenant, doc_id, version)
-    return result.model_dump() if result is not None else None
+    if result is None:
+        return None  # already past this step (a duplicate delivery): the mirror ran with it
+    _mirror_now(tenant, {doc_id: version})
+    dumped: dict[str, int] = result.model_dump()
+    return dumped
 
 
 @celery_app.task(name="doclake.mirror", bind=True, acks_late=True)

@@ -115,8 +115,8 @@ def test_scifact_pipeline_smoke() -> None:
 def test_freshness_smoke() -> None:
     from bench import freshness
 
-    result = freshness.main(["--tiny"])
-    assert result["chunks_per_doc"] and result["latency"]["p50_ms"] > 0  # type: ignore[index]
+    result = freshness.main(["--tiny", "--inflight", "2"])  # 3 uploads: a round of 2, then 1
+    assert result["timed"] == 3 and result["chunks_per_doc"] and result["latency"]["p50_ms"] > 0  # type: ignore[index]
     assert set(result["step_ms"]) == {"extract", "chunk_embed", "mirror"}  # type: ignore[arg-type]
 
 

@@ -3,43 +3,11 @@
 from __future__ import annotations
 
 from pipelines import ingest
-from pipelines.contracts import DocumentStatus, MetadataValue, VectorRecord
-from pipelines.errors import VectorStoreError
+from pipelines.contracts import DocumentStatus
 from pipelines.lakehouse.chunks import doc_chunks
 from pipelines.lakehouse.documents import get_document
 from pipelines.runtime import Runtime
-from pipelines.vectorstore import VectorStore
-from pipelines.vectorstore.base import VectorHit
-
-
-class FailingStore:
-    """Delegates to a real store; raises a retryable error on the next ``failures`` write calls."""
-
-    def __init__(self, inner: VectorStore, *, failures: int, on: str) -> None:
-        self.inner = inner
-        self.failures = failures
-        self.on = on
-
-    def _maybe_fail(self, op: str) -> None:
-        if op == self.on and self.failures > 0:
-            self.failures -= 1
-            raise VectorStoreError(f"injected {op} failure")
-
-    def upsert(self, records: list[VectorRecord]) -> None:
-        self._maybe_fail("upsert")
-        self.inner.upsert(records)
-
-    def delete(self, ids: list[str], *, tenant: str, doc_id: str) -> None:
-        self._maybe_fail("delete")
-        self.inner.delete(ids, tenant=tenant, doc_id=doc_id)
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self.inner, name)
-
-    def query(
-        self, vector: list[float], *, k: int, tenant: str, filter: dict[str, MetadataValue] | None = None
-    ) -> list[VectorHit]:
-        return self.inner.query(vector, k=k, tenant=tenant, filter=filter)
+from tests.doubles.failing_store import FailingStore
 
 
 def _gold_ids(rt: Runtime, doc_id: str) -> list[str]:

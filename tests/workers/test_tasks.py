@@ -1,0 +1,91 @@
+"""The Celery tasks' own policy: chunk_embed mirrors in the same task; a failed mirror retries alone.
+
+The tasks run in this process on the test's runtime (no worker, no broker); what they would send to
+the broker is recorded by replacing the one dispatch function they call. The end-to-end tests run the
+same tasks in real workers over the real broker.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from pipelines import ingest
+from pipelines.contracts import DocumentStatus
+from pipelines.lakehouse.chunks import doc_chunks
+from pipelines.lakehouse.documents import get_document
+from pipelines.runtime import Runtime
+from tests.doubles.failing_store import FailingStore
+from workers import dispatch, tasks
+
+_TEXT = "\n".join(f"## Part {i}\n\nPart {i} explains how the ferry schedule changes in winter." for i in range(4))
+
+
+@pytest.fixture()
+def sent(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, int]]:
+    """Run the tasks on the test's runtime; collect the mirror tasks they would enqueue."""
+    monkeypatch.setattr(tasks, "runtime", lambda: runtime)
+    mirrors: list[tuple[str, str, int]] = []
+
+    def enqueue_mirror(tenant: str, doc_id: str, version: int, *, countdown: float | None = None) -> None:
+        mirrors.append((tenant, doc_id, version))
+
+    monkeypatch.setattr(dispatch, "enqueue_mirror", enqueue_mirror)
+    return mirrors
+
+
+def _extracted(rt: Runtime, doc_id: str) -> int:
+    reg = ingest.register_object(rt, _TEXT.encode(), filename=f"{doc_id}.md", doc_id=doc_id)
+    assert ingest.extract_step(rt, "default", doc_id, reg.version)
+    return reg.version
+
+
+def _gold_ids(rt: Runtime, doc_id: str) -> list[str]:
+    return sorted(doc_chunks(rt.lake, "default", doc_id, columns=["chunk_id"]).column("chunk_id").to_pylist())
+
+
+def _status(rt: Runtime, doc_id: str) -> str:
+    row = get_document(rt.lake, "default", doc_id)
+    assert row is not None
+    return str(row["status"])
+
+
+def test_chunk_embed_task_leaves_the_document_searchable(runtime: Runtime, sent: list[tuple[str, str, int]]) -> None:
+    version = _extracted(runtime, "ferry")
+    result = tasks.chunk_embed("default", "ferry", version)
+    assert result is not None and result["chunks"] == len(_gold_ids(runtime, "ferry")) > 0
+    assert _status(runtime, "ferry") == DocumentStatus.indexed
+    assert sorted(runtime.vectors.document_ids("default", "ferry")) == _gold_ids(runtime, "ferry")
+    assert sent == []  # nothing left for another task
+    # A duplicate delivery finds the step done: it embeds and mirrors nothing.
+    embedded = runtime.embedder().embedded_total
+    assert tasks.chunk_embed("default", "ferry", version) is None
+    assert runtime.embedder().embedded_total == embedded and sent == []
+
+
+def test_a_failed_mirror_is_retried_by_a_mirror_task_alone(runtime: Runtime, sent: list[tuple[str, str, int]]) -> None:
+    version = _extracted(runtime, "flaky")
+    real = runtime.vectors
+    runtime.vectors = FailingStore(real, failures=1, on="upsert")  # type: ignore[assignment]
+    assert tasks.chunk_embed("default", "flaky", version) is not None  # the embedding itself succeeded
+    assert _status(runtime, "flaky") == DocumentStatus.embedding  # not indexed, not lost
+    assert real.document_ids("default", "flaky") == []
+    assert sent == [("default", "flaky", version)]
+    embedded = runtime.embedder().embedded_total
+    assert tasks.mirror("default", "flaky", version) == len(_gold_ids(runtime, "flaky"))
+    assert _status(runtime, "flaky") == DocumentStatus.indexed
+    assert runtime.embedder().embedded_total == embedded  # the retry re-embedded nothing
+    assert sorted(real.document_ids("default", "flaky")) == _gold_ids(runtime, "flaky")
+
+
+def test_batch_chunk_embed_mirrors_and_sends_only_the_failed_mirror(
+    runtime: Runtime, sent: list[tuple[str, str, int]]
+) -> None:
+    versions = {d: _extracted(runtime, d) for d in ("b1", "b2")}
+    done = tasks.chunk_embed_batch(versions, "default")
+    assert done == versions
+    assert all(_status(runtime, d) == DocumentStatus.indexed for d in versions)
+    assert sent == []
+    # A batch whose documents are all past chunk_embed and whose mirror fails: each gets a mirror task.
+    runtime.vectors = FailingStore(runtime.vectors, failures=1, on="upsert")  # type: ignore[assignment]
+    assert tasks.mirror_batch(versions, "default") == {}
+    assert sorted(sent) == [("default", "b1", versions["b1"]), ("default", "b2", versions["b2"])]
