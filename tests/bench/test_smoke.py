@@ -90,6 +90,19 @@ def test_incremental_smoke() -> None:
 
 
 @pytest.mark.slow
+def test_ann_fold_smoke() -> None:
+    from bench import ann_fold
+
+    rows = ann_fold.main(["--tiny"])["rows"]
+    assert isinstance(rows, list)
+    assert [r[0] for r in rows] == list(ann_fold.VARIANTS)
+    both, ann_only, fts_only = rows
+    assert "IvfHnswSq" in both[1] and "FTS" in both[1]
+    assert ann_only[1] == "IvfHnswSq" and fts_only[1] == "FTS"  # each variant measured what it says
+    assert all(r[4] == 2200 for r in rows)  # the new rows were written and kept
+
+
+@pytest.mark.slow
 def test_search_scale_smoke() -> None:
     from bench import search_scale
 
