@@ -96,7 +96,9 @@ def _run_many(step: str, tenant: str, versions: dict[str, int]) -> dict[str, int
         if outcome.state == "retry":
             log.info("%s doc=%s leaves its batch for a retry: %s", step, doc_id, outcome.error)
             enqueue_processing(tenant, doc_id, versions[doc_id], from_status=_RESUME_AT[step], countdown=2)
-    done = {d: versions[d] for d, o in outcomes.items() if o.state == "done"}
+    # A chunk_embed that found its work done (a duplicate delivery) returns None: as in the
+    # one-document task, nothing follows it (its mirror ran with it).
+    done = {d: versions[d] for d, o in outcomes.items() if o.state == "done" and o.result is not None}
     if not done:
         raise Ignore()  # nothing left for the next step
     return done

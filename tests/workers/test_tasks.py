@@ -8,6 +8,7 @@ same tasks in real workers over the real broker.
 from __future__ import annotations
 
 import pytest
+from celery.exceptions import Ignore
 
 from pipelines import ingest
 from pipelines.contracts import DocumentStatus
@@ -85,6 +86,13 @@ def test_batch_chunk_embed_mirrors_and_sends_only_the_failed_mirror(
     assert done == versions
     assert all(_status(runtime, d) == DocumentStatus.indexed for d in versions)
     assert sent == []
+    # A duplicate delivery of the batch finds every document past chunk_embed: nothing is embedded,
+    # nothing mirrored again.
+    embedded, table_version = runtime.embedder().embedded_total, runtime.vectors._open().version  # type: ignore[attr-defined]
+    with pytest.raises(Ignore):
+        tasks.chunk_embed_batch(versions, "default")
+    assert runtime.embedder().embedded_total == embedded
+    assert runtime.vectors._open().version == table_version  # type: ignore[attr-defined]
     # A batch whose documents are all past chunk_embed and whose mirror fails: each gets a mirror task.
     runtime.vectors = FailingStore(runtime.vectors, failures=1, on="upsert")  # type: ignore[assignment]
     assert tasks.mirror_batch(versions, "default") == {}
