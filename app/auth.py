@@ -13,8 +13,8 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 
+from pipelines.contracts.validate import validate_doc_id
 from pipelines.errors import ConfigError, InvalidInput
-from pipelines.ingest import validate_doc_id
 from pipelines.settings import Settings
 
 __all__ = ["ADMIN", "KeyRing", "ensure_safe_bind"]

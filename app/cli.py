@@ -127,7 +127,7 @@ def up(
 
 
 def _sweep_forever(stopping: threading.Event) -> None:
-    from pipelines.maintenance import compact_small_files
+    from pipelines.ops.housekeeping import compact_small_files
     from pipelines.runtime import Runtime
     from workers.sweeper import sweep_once
 
@@ -378,18 +378,22 @@ def stream(
 @cli.command()
 def schemas() -> None:
     """Print the JSON Schemas of the pipeline contracts."""
-    from pipelines import contracts
+    from pydantic import BaseModel
 
-    names = [
-        "DocumentRecord",
-        "SearchQuery",
-        "SearchHit",
-        "ChunkRecord",
-        "VectorRecord",
-        "IngestTask",
-        "DocumentUpdate",
+    from pipelines.contracts.documents import ChunkRecord, DocumentRecord, IngestTask, VectorRecord
+    from pipelines.contracts.search import SearchHit, SearchQuery
+    from pipelines.contracts.updates import DocumentUpdate
+
+    models: list[type[BaseModel]] = [
+        DocumentRecord,
+        SearchQuery,
+        SearchHit,
+        ChunkRecord,
+        VectorRecord,
+        IngestTask,
+        DocumentUpdate,
     ]
-    typer.echo(json.dumps({n: getattr(contracts, n).model_json_schema() for n in names}, indent=2))
+    typer.echo(json.dumps({m.__name__: m.model_json_schema() for m in models}, indent=2))
 
 
 @cli.command()

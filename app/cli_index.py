@@ -43,9 +43,9 @@ def reindex(
     from pydantic import ValidationError
 
     from pipelines.errors import DocLakeError
-    from pipelines.progress import Progress, TerminalBar
-    from pipelines.reindex import ReindexParams
-    from pipelines.reindex import reindex as run
+    from pipelines.ops.progress import Progress, TerminalBar
+    from pipelines.ops.reindex import ReindexParams
+    from pipelines.ops.reindex import reindex as run
     from pipelines.runtime import Runtime
 
     try:
@@ -91,9 +91,9 @@ def reconcile(
 ) -> None:
     """Compare the vector store with gold and repair it; exit 0 if it was clean, 1 if drift was found."""
     from pipelines.errors import DocLakeError
-    from pipelines.progress import Progress, TerminalBar
-    from pipelines.reconcile import ReconcileParams
-    from pipelines.reconcile import reconcile as run
+    from pipelines.ops.progress import Progress, TerminalBar
+    from pipelines.ops.reconcile import ReconcileParams
+    from pipelines.ops.reconcile import reconcile as run
     from pipelines.runtime import Runtime
 
     try:

@@ -19,7 +19,7 @@ from pipelines.settings import get_settings
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
-    from pipelines.progress import Progress
+    from pipelines.ops.progress import Progress
     from pipelines.runtime import Runtime
 
 __all__ = ["ops"]
@@ -42,7 +42,7 @@ def _run(as_json: bool, call: Callable[[Runtime, Progress], R]) -> R:
     from pydantic import ValidationError
 
     from pipelines.errors import DocLakeError
-    from pipelines.progress import Progress, TerminalBar
+    from pipelines.ops.progress import Progress, TerminalBar
     from pipelines.runtime import Runtime
 
     try:
@@ -74,8 +74,8 @@ def optimize(
     as_json: _JSON = False,
 ) -> None:
     """Compact small files and Z-ORDER silver and gold by (tenant, doc_id); older versions stay readable."""
-    from pipelines.lakeops import OptimizeParams
-    from pipelines.lakeops import optimize as run
+    from pipelines.ops.tables import OptimizeParams
+    from pipelines.ops.tables import optimize as run
 
     report = _run(
         as_json,
@@ -110,8 +110,8 @@ def vacuum(
     as_json: _JSON = False,
 ) -> None:
     """Remove data files that no version younger than the retention needs."""
-    from pipelines.lakeops import VacuumParams
-    from pipelines.lakeops import vacuum as run
+    from pipelines.ops.tables import VacuumParams
+    from pipelines.ops.tables import vacuum as run
 
     report = _run(
         as_json,
@@ -132,8 +132,8 @@ def history(
     as_json: _JSON = False,
 ) -> None:
     """The newest versions of tables: time, operation, parameters (what restore can go back to)."""
-    from pipelines.lakeops import TableHistory
-    from pipelines.lakeops import history as run
+    from pipelines.ops.tables import TableHistory
+    from pipelines.ops.tables import history as run
 
     names = table or ["silver", "gold"]
     result: list[TableHistory] = []
@@ -169,8 +169,8 @@ def restore(
 
     Silver and gold belong together: restore 'all' at a timestamp unless you know they agree.
     """
-    from pipelines.lakeops import RestoreParams
-    from pipelines.lakeops import restore as run
+    from pipelines.ops.tables import RestoreParams
+    from pipelines.ops.tables import restore as run
 
     report = _run(
         as_json,
@@ -210,8 +210,8 @@ def purge(
     Then the touched tables are vacuumed with retention 0 and their old log entries dropped: the data
     is gone from disk, and time travel (as_of search, restore) to versions before the purge ends.
     """
-    from pipelines.purge import PurgeParams
-    from pipelines.purge import purge as run
+    from pipelines.ops.purge import PurgeParams
+    from pipelines.ops.purge import purge as run
 
     if not doc_id and not all_documents:
         typer.echo("error: give --doc-id, or --all-documents to purge the whole tenant", err=True)

@@ -19,7 +19,7 @@ def check(
     as_json: Annotated[bool, typer.Option("--json", help="Print the reports as JSON.")] = False,
 ) -> None:
     """Evaluate every check and freshness SLO against the live tables; exit 1 on any breach."""
-    from pipelines.products import run_checks
+    from pipelines.products.checks import run_checks
     from pipelines.runtime import Runtime
 
     # Reads the lake and the vector store directly: works whether or not the service is running.
@@ -38,6 +38,6 @@ def check(
 @products.command()
 def show() -> None:
     """Print the manifests (owner, schema, freshness SLO, checks) as JSON."""
-    from pipelines.products import MANIFESTS
+    from pipelines.products.manifests import MANIFESTS
 
     typer.echo(json.dumps({name: m.model_dump(mode="json") for name, m in MANIFESTS.items()}, indent=2))

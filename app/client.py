@@ -37,7 +37,9 @@ from app.schemas import (
     SearchResponse,
     UploadAccepted,
 )
-from pipelines.contracts import DocumentStatus, MetadataValue, SearchMode
+from pipelines.contracts.documents import DocumentStatus
+from pipelines.contracts.ids import MetadataValue
+from pipelines.contracts.search import SearchMode
 
 __all__ = ["AsyncDoclakeClient", "DoclakeClient", "DoclakeHTTPError", "RetryPolicy", "Source"]
 

@@ -8,7 +8,7 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app.auth import ADMIN, KeyRing
-from pipelines.contracts import DEFAULT_TENANT
+from pipelines.contracts.ids import DEFAULT_TENANT
 from pipelines.runtime import Runtime
 from pipelines.settings import Settings
 

@@ -17,7 +17,7 @@ from pydantic import Field
 
 from app.client import AsyncDoclakeClient, DoclakeClient
 from app.schemas import RagContext, SearchResponse
-from pipelines.contracts import MetadataValue
+from pipelines.contracts.ids import MetadataValue
 
 __all__ = ["DoclakeRetriever"]
 

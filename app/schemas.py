@@ -6,10 +6,13 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from pipelines.contracts import DocumentRecord, DocumentStatus, MetadataValue, PageError, SearchHit, SearchQuery
-from pipelines.products import CheckResult, ProductManifest, ProductReport
-from pipelines.rag import Citation, RagContext, RagQuery
-from pipelines.stats import LakeStats
+from pipelines.contracts.documents import DocumentRecord, DocumentStatus, PageError
+from pipelines.contracts.ids import MetadataValue
+from pipelines.contracts.search import SearchHit, SearchQuery
+from pipelines.products.checks import CheckResult, ProductReport
+from pipelines.products.manifests import ProductManifest
+from pipelines.serve.rag import Citation, RagContext, RagQuery
+from pipelines.serve.stats import LakeStats
 
 # The pipeline contracts that cross the edge unchanged are re-exported here, so the API and the
 # Python clients share one set of typed models.

@@ -29,7 +29,7 @@ VARIANTS = ("ANN + full-text", "ANN only", "full-text only")
 
 
 def _add(store: object, vectors: np.ndarray, writes: int) -> None:
-    from pipelines.contracts import VectorRecord
+    from pipelines.contracts.documents import VectorRecord
     from pipelines.vectorstore.lance import LanceVectorStore
 
     assert isinstance(store, LanceVectorStore)

@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
 
     import os
 
-    from pipelines.embed import EmbedConfig, Embedder
+    from pipelines.embed.model import EmbedConfig, Embedder
     from pipelines.settings import Settings
 
     settings = Settings()

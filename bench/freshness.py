@@ -80,10 +80,10 @@ def _stream_events(client: object, data_dir: Path, count: int, timeout: float) -
     from datetime import UTC, datetime
 
     from app.client import DoclakeClient
-    from pipelines.contracts import DocumentUpdate, UpdateOp
+    from pipelines.contracts.updates import DocumentUpdate, UpdateOp
     from pipelines.runtime import Runtime
     from pipelines.settings import Settings
-    from pipelines.stream.events import append_updates
+    from pipelines.stream.changes import append_updates
 
     assert isinstance(client, DoclakeClient)
     lake = Runtime.from_settings(Settings(data_dir=data_dir)).lake  # the stack's lake and its write locks

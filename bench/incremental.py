@@ -15,6 +15,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from pipelines.ingest.chunk_embed import chunk_embed_step
+from pipelines.ingest.extraction import extract_step
+from pipelines.ingest.mirror import mirror_step
+from pipelines.ingest.register import register_object
+
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -39,15 +44,14 @@ def manual(sections: int, *, edited: int | None = None, salt: str = "") -> bytes
 
 
 def _ingest(rt: object, data: bytes, *, doc_id: str, tenant: str = "default") -> tuple[float, object]:
-    from pipelines import ingest
     from pipelines.runtime import Runtime
 
     assert isinstance(rt, Runtime)
     t0 = time.perf_counter()
-    reg = ingest.register_object(rt, data, filename=f"{doc_id}.md", tenant=tenant, doc_id=doc_id)
-    assert ingest.extract_step(rt, tenant, doc_id, reg.version)
-    result = ingest.chunk_embed_step(rt, tenant, doc_id, reg.version)
-    ingest.mirror_step(rt, tenant, doc_id, reg.version)
+    reg = register_object(rt, data, filename=f"{doc_id}.md", tenant=tenant, doc_id=doc_id)
+    assert extract_step(rt, tenant, doc_id, reg.version)
+    result = chunk_embed_step(rt, tenant, doc_id, reg.version)
+    mirror_step(rt, tenant, doc_id, reg.version)
     return time.perf_counter() - t0, result
 
 
@@ -61,7 +65,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     if args.tiny:
         args.sections = 5
 
-    from pipelines.extract import warm_up
+    from pipelines.extract.extractor import warm_up
     from pipelines.runtime import Runtime
     from pipelines.settings import Settings
 

@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     args = parser.parse_args(argv)
     names = args.file or (TINY_FILES if args.tiny else DEFAULT_FILES)
 
-    from pipelines.embed import EmbedConfig, Embedder
+    from pipelines.embed.model import EmbedConfig, Embedder
     from pipelines.settings import Settings
 
     settings = Settings()

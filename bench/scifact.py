@@ -113,9 +113,10 @@ def _cache_dir() -> Path:
 
 def run_direct(data: SciFact, *, backend: str, modes: tuple[str, ...], workdir: Path) -> dict[str, object]:
     """Whole abstracts embedded in this process into a LanceDB store, searched with pipelines.search."""
-    from pipelines.contracts import SearchQuery, VectorRecord
+    from pipelines.contracts.documents import VectorRecord
+    from pipelines.contracts.search import SearchQuery
     from pipelines.runtime import Runtime
-    from pipelines.search import search
+    from pipelines.serve.search import search
     from pipelines.settings import Settings
 
     settings = Settings(data_dir=workdir / "data", embed_backend=backend, embed_cache_dir=_cache_dir())  # type: ignore[arg-type]

@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     if args.tiny:
         args.rows, args.queries = 2000, 20
 
-    from pipelines.embed import EmbedConfig, Embedder
+    from pipelines.embed.model import EmbedConfig, Embedder
     from pipelines.settings import Settings
 
     data = synthetic(args.rows)

@@ -14,13 +14,13 @@ from typing import Any
 
 from filelock import FileLock
 
-from pipelines.contracts import sha256_hex
-from pipelines.embed import EmbedConfig, Embedder, get_embedder, get_query_embedder, load_tokenizer
+from pipelines.contracts.ids import sha256_hex
+from pipelines.embed.model import EmbedConfig, Embedder, get_embedder, get_query_embedder, load_tokenizer
 from pipelines.errors import ConfigError
-from pipelines.indexes import IndexSpec, ensure_base_index, list_indexes
-from pipelines.indexes import active_index as read_active_index
+from pipelines.lakehouse.indexes import IndexSpec, ensure_base_index, list_indexes
+from pipelines.lakehouse.indexes import active_index as read_active_index
 from pipelines.lakehouse.lake import Lake
-from pipelines.objectstore import LocalObjectStore, ObjectStore, S3ObjectStore
+from pipelines.objectstore.store import LocalObjectStore, ObjectStore, S3ObjectStore
 from pipelines.settings import Settings
 from pipelines.vectorstore.base import VectorStore
 from pipelines.vectorstore.lance import LanceVectorStore

@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from pipelines.contracts import ChunkerConfig
+from pipelines.contracts.documents import ChunkerConfig
 
 __all__ = ["Settings", "get_settings"]
 

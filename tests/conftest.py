@@ -9,13 +9,15 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from pipelines.ingest.runner import process_inline, process_inline_many
+
 if TYPE_CHECKING:
     from fastapi.testclient import TestClient
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
-from pipelines.embed import EmbedConfig, Embedder, get_embedder
+from pipelines.embed.model import EmbedConfig, Embedder, get_embedder
 from pipelines.runtime import Runtime
 from pipelines.settings import Settings
 
@@ -66,15 +68,14 @@ def inline_api(settings: Settings, embedder: Embedder) -> Iterator[TestClient]:
     from fastapi.testclient import TestClient
 
     from app.main import create_app
-    from pipelines import ingest
 
     holder: dict[str, TestClient] = {}
 
     def enqueue(tenant: str, doc_id: str, version: int) -> None:
-        ingest.process_inline(holder["c"].app.state.runtime, tenant, doc_id, version)  # type: ignore[attr-defined]
+        process_inline(holder["c"].app.state.runtime, tenant, doc_id, version)  # type: ignore[attr-defined]
 
     def enqueue_batch(tenant: str, versions: dict[str, int]) -> None:
-        ingest.process_inline_many(holder["c"].app.state.runtime, tenant, versions)  # type: ignore[attr-defined]
+        process_inline_many(holder["c"].app.state.runtime, tenant, versions)  # type: ignore[attr-defined]
 
     with TestClient(create_app(settings, enqueue=enqueue, enqueue_batch=enqueue_batch)) as client:
         holder["c"] = client

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import chain
 
-from pipelines.contracts import DocumentStatus
+from pipelines.contracts.documents import DocumentStatus
 
 __all__ = ["enqueue_batch", "enqueue_mirror", "enqueue_processing"]
 

@@ -14,8 +14,8 @@ from typing import Any
 
 from celery.signals import setup_logging, task_postrun, task_prerun, worker_process_shutdown
 
-from pipelines import jsonlog
-from pipelines.metrics import mark_process_dead
+from pipelines.observability import jsonlog
+from pipelines.observability.metrics import mark_process_dead
 from pipelines.settings import get_settings
 
 __all__: list[str] = []

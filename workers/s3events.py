@@ -13,9 +13,9 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from pipelines.contracts import DEFAULT_TENANT
+from pipelines.contracts.ids import DEFAULT_TENANT
 from pipelines.errors import InvalidInput
-from pipelines.events import ObjectEvent, PlannedAction, parse_notification, plan_action
+from pipelines.objectstore.notifications import ObjectEvent, PlannedAction, parse_notification, plan_action
 from pipelines.settings import Settings
 
 __all__ = ["EventDispatcher", "poll_sqs"]

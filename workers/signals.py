@@ -26,7 +26,7 @@ def _import_parsers(**_: Any) -> None:
     if not IMPORT_PARSERS:
         return
     # Imported once in the parent, shared copy-on-write by every forked extraction child.
-    from pipelines.extract import warm_up
+    from pipelines.extract.extractor import warm_up
 
     warm_up()
 

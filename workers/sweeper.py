@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from pipelines.lifecycle import find_stuck, touch
+from pipelines.ingest.lifecycle import find_stuck, touch
 from pipelines.runtime import Runtime
 from workers.dispatch import enqueue_processing
 

@@ -14,9 +14,10 @@ from typing import Any
 from celery import Task
 from celery.exceptions import Ignore
 
-from pipelines import ingest
-from pipelines.contracts import DocumentStatus
+from pipelines.contracts.documents import DocumentStatus
 from pipelines.errors import DocLakeError, DocumentNotFound
+from pipelines.ingest.register import register_object
+from pipelines.ingest.runner import run_many, run_step
 from pipelines.runtime import Runtime
 from pipelines.settings import get_settings, worker_threads
 from workers.celery_app import celery_app
@@ -48,7 +49,7 @@ def runtime() -> Runtime:
 def _run(task: Task, step: str, tenant: str, doc_id: str, version: int) -> Any:
     rt = runtime()
     can_retry = task.request.retries < rt.settings.task_max_retries
-    outcome = ingest.run_step(rt, step, tenant, doc_id, version, can_retry=can_retry)
+    outcome = run_step(rt, step, tenant, doc_id, version, can_retry=can_retry)
     if outcome.state == "retry":
         raise task.retry(countdown=min(60, 2 ** (task.request.retries + 1)))
     if outcome.state != "done":
@@ -67,7 +68,7 @@ def _mirror_now(tenant: str, versions: dict[str, int]) -> dict[str, int]:
     """
     from workers.dispatch import enqueue_mirror
 
-    outcomes = ingest.run_many(runtime(), "mirror", tenant, versions, can_retry=True)
+    outcomes = run_many(runtime(), "mirror", tenant, versions, can_retry=True)
     for doc_id, outcome in outcomes.items():
         if outcome.state == "retry":
             log.info("mirror doc=%s will be retried: %s", doc_id, outcome.error)
@@ -91,7 +92,7 @@ def _run_many(step: str, tenant: str, versions: dict[str, int]) -> dict[str, int
     """
     from workers.dispatch import enqueue_processing
 
-    outcomes = ingest.run_many(runtime(), step, tenant, versions, can_retry=True)
+    outcomes = run_many(runtime(), step, tenant, versions, can_retry=True)
     for doc_id, outcome in outcomes.items():
         if outcome.state == "retry":
             log.info("%s doc=%s leaves its batch for a retry: %s", step, doc_id, outcome.error)
@@ -155,7 +156,7 @@ def register(
     rt = runtime()
     try:
         data = rt.objects.get(uri)
-        result = ingest.register_object(
+        result = register_object(
             rt, data, filename=filename, tenant=tenant, doc_id=doc_id, metadata=metadata, source="s3", stored_uri=uri
         )
     except DocumentNotFound:
@@ -173,7 +174,7 @@ def register(
 @celery_app.task(name="doclake.remove_object", bind=True, acks_late=True)
 def remove_object(self: Task, tenant: str, doc_id: str) -> str | None:
     """An object was removed from the bucket: delete its document (no-op if it never became one)."""
-    from pipelines.lifecycle import delete_document
+    from pipelines.ingest.lifecycle import delete_document
 
     try:
         return delete_document(runtime(), tenant, doc_id).status.value

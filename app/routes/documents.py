@@ -19,12 +19,12 @@ from app.schemas import (
     Problem,
     UploadAccepted,
 )
-from pipelines import ingest
-from pipelines.contracts import DocumentStatus
+from pipelines.contracts.documents import DocumentStatus
 from pipelines.errors import DocumentNotFound, InvalidInput
+from pipelines.ingest.lifecycle import delete_document
+from pipelines.ingest.register import RegisterItem, prepare_item, register_object, register_objects
 from pipelines.lakehouse.documents import get_document, list_documents, to_record
-from pipelines.lifecycle import delete_document
-from pipelines.stream.events import delete_event, patch_metadata
+from pipelines.stream.changes import delete_event, patch_metadata
 
 __all__ = ["router"]
 
@@ -72,7 +72,7 @@ def upload_document(
         except json.JSONDecodeError as e:
             raise InvalidInput(f"metadata is not valid JSON: {e.msg}", doc_id=doc_id) from e
     data = _read_limited(file, rt.settings.max_upload_mb * 1024 * 1024)
-    result = ingest.register_object(
+    result = register_object(
         rt, data, filename=_clean_filename(file.filename), tenant=tenant, doc_id=doc_id or None, metadata=parsed_meta
     )
     if not result.duplicate:
@@ -119,20 +119,20 @@ def upload_batch(
         raise InvalidInput(f"doc_ids must be a JSON array of {len(files)} strings or nulls, one per file")
     parsed_meta = _parse_json_form(metadata, "metadata", dict) if metadata else None
     items: list[BatchItem] = []
-    valid: list[tuple[int, ingest.RegisterItem]] = []
+    valid: list[tuple[int, RegisterItem]] = []
     for index, (upload, doc_id) in enumerate(zip(files, ids, strict=True)):
         filename = _clean_filename(upload.filename)
         try:
-            item = ingest.RegisterItem(
+            item = RegisterItem(
                 data=_read_limited(upload, rt.settings.max_upload_mb * 1024 * 1024),
                 filename=filename,
                 doc_id=doc_id or None,
                 metadata=parsed_meta,
             )
-            valid.append((index, ingest.prepare_item(item)))
+            valid.append((index, prepare_item(item)))
         except InvalidInput as e:
             items.append(BatchItem(index=index, filename=filename, doc_id=doc_id, error=e.describe()))
-    results = ingest.register_objects(rt, [item for _, item in valid], tenant=tenant)
+    results = register_objects(rt, [item for _, item in valid], tenant=tenant)
     queued: dict[str, tuple[int, int]] = {}
     for (index, item), result in zip(valid, results, strict=True):
         items.append(BatchItem(index=index, filename=item.filename, **result.model_dump()))

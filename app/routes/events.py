@@ -10,8 +10,8 @@ from pydantic import BaseModel
 
 from app.deps import SettingsDep
 from app.schemas import Problem
-from pipelines.contracts import DEFAULT_TENANT
-from pipelines.events import parse_notification
+from pipelines.contracts.ids import DEFAULT_TENANT
+from pipelines.objectstore.notifications import parse_notification
 from workers.s3events import EventDispatcher
 
 __all__ = ["router"]

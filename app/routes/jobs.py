@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query, Request, status
 
 from app.deps import AdminDep, RuntimeDep
 from app.schemas import Problem
-from pipelines.jobs import JobRecord, JobRequest, JobStore, start_job
+from pipelines.ops.jobs import JobRecord, JobRequest, JobStore, start_job
 from pipelines.runtime import Runtime
 
 __all__ = ["router"]

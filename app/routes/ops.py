@@ -15,10 +15,11 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from app.deps import AdminDep, RuntimeDep
 from app.schemas import LakeStats, ProductList, ProductPublic
-from pipelines import metrics
-from pipelines.products import MANIFESTS, load_latest, run_checks
+from pipelines.observability import metrics
+from pipelines.products.checks import load_latest, run_checks
+from pipelines.products.manifests import MANIFESTS
 from pipelines.runtime import Runtime
-from pipelines.stats import collect_stats
+from pipelines.serve.stats import collect_stats
 
 __all__ = ["router"]
 

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from app.deps import RuntimeDep, TenantDep
 from app.schemas import Problem, RagContext, RagQuery
-from pipelines.rag import build_context
+from pipelines.serve.rag import build_context
 
 __all__ = ["router"]
 

@@ -6,8 +6,8 @@ from fastapi import APIRouter
 
 from app.deps import RuntimeDep, TenantDep
 from app.schemas import Problem, SearchResponse
-from pipelines.contracts import SearchQuery
-from pipelines.search import search
+from pipelines.contracts.search import SearchQuery
+from pipelines.serve.search import search
 
 __all__ = ["router"]
 

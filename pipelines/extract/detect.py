@@ -13,7 +13,7 @@ import struct
 import zipfile
 from typing import NamedTuple, NoReturn
 
-from pipelines.contracts import DocFormat
+from pipelines.contracts.documents import DocFormat
 from pipelines.errors import EncryptedDocument, ExtractionError, NoTextFound, UnsupportedFormat
 from pipelines.extract.encoding import decode_text
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 
-from pipelines.contracts import DocFormat, ExtractedDocument
+from pipelines.contracts.documents import DocFormat, ExtractedDocument
 from pipelines.errors import DocLakeError, ExtractionError, ExtractionLimitExceeded, NoTextFound
 from pipelines.extract.config import ExtractConfig
 from pipelines.extract.detect import detect

@@ -13,7 +13,7 @@ import zipfile
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from pipelines.contracts import DocFormat, Element, ElementKind
+from pipelines.contracts.documents import DocFormat, Element, ElementKind
 from pipelines.errors import DocLakeError, EncryptedDocument, ExtractionError
 from pipelines.extract import offline_nlp
 from pipelines.extract.cleanup import CharBudget

@@ -11,7 +11,7 @@ import io
 import logging
 import re
 
-from pipelines.contracts import Element, ElementKind, PageError
+from pipelines.contracts.documents import Element, ElementKind, PageError
 from pipelines.errors import EncryptedDocument, ExtractionError, NoTextFound
 from pipelines.extract.cleanup import CharBudget
 

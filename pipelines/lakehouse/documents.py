@@ -12,7 +12,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from pipelines.contracts import DocumentRecord, DocumentStatus, PageError
+from pipelines.contracts.documents import DocumentRecord, DocumentStatus, PageError
 from pipelines.lakehouse.lake import Lake, sql_quote
 from pipelines.lakehouse.schemas import DOCUMENTS, RAW_OBJECTS, TableSpec
 

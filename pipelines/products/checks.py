@@ -23,7 +23,7 @@ import pyarrow as pa
 from deltalake import QueryBuilder
 from pydantic import BaseModel, Field, ValidationError
 
-from pipelines.contracts import DocumentStatus
+from pipelines.contracts.documents import DocumentStatus
 from pipelines.lakehouse.documents import to_record
 from pipelines.lakehouse.lake import sql_quote
 from pipelines.lakehouse.schemas import DOCUMENTS, RAW_OBJECTS

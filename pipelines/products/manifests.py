@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from pipelines.contracts import ChunkRecord, DocumentRecord
+from pipelines.contracts.documents import ChunkRecord, DocumentRecord
 
 __all__ = ["MANIFESTS", "CheckSpec", "ProductManifest"]
 

@@ -29,18 +29,19 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 from pydantic import BaseModel, Field
 
-from pipelines import metrics
-from pipelines.contracts import DocumentStatus, DocumentUpdate
+from pipelines.contracts.documents import DocumentStatus
+from pipelines.contracts.updates import DocumentUpdate
 from pipelines.errors import DocLakeError
-from pipelines.ingest import run_step
+from pipelines.ingest.runner import run_step
 from pipelines.lakehouse.documents import get_document, rows_table
 from pipelines.lakehouse.lake import Txn, sql_quote
 from pipelines.lakehouse.schemas import DOCUMENTS, QUARANTINE
+from pipelines.lakehouse.spark_commits import append_idempotent, retry_conflicts, txn
+from pipelines.observability import metrics
 from pipelines.runtime import Runtime
 from pipelines.settings import Settings
-from pipelines.stream.apply import PLAN_SCHEMA, plan_update
-from pipelines.stream.events import parse_event
-from pipelines.stream.writes import append_idempotent, retry_conflicts, txn
+from pipelines.stream.changes import parse_event
+from pipelines.stream.plan import PLAN_SCHEMA, plan_update
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame

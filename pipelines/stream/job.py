@@ -13,12 +13,12 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from pipelines.contracts import sha256_hex
+from pipelines.contracts.ids import sha256_hex
 from pipelines.lakehouse.schemas import UPDATES
+from pipelines.lakehouse.spark import get_spark
 from pipelines.runtime import Runtime
 from pipelines.settings import Settings
 from pipelines.stream.batch import process_batch
-from pipelines.stream.spark import get_spark
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession

@@ -1,6 +1,3 @@
-"""Vector stores: one protocol, a LanceDB implementation (embedded default)."""
+"""Vector stores: one protocol, LanceDB (embedded default) and Pinecone, and every write to them."""
 
-from pipelines.vectorstore.base import StoredId, VectorHit, VectorStore, metadata_tags
-from pipelines.vectorstore.lance import LanceVectorStore
-
-__all__ = ["LanceVectorStore", "StoredId", "VectorHit", "VectorStore", "metadata_tags"]
+__all__: list[str] = []

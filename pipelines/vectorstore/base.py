@@ -8,7 +8,8 @@ from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
-from pipelines.contracts import MetadataValue, VectorRecord
+from pipelines.contracts.documents import VectorRecord
+from pipelines.contracts.ids import MetadataValue
 
 __all__ = ["StoredId", "VectorHit", "VectorStore", "metadata_tags"]
 

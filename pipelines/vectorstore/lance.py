@@ -17,7 +17,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from pipelines.contracts import MetadataValue, VectorRecord
+from pipelines.contracts.documents import VectorRecord
+from pipelines.contracts.ids import MetadataValue
 from pipelines.errors import VectorStoreError
 from pipelines.lakehouse.lake import sql_quote
 from pipelines.vectorstore.base import StoredId, VectorHit, metadata_tags

@@ -19,7 +19,8 @@ from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any, TypeVar
 
-from pipelines.contracts import MetadataValue, VectorRecord
+from pipelines.contracts.documents import VectorRecord
+from pipelines.contracts.ids import MetadataValue
 from pipelines.errors import SearchModeUnsupported, VectorStoreError
 from pipelines.vectorstore.base import StoredId, VectorHit
 

@@ -13,8 +13,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.main import create_app
-from pipelines import ingest
-from pipelines.embed import Embedder
+from pipelines.embed.model import Embedder
+from pipelines.ingest.runner import process_inline
 from pipelines.settings import Settings
 
 
@@ -29,7 +29,7 @@ class _Inline:
         self.calls.append((tenant, doc_id, version))
         assert self.client is not None
         rt = self.client.app.state.runtime  # type: ignore[attr-defined]
-        ingest.process_inline(rt, tenant, doc_id, version)
+        process_inline(rt, tenant, doc_id, version)
 
 
 @pytest.fixture()

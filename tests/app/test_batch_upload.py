@@ -10,8 +10,8 @@ from fastapi.testclient import TestClient
 
 from app.client import DoclakeClient
 from app.main import create_app
-from pipelines import ingest
-from pipelines.embed import Embedder
+from pipelines.embed.model import Embedder
+from pipelines.ingest.runner import process_inline_many
 from pipelines.settings import Settings
 
 
@@ -25,7 +25,7 @@ class _Batches:
     def __call__(self, tenant: str, versions: dict[str, int]) -> None:
         self.groups.append(dict(versions))
         assert self.client is not None
-        ingest.process_inline_many(self.client.app.state.runtime, tenant, versions)  # type: ignore[attr-defined]
+        process_inline_many(self.client.app.state.runtime, tenant, versions)  # type: ignore[attr-defined]
 
 
 @pytest.fixture()

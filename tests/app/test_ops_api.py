@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 from app.cli import cli
 from app.client import DoclakeClient
 from app.main import create_app
-from pipelines import ingest
-from pipelines.embed import Embedder
+from pipelines.embed.model import Embedder
+from pipelines.ingest.runner import process_inline
 from pipelines.settings import Settings
 
 
@@ -24,7 +24,7 @@ def api(settings: Settings, embedder: Embedder) -> Iterator[DoclakeClient]:
 
     def enqueue(tenant: str, doc_id: str, version: int) -> None:
         rt = holder["c"].app.state.runtime  # type: ignore[attr-defined]
-        ingest.process_inline(rt, tenant, doc_id, version)
+        process_inline(rt, tenant, doc_id, version)
 
     with TestClient(create_app(settings, enqueue=enqueue)) as c:
         holder["c"] = c
@@ -96,7 +96,7 @@ def test_products_detect_a_vector_deleted_behind_the_lakes_back(
     # The breach: a vector vanishes from LanceDB directly, gold still has its chunk.
     import lancedb
 
-    from pipelines.vectorstore import LanceVectorStore
+    from pipelines.vectorstore.lance import LanceVectorStore
 
     victim = LanceVectorStore(settings.vectors_dir.resolve()).document_ids("default", "notes")[0]
     lancedb.connect(str(settings.vectors_dir.resolve())).open_table("chunks").delete(f"id = '{victim}'")

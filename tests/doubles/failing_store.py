@@ -6,10 +6,10 @@ the tests), so what a test reads back afterwards is real.
 
 from __future__ import annotations
 
-from pipelines.contracts import MetadataValue, VectorRecord
+from pipelines.contracts.documents import VectorRecord
+from pipelines.contracts.ids import MetadataValue
 from pipelines.errors import VectorStoreError
-from pipelines.vectorstore import VectorStore
-from pipelines.vectorstore.base import VectorHit
+from pipelines.vectorstore.base import VectorHit, VectorStore
 
 __all__ = ["FailingStore"]
 

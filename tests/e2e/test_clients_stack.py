@@ -18,8 +18,8 @@ import lancedb
 import pytest
 
 from app.client import AsyncDoclakeClient, DoclakeClient
-from pipelines.contracts import DocumentStatus
-from pipelines.vectorstore import LanceVectorStore
+from pipelines.contracts.documents import DocumentStatus
+from pipelines.vectorstore.lance import LanceVectorStore
 from tests.e2e.stack import Stack, embedded_stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
@@ -89,7 +89,7 @@ def test_sync_client_round_trip_and_metrics_from_the_worker(stack: Stack, tmp_pa
     lines = [json.loads(line) for line in stack.log.read_text().splitlines() if line.startswith("{")]
     mine = [line for line in lines if line.get("doc_id") == "rotation"]
     assert mine and all(line["task_id"] for line in mine)
-    assert any(line["logger"] == "pipelines.ingest" for line in mine)
+    assert any(line["logger"].startswith("pipelines.ingest.") for line in mine)
 
 
 def test_async_client(stack: Stack) -> None:

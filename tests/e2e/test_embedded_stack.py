@@ -16,10 +16,11 @@ from pathlib import Path
 import pytest
 
 from app.client import DoclakeClient, NamedBytes, Source
-from pipelines.contracts import DocumentStatus
-from pipelines.lakehouse import CHUNKS, DOCUMENTS, Lake
+from pipelines.contracts.documents import DocumentStatus
 from pipelines.lakehouse.chunks import doc_chunks
-from pipelines.vectorstore import LanceVectorStore
+from pipelines.lakehouse.lake import Lake
+from pipelines.lakehouse.schemas import CHUNKS, DOCUMENTS
+from pipelines.vectorstore.lance import LanceVectorStore
 from tests.e2e.stack import Stack, embedded_stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
@@ -183,7 +184,7 @@ def test_duplicate_delivery_and_the_sweeper(stack: Stack) -> None:
     # Register two versions straight into the lake, as an S3 event would, without queueing them.
     stack.python(
         "from pipelines.runtime import Runtime; from pipelines.settings import get_settings; "
-        "from pipelines.ingest import register_object; rt = Runtime.from_settings(get_settings()); "
+        "from pipelines.ingest.register import register_object; rt = Runtime.from_settings(get_settings()); "
         "register_object(rt, b'Twice delivered: the quarterly capacity review covers disk growth.', "
         "filename='twice.txt', doc_id='twice'); "
         "register_object(rt, b'Swept: nobody queued this note about certificate renewal.', "

@@ -18,9 +18,9 @@ import httpx
 import psutil
 import pytest
 
-from pipelines.lakehouse import Lake
 from pipelines.lakehouse.chunks import doc_chunks
-from pipelines.vectorstore import LanceVectorStore
+from pipelines.lakehouse.lake import Lake
+from pipelines.vectorstore.lance import LanceVectorStore
 from tests.e2e.stack import Stack, embedded_stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]

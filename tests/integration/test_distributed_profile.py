@@ -22,8 +22,9 @@ from typing import Any
 import pytest
 
 from app.client import DoclakeClient
-from pipelines.lakehouse import CHUNKS, DOCUMENTS, Lake
-from pipelines.vectorstore import LanceVectorStore
+from pipelines.lakehouse.lake import Lake
+from pipelines.lakehouse.schemas import CHUNKS, DOCUMENTS
+from pipelines.vectorstore.lance import LanceVectorStore
 from tests.integration.servers import aws_clients, free_port, moto_server, redis_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

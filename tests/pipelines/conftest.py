@@ -40,6 +40,6 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 @pytest.fixture(scope="session")
 def warmed_extractors() -> None:
     """Import the parsers once in the test process, as a worker does, so forked children start fast."""
-    from pipelines.extract import warm_up
+    from pipelines.extract.extractor import warm_up
 
     warm_up()

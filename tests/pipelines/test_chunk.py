@@ -5,9 +5,9 @@ from typing import Any
 
 import pytest
 
-from pipelines.chunk import chunk_document
-from pipelines.contracts import ChunkerConfig, DocFormat, Element, ElementKind, ExtractedDocument
-from pipelines.embed import load_tokenizer
+from pipelines.contracts.documents import ChunkerConfig, DocFormat, Element, ElementKind, ExtractedDocument
+from pipelines.embed.chunker import chunk_document
+from pipelines.embed.model import load_tokenizer
 from pipelines.settings import Settings
 
 

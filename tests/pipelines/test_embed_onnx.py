@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipelines.embed import EmbedConfig, Embedder
-from pipelines.embed_onnx import export_onnx
+from pipelines.embed.model import EmbedConfig, Embedder
+from pipelines.embed.onnx import export_onnx
 from pipelines.settings import Settings
 
 TEXTS = [

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.contracts import DocFormat, ElementKind, ExtractedDocument
+from pipelines.contracts.documents import DocFormat, ElementKind, ExtractedDocument
 from pipelines.errors import (
     EncryptedDocument,
     ExtractionError,
@@ -19,7 +19,8 @@ from pipelines.errors import (
     NoTextFound,
     UnsupportedFormat,
 )
-from pipelines.extract import ExtractConfig, extract_bytes
+from pipelines.extract.config import ExtractConfig
+from pipelines.extract.extractor import extract_bytes
 
 pytestmark = pytest.mark.usefixtures("warmed_extractors")
 

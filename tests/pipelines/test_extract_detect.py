@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.contracts import DocFormat
+from pipelines.contracts.documents import DocFormat
 from pipelines.errors import EncryptedDocument, ExtractionError, NoTextFound, UnsupportedFormat
-from pipelines.extract import detect_format, extract_unbounded
+from pipelines.extract.detect import detect_format
 from pipelines.extract.encoding import decode_text
+from pipelines.extract.extractor import extract_unbounded
 
 FOLDER_FORMATS = {
     "pdf": DocFormat.pdf,

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.contracts import ElementKind
-from pipelines.extract import extract_unbounded, offline_nlp
+from pipelines.contracts.documents import ElementKind
+from pipelines.extract import offline_nlp
+from pipelines.extract.extractor import extract_unbounded
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -44,7 +45,7 @@ _PROBE = textwrap.dedent(
             events.append([event, repr(args)[:200]])
     sys.addaudithook(hook)
     from pathlib import Path
-    from pipelines.extract import extract_unbounded
+    from pipelines.extract.extractor import extract_unbounded
     corpus = Path(sys.argv[1])
     chars = {}
     for rel in sys.argv[2:]:

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.contracts import DocFormat
+from pipelines.contracts.documents import DocFormat
 from pipelines.errors import EncryptedDocument, ExtractionError, NoTextFound
-from pipelines.extract import extract_unbounded
+from pipelines.extract.extractor import extract_unbounded
 from pipelines.extract.pdf import assemble_pdf, minimal_pdf
 
 GOOD = (b"", b"BT /F1 12 Tf 10 50 Td (Page text that reads fine) Tj ET")

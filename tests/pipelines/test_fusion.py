@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines.fusion import reciprocal_rank_fusion
+from pipelines.serve.fusion import reciprocal_rank_fusion
 
 
 def test_rrf_scores_by_hand() -> None:

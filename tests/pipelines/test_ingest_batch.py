@@ -8,12 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipelines import ingest
-from pipelines.contracts import DocumentStatus
+from pipelines.contracts.documents import DocumentStatus
 from pipelines.errors import InvalidInput
-from pipelines.lakehouse import CHUNKS, DOCUMENTS, RAW_OBJECTS
+from pipelines.ingest import register as register_module
+from pipelines.ingest.register import RegisterItem, register_object, register_objects
+from pipelines.ingest.runner import process_inline, process_inline_many, run_many, run_step
 from pipelines.lakehouse.chunks import doc_chunks
 from pipelines.lakehouse.documents import get_document
+from pipelines.lakehouse.schemas import CHUNKS, DOCUMENTS, RAW_OBJECTS
 from pipelines.runtime import Runtime
 
 SMALL = [
@@ -25,8 +27,8 @@ SMALL = [
 ]
 
 
-def _items(corpus: Path) -> list[ingest.RegisterItem]:
-    return [ingest.RegisterItem(data=(corpus / rel).read_bytes(), filename=Path(rel).name) for rel in SMALL]
+def _items(corpus: Path) -> list[RegisterItem]:
+    return [RegisterItem(data=(corpus / rel).read_bytes(), filename=Path(rel).name) for rel in SMALL]
 
 
 def _version(rt: Runtime, spec: object) -> int:
@@ -38,10 +40,10 @@ def test_a_batch_is_indexed_like_single_uploads_with_one_commit_per_step(runtime
     runtime.lake.ensure_tables()
     silver0, gold0, bronze0 = (_version(runtime, s) for s in (DOCUMENTS, CHUNKS, RAW_OBJECTS))
 
-    results = ingest.register_objects(runtime, items, tenant="batch")
+    results = register_objects(runtime, items, tenant="batch")
     assert [r.status for r in results] == [DocumentStatus.queued] * len(items)
     versions = {r.doc_id: r.version for r in results}
-    outcomes = ingest.process_inline_many(runtime, "batch", versions)
+    outcomes = process_inline_many(runtime, "batch", versions)
     assert {d: o.state for d, o in outcomes.items()} == dict.fromkeys(versions, "done")
 
     # register: 1 bronze + 1 silver; extract: 2 silver; chunk_embed: 1 gold + 1 silver; mirror: 1 silver.
@@ -51,9 +53,9 @@ def test_a_batch_is_indexed_like_single_uploads_with_one_commit_per_step(runtime
 
     # The same files one by one in another tenant give the same chunks and vectors.
     for item, result in zip(items, results, strict=True):
-        single = ingest.register_object(runtime, item.data, filename=item.filename, tenant="single")
+        single = register_object(runtime, item.data, filename=item.filename, tenant="single")
         assert single.doc_id == result.doc_id
-        assert ingest.process_inline(runtime, "single", single.doc_id, single.version).state == "done"
+        assert process_inline(runtime, "single", single.doc_id, single.version).state == "done"
         batch_doc = get_document(runtime.lake, "batch", result.doc_id)
         single_doc = get_document(runtime.lake, "single", single.doc_id)
         assert batch_doc is not None and single_doc is not None
@@ -73,19 +75,19 @@ def test_a_bad_file_fails_alone_and_duplicates_and_newer_versions_are_resolved_i
 ) -> None:
     good = (corpus / "txt/unst__fake-text.txt").read_bytes()
     items = [
-        ingest.RegisterItem(data=good, filename="a.txt", doc_id="a", metadata={"team": "ops"}),
-        ingest.RegisterItem(data=good, filename="a.txt", doc_id="a", metadata={"team": "ops"}),  # duplicate
-        ingest.RegisterItem(data=(corpus / "pdf/unst__password.pdf").read_bytes(), filename="locked.pdf"),
-        ingest.RegisterItem(data=b"first text of b", filename="b.txt", doc_id="b"),
-        ingest.RegisterItem(data=b"second text of b, which wins", filename="b.txt", doc_id="b"),
+        RegisterItem(data=good, filename="a.txt", doc_id="a", metadata={"team": "ops"}),
+        RegisterItem(data=good, filename="a.txt", doc_id="a", metadata={"team": "ops"}),  # duplicate
+        RegisterItem(data=(corpus / "pdf/unst__password.pdf").read_bytes(), filename="locked.pdf"),
+        RegisterItem(data=b"first text of b", filename="b.txt", doc_id="b"),
+        RegisterItem(data=b"second text of b, which wins", filename="b.txt", doc_id="b"),
     ]
-    results = ingest.register_objects(runtime, items, tenant="t")
+    results = register_objects(runtime, items, tenant="t")
     assert [(r.doc_id, r.version, r.duplicate) for r in results][:2] == [("a", 1, False), ("a", 1, True)]
     assert [(r.doc_id, r.version) for r in results[3:]] == [("b", 1), ("b", 2)]
     locked = results[2].doc_id
 
     versions = {r.doc_id: r.version for r in results if not r.duplicate}  # b: its newest version
-    outcomes = ingest.process_inline_many(runtime, "t", versions)
+    outcomes = process_inline_many(runtime, "t", versions)
     assert outcomes["a"].state == outcomes["b"].state == "done"
     assert outcomes[locked].state == "failed" and (outcomes[locked].error or "").startswith("encrypted")
 
@@ -98,37 +100,37 @@ def test_a_bad_file_fails_alone_and_duplicates_and_newer_versions_are_resolved_i
     assert a is not None and json.loads(a["metadata_json"]) == {"team": "ops"}
 
     # The stale first version of b is skipped, not failed, if its own task arrives late.
-    assert ingest.run_step(runtime, "extract", "t", "b", 1, can_retry=False).state == "skipped"
+    assert run_step(runtime, "extract", "t", "b", 1, can_retry=False).state == "skipped"
 
 
 def test_a_version_superseded_mid_batch_is_skipped_and_the_rest_commit(runtime: Runtime) -> None:
     texts = {f"n{i}": f"Note {i}: the backup of shard {i} finished and was verified." for i in range(3)}
-    results = ingest.register_objects(
-        runtime, [ingest.RegisterItem(data=t.encode(), filename=f"{d}.txt", doc_id=d) for d, t in texts.items()]
+    results = register_objects(
+        runtime, [RegisterItem(data=t.encode(), filename=f"{d}.txt", doc_id=d) for d, t in texts.items()]
     )
     versions = {r.doc_id: r.version for r in results}
-    extracted = ingest.run_many(runtime, "extract", "default", versions, can_retry=False)
+    extracted = run_many(runtime, "extract", "default", versions, can_retry=False)
     assert all(o.state == "done" for o in extracted.values())
-    newer = ingest.register_object(runtime, b"Note 1, rewritten before embedding.", filename="n1.txt", doc_id="n1")
+    newer = register_object(runtime, b"Note 1, rewritten before embedding.", filename="n1.txt", doc_id="n1")
 
-    outcomes = ingest.run_many(runtime, "chunk_embed", "default", versions, can_retry=False)
+    outcomes = run_many(runtime, "chunk_embed", "default", versions, can_retry=False)
     assert outcomes["n1"].state == "skipped" and outcomes["n0"].state == outcomes["n2"].state == "done"
     assert doc_chunks(runtime.lake, "default", "n1").num_rows == 0
     assert doc_chunks(runtime.lake, "default", "n0").num_rows == 1
 
-    assert ingest.process_inline(runtime, "default", "n1", newer.version).state == "done"
-    mirrored = ingest.run_many(runtime, "mirror", "default", {"n0": 1, "n2": 1}, can_retry=False)
+    assert process_inline(runtime, "default", "n1", newer.version).state == "done"
+    mirrored = run_many(runtime, "mirror", "default", {"n0": 1, "n2": 1}, can_retry=False)
     assert {d: o.result for d, o in mirrored.items()} == {"n0": 1, "n2": 1}
     assert runtime.vectors.count("default") == 3
 
 
 def test_an_invalid_item_rejects_the_call_before_anything_is_written(runtime: Runtime) -> None:
     items = [
-        ingest.RegisterItem(data=b"fine", filename="ok.txt"),
-        ingest.RegisterItem(data=b"bad id", filename="bad.txt", doc_id="../escape"),
+        RegisterItem(data=b"fine", filename="ok.txt"),
+        RegisterItem(data=b"bad id", filename="bad.txt", doc_id="../escape"),
     ]
     with pytest.raises(InvalidInput) as err:
-        ingest.register_objects(runtime, items)
+        register_objects(runtime, items)
     assert err.value.doc_id == "../escape"
     runtime.lake.ensure_tables()
     assert runtime.lake.read(DOCUMENTS).num_rows == 0
@@ -137,17 +139,17 @@ def test_an_invalid_item_rejects_the_call_before_anything_is_written(runtime: Ru
 def test_registration_slices_resolve_versions_across_their_boundaries(
     runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(ingest, "_REGISTER_SLICE", 2)
+    monkeypatch.setattr(register_module, "_REGISTER_SLICE", 2)
     runtime.lake.ensure_tables()
     bronze0 = _version(runtime, RAW_OBJECTS)
     items = [
-        ingest.RegisterItem(data=b"one", doc_id="x"),
-        ingest.RegisterItem(data=b"other", doc_id="y"),
-        ingest.RegisterItem(data=b"one", doc_id="x"),  # the next slice: a duplicate of the first item
-        ingest.RegisterItem(data=b"two", doc_id="x"),
-        ingest.RegisterItem(data=b"three", doc_id="x"),
+        RegisterItem(data=b"one", doc_id="x"),
+        RegisterItem(data=b"other", doc_id="y"),
+        RegisterItem(data=b"one", doc_id="x"),  # the next slice: a duplicate of the first item
+        RegisterItem(data=b"two", doc_id="x"),
+        RegisterItem(data=b"three", doc_id="x"),
     ]
-    got = [(r.doc_id, r.version, r.duplicate) for r in ingest.register_objects(runtime, items)]
+    got = [(r.doc_id, r.version, r.duplicate) for r in register_objects(runtime, items)]
     assert got == [("x", 1, False), ("y", 1, False), ("x", 1, True), ("x", 2, False), ("x", 3, False)]
     assert _version(runtime, RAW_OBJECTS) - bronze0 == 3  # one bronze commit per slice
     x = get_document(runtime.lake, "default", "x")

@@ -5,10 +5,11 @@ from pathlib import Path
 
 from deltalake import DeltaTable
 
-from pipelines.contracts import DocumentStatus
-from pipelines.lakehouse import CHUNKS, DOCUMENTS, RAW_OBJECTS, Lake
+from pipelines.contracts.documents import DocumentStatus
 from pipelines.lakehouse.chunks import cached_embeddings, delete_doc_chunks, doc_chunks, replace_doc_chunks
 from pipelines.lakehouse.documents import get_document, insert_version, record_raw_object, update_document
+from pipelines.lakehouse.lake import Lake
+from pipelines.lakehouse.schemas import CHUNKS, DOCUMENTS, RAW_OBJECTS
 
 
 def _lake(tmp_path: Path) -> Lake:

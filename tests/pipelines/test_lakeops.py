@@ -12,13 +12,15 @@ from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from app.cli import cli
-from pipelines import ingest
-from pipelines.contracts import SearchQuery
+from pipelines.contracts.search import SearchQuery
 from pipelines.errors import InvalidInput
-from pipelines.lakehouse import CHUNKS, DOCUMENTS, RAW_OBJECTS
+from pipelines.ingest.lifecycle import delete_document
+from pipelines.ingest.register import register_object
+from pipelines.ingest.runner import process_inline
 from pipelines.lakehouse.chunks import doc_chunks
 from pipelines.lakehouse.documents import get_document
-from pipelines.lakeops import (
+from pipelines.lakehouse.schemas import CHUNKS, DOCUMENTS, RAW_OBJECTS
+from pipelines.ops.tables import (
     OptimizeParams,
     RestoreParams,
     VacuumParams,
@@ -28,15 +30,14 @@ from pipelines.lakeops import (
     restore,
     vacuum,
 )
-from pipelines.lifecycle import delete_document
 from pipelines.runtime import Runtime
-from pipelines.search import search
+from pipelines.serve.search import search
 from pipelines.settings import Settings
 
 
 def _add(rt: Runtime, doc_id: str, text: str) -> int:
-    reg = ingest.register_object(rt, text.encode(), filename=f"{doc_id}.md", doc_id=doc_id)
-    assert ingest.process_inline(rt, "default", doc_id, reg.version).state == "done"
+    reg = register_object(rt, text.encode(), filename=f"{doc_id}.md", doc_id=doc_id)
+    assert process_inline(rt, "default", doc_id, reg.version).state == "done"
     return reg.version
 
 

@@ -7,13 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pipelines import metrics
+from pipelines.observability import metrics
 
 
 def _in_process(code: str, multiproc: Path) -> str:
     env = {**os.environ, metrics.MULTIPROC_ENV: str(multiproc)}
     done = subprocess.run(
-        [sys.executable, "-c", f"from pipelines import metrics\n{code}"],
+        [sys.executable, "-c", f"from pipelines.observability import metrics\n{code}"],
         env=env,
         capture_output=True,
         text=True,

@@ -8,12 +8,14 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from pipelines.contracts import SearchQuery, VectorRecord
-from pipelines.embed import Embedder
+from pipelines.contracts.documents import VectorRecord
+from pipelines.contracts.search import SearchQuery
+from pipelines.embed.model import Embedder
 from pipelines.errors import VectorStoreError
-from pipelines.ingest import process_inline, register_object
+from pipelines.ingest.register import register_object
+from pipelines.ingest.runner import process_inline
 from pipelines.runtime import Runtime
-from pipelines.search import search
+from pipelines.serve.search import search
 from pipelines.settings import Settings
 from pipelines.vectorstore.pinecone import PineconeVectorStore
 from tests.doubles.pinecone_double import MAX_REQUEST_BYTES, PineconeDouble
@@ -89,8 +91,8 @@ def test_search_hydrates_chunk_text_from_gold(double: PineconeDouble, tmp_path: 
 def test_a_reindex_builds_a_suffixed_namespace_and_drops_the_old_one(
     double: PineconeDouble, tmp_path: Path, embedder: Embedder
 ) -> None:
-    from pipelines.reconcile import ReconcileParams, reconcile
-    from pipelines.reindex import ReindexParams, reindex
+    from pipelines.ops.reconcile import ReconcileParams, reconcile
+    from pipelines.ops.reindex import ReindexParams, reindex
 
     settings = Settings(
         data_dir=tmp_path / "data", vector_store="pinecone", pinecone_api_key=SecretStr("k"), pinecone_host=double.url

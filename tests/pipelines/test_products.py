@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from pipelines.ingest import process_inline, register_object
+from pipelines.ingest.register import register_object
+from pipelines.ingest.runner import process_inline
 from pipelines.lakehouse.chunks import delete_doc_chunks
-from pipelines.products import MANIFESTS, CheckResult, ProductReport, evaluate, load_latest, run_checks
+from pipelines.products.checks import CheckResult, ProductReport, evaluate, load_latest, run_checks
+from pipelines.products.manifests import MANIFESTS
 from pipelines.runtime import Runtime
 
 

@@ -13,15 +13,16 @@ import pyarrow.parquet as pq
 import pytest
 from pydantic import ValidationError
 
-from pipelines import ingest
-from pipelines.contracts import SearchQuery
+from pipelines.contracts.search import SearchQuery
 from pipelines.errors import InvalidInput
-from pipelines.lakehouse import QUARANTINE, TABLES, UPDATES
+from pipelines.ingest.register import register_object
+from pipelines.ingest.runner import process_inline
 from pipelines.lakehouse.documents import now_utc, rows_table
 from pipelines.lakehouse.lake import sql_quote
-from pipelines.purge import PurgeParams, purge
+from pipelines.lakehouse.schemas import QUARANTINE, TABLES, UPDATES
+from pipelines.ops.purge import PurgeParams, purge
 from pipelines.runtime import Runtime
-from pipelines.search import search
+from pipelines.serve.search import search
 
 
 def _text(marker: str, topic: str, version: int) -> bytes:
@@ -33,11 +34,9 @@ def _text(marker: str, topic: str, version: int) -> bytes:
 
 def _ingest(rt: Runtime, tenant: str, doc_id: str, marker: str, topic: str) -> None:
     for version in (1, 2):
-        reg = ingest.register_object(
-            rt, _text(marker, topic, version), filename=f"{doc_id}.md", tenant=tenant, doc_id=doc_id
-        )
+        reg = register_object(rt, _text(marker, topic, version), filename=f"{doc_id}.md", tenant=tenant, doc_id=doc_id)
         assert reg.version == version
-        assert ingest.process_inline(rt, tenant, doc_id, version).state == "done"
+        assert process_inline(rt, tenant, doc_id, version).state == "done"
     # A change event and a quarantined event naming the document: both are personal data too.
     event = {
         "event_id": f"ev-{doc_id}",

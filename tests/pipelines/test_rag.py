@@ -6,10 +6,11 @@ import re
 
 import pytest
 
-from pipelines.ingest import process_inline, register_object
+from pipelines.ingest.register import register_object
+from pipelines.ingest.runner import process_inline
 from pipelines.lakehouse.chunks import doc_chunks
-from pipelines.rag import Candidate, RagQuery, build_context, pack_context, token_counter
 from pipelines.runtime import Runtime
+from pipelines.serve.rag import Candidate, RagQuery, build_context, pack_context, token_counter
 
 
 def _words(text: str) -> int:
@@ -120,7 +121,7 @@ def test_build_context_respects_the_tokenizer_budget_and_cites_gold_chunks(index
 
 
 def test_build_context_filters_and_sees_deletes(indexed: Runtime) -> None:
-    from pipelines.lifecycle import delete_document
+    from pipelines.ingest.lifecycle import delete_document
 
     delete_document(indexed, "default", "faq")
     result = build_context(indexed, RagQuery(question="how long are backups kept?", max_tokens=400))

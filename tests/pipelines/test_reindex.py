@@ -13,17 +13,22 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from pipelines import ingest
-from pipelines.contracts import DocumentStatus, SearchQuery, VectorRecord
-from pipelines.embed import Embedder
+from pipelines.contracts.documents import DocumentStatus, VectorRecord
+from pipelines.contracts.search import SearchQuery
+from pipelines.embed.model import Embedder
 from pipelines.errors import InvalidInput
-from pipelines.indexes import BASE_INDEX, IndexState, get_index
+from pipelines.ingest.chunk_embed import chunk_embed_step
+from pipelines.ingest.extraction import extract_step
+from pipelines.ingest.lifecycle import delete_document
+from pipelines.ingest.mirror import mirror_step
+from pipelines.ingest.register import register_object
+from pipelines.ingest.runner import process_inline
 from pipelines.lakehouse.documents import get_document
-from pipelines.lifecycle import delete_document
-from pipelines.reconcile import ReconcileParams, reconcile
-from pipelines.reindex import ReindexParams, reindex
+from pipelines.lakehouse.indexes import BASE_INDEX, IndexState, get_index
+from pipelines.ops.reconcile import ReconcileParams, reconcile
+from pipelines.ops.reindex import ReindexParams, reindex
 from pipelines.runtime import Runtime
-from pipelines.search import search
+from pipelines.serve.search import search
 from pipelines.settings import Settings
 
 DOCS = ("md/readability__README.md", "txt/unst__book-war-and-peace-1p.txt", "md/unst__eng_spa_mult.md")
@@ -34,8 +39,8 @@ def _ingest(rt: Runtime, corpus: Path, names: tuple[str, ...] = DOCS) -> dict[st
     ids = {}
     for name in names:
         path = corpus / name
-        reg = ingest.register_object(rt, path.read_bytes(), filename=path.name, metadata={"src": path.suffix})
-        outcome = ingest.process_inline(rt, "default", reg.doc_id, reg.version)
+        reg = register_object(rt, path.read_bytes(), filename=path.name, metadata={"src": path.suffix})
+        outcome = process_inline(rt, "default", reg.doc_id, reg.version)
         assert outcome.state == "done", outcome
         ids[name] = reg.doc_id
     return ids
@@ -188,7 +193,7 @@ def test_as_of_search_sees_a_deleted_document_only_before_the_delete(runtime: Ru
     assert now and doc not in {h.doc_id for h in now}
     # Filters apply to the snapshot too; the tenant boundary holds.
     assert search(runtime, SearchQuery(query=query, as_of=version_before, filter={"src": ".nope"})) == []
-    from pipelines.timetravel import search_as_of
+    from pipelines.serve.timetravel import search_as_of
 
     assert search_as_of(runtime, SearchQuery(query=query, as_of=version_before), tenant="other") == []
     with pytest.raises(InvalidInput):
@@ -200,12 +205,12 @@ def test_as_of_search_sees_a_deleted_document_only_before_the_delete(runtime: Ru
 def test_a_step_that_raced_an_index_switch_lands_in_the_new_index(runtime: Runtime, corpus: Path) -> None:
     _ingest(runtime, corpus, DOCS[:1])
     path = corpus / DOCS[1]
-    reg = ingest.register_object(runtime, path.read_bytes(), filename=path.name)
-    assert ingest.extract_step(runtime, "default", reg.doc_id, reg.version)
-    assert ingest.chunk_embed_step(runtime, "default", reg.doc_id, reg.version)  # written to the old index
+    reg = register_object(runtime, path.read_bytes(), filename=path.name)
+    assert extract_step(runtime, "default", reg.doc_id, reg.version)
+    assert chunk_embed_step(runtime, "default", reg.doc_id, reg.version)  # written to the old index
     report = reindex(runtime, ReindexParams(chunk_max_tokens=128))
     assert report.switched
-    ingest.mirror_step(runtime, "default", reg.doc_id, reg.version)  # mirrors into the new one
+    mirror_step(runtime, "default", reg.doc_id, reg.version)  # mirrors into the new one
     row = get_document(runtime.lake, "default", reg.doc_id)
     assert row is not None and row["status"] == DocumentStatus.indexed
     hits = search(runtime, SearchQuery(query="Prince Vasili and Anna Pavlovna", top_k=3))
@@ -308,7 +313,7 @@ def test_readers_see_a_switch_by_another_process_without_reading_the_registry_pe
     runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from pipelines import runtime as runtime_module
-    from pipelines.indexes import IndexSpec, activate_index, put_index
+    from pipelines.lakehouse.indexes import IndexSpec, activate_index, put_index
 
     base = runtime.index(fresh=True)
     other = base.model_copy(update={"index_id": "iswitchtest", "state": IndexState.building})

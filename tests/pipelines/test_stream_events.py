@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 
-from pipelines.contracts import DocumentStatus, DocumentUpdate
-from pipelines.ingest import process_inline, register_object
+from pipelines.contracts.documents import DocumentStatus
+from pipelines.contracts.updates import DocumentUpdate
+from pipelines.ingest.register import register_object
+from pipelines.ingest.runner import process_inline
 from pipelines.runtime import Runtime
-from pipelines.stream.apply import plan_update
-from pipelines.stream.events import parse_event
+from pipelines.stream.changes import parse_event
+from pipelines.stream.plan import plan_update
 
 TS = "2026-11-22T10:00:00Z"
 

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.contracts import VectorRecord
-from pipelines.vectorstore import LanceVectorStore, VectorStore
+from pipelines.contracts.documents import VectorRecord
+from pipelines.vectorstore.base import VectorStore
+from pipelines.vectorstore.lance import LanceVectorStore
 from pipelines.vectorstore.pinecone import PineconeVectorStore
 from tests.doubles.pinecone_double import PineconeDouble
 
@@ -106,8 +107,8 @@ def test_another_process_sees_writes_without_reopening(tmp_path: Path) -> None:
     assert reader.count() == 0
     writer = textwrap.dedent(
         f"""
-        from pipelines.contracts import VectorRecord
-        from pipelines.vectorstore import LanceVectorStore
+        from pipelines.contracts.documents import VectorRecord
+        from pipelines.vectorstore.lance import LanceVectorStore
         s = LanceVectorStore({str(tmp_path / "vectors")!r})
         s.upsert([VectorRecord(id="x", tenant="t1", doc_id="d", doc_version=1, vector=[1.0, 0, 0, 0])])
         """
@@ -118,7 +119,7 @@ def test_another_process_sees_writes_without_reopening(tmp_path: Path) -> None:
         [
             sys.executable,
             "-c",
-            "from pipelines.vectorstore import LanceVectorStore; "
+            "from pipelines.vectorstore.lance import LanceVectorStore; "
             f"LanceVectorStore({str(tmp_path / 'vectors')!r}).delete_document('t1', 'd')",
         ],
         check=True,

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 @pytest.fixture(scope="session")
 def spark() -> Iterator[SparkSession]:
     """Local[2] Spark with Delta: started once (~10-35 s), shared by every stream and interop test."""
-    from pipelines.stream.spark import get_spark
+    from pipelines.lakehouse.spark import get_spark
 
     session = get_spark(Settings(), app_name="doclake-tests")
     yield session

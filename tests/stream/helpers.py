@@ -7,10 +7,12 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pipelines.contracts import DocumentUpdate, MetadataValue, SearchQuery, UpdateOp
+from pipelines.contracts.ids import MetadataValue
+from pipelines.contracts.search import SearchQuery
+from pipelines.contracts.updates import DocumentUpdate, UpdateOp
 from pipelines.lakehouse.schemas import CHUNKS
 from pipelines.runtime import Runtime
-from pipelines.search import search
+from pipelines.serve.search import search
 
 __all__ = ["assert_exactly_once", "event", "search_docs"]
 

@@ -16,8 +16,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipelines.lakehouse.spark import ensure_jars
 from pipelines.settings import Settings
-from pipelines.stream.spark import ensure_jars
 from tests.integration.servers import free_port
 
 __all__ = ["KafkaBroker", "start_broker"]

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 from deltalake import DeltaTable
 
-from pipelines.contracts import DocumentStatus
+from pipelines.contracts.documents import DocumentStatus
 from pipelines.lakehouse.documents import get_document
 from pipelines.lakehouse.schemas import CHUNKS
 from pipelines.runtime import Runtime
 from pipelines.stream.batch import HOLD_ENV
-from pipelines.stream.events import append_updates
+from pipelines.stream.changes import append_updates
 from tests.stream.helpers import assert_exactly_once, event, search_docs
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -13,7 +13,7 @@ from deltalake import DeltaTable, write_deltalake
 from pipelines.lakehouse.documents import get_document, insert_version
 from pipelines.lakehouse.lake import Lake
 from pipelines.lakehouse.schemas import DOCUMENTS
-from pipelines.stream.writes import retry_conflicts
+from pipelines.lakehouse.spark_commits import retry_conflicts
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession

@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from pipelines.contracts import DocumentStatus
+from pipelines.contracts.documents import DocumentStatus
 from pipelines.lakehouse.documents import get_document, rows_table
 from pipelines.lakehouse.schemas import QUARANTINE, UPDATES
 from pipelines.runtime import Runtime
-from pipelines.stream.events import append_updates, event_row
+from pipelines.stream.changes import append_updates, event_row
 from pipelines.stream.job import start_stream
 from tests.stream.helpers import assert_exactly_once, event, search_docs
 

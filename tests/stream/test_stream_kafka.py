@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from pipelines.contracts import DocumentStatus
+from pipelines.contracts.documents import DocumentStatus
 from pipelines.lakehouse.documents import get_document
 from pipelines.lakehouse.schemas import QUARANTINE
 from pipelines.runtime import Runtime

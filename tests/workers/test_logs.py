@@ -9,7 +9,7 @@ import logging
 from celery.signals import task_postrun, task_prerun
 
 import workers.logs  # noqa: F401  (connects the signal handlers)
-from pipelines import jsonlog
+from pipelines.observability import jsonlog
 from workers.tasks import chunk_embed
 
 

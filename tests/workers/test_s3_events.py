@@ -9,9 +9,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.main import create_app
-from pipelines.embed import Embedder
+from pipelines.embed.model import Embedder
 from pipelines.errors import InvalidInput
-from pipelines.events import PlannedAction, doc_id_for_object, parse_notification, plan_action
+from pipelines.objectstore.notifications import PlannedAction, doc_id_for_object, parse_notification, plan_action
 from pipelines.settings import Settings
 from workers.s3events import EventDispatcher
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 import pytest
 from celery.exceptions import Ignore
 
-from pipelines import ingest
-from pipelines.contracts import DocumentStatus
+from pipelines.contracts.documents import DocumentStatus
+from pipelines.ingest.extraction import extract_step
+from pipelines.ingest.register import register_object
 from pipelines.lakehouse.chunks import doc_chunks
 from pipelines.lakehouse.documents import get_document
 from pipelines.runtime import Runtime
@@ -35,8 +36,8 @@ def sent(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, s
 
 
 def _extracted(rt: Runtime, doc_id: str) -> int:
-    reg = ingest.register_object(rt, _TEXT.encode(), filename=f"{doc_id}.md", doc_id=doc_id)
-    assert ingest.extract_step(rt, "default", doc_id, reg.version)
+    reg = register_object(rt, _TEXT.encode(), filename=f"{doc_id}.md", doc_id=doc_id)
+    assert extract_step(rt, "default", doc_id, reg.version)
     return reg.version
 
 

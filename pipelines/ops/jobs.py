@@ -27,7 +27,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from pipelines.errors import DocLakeError, DocumentNotFound, InvalidInput
 from pipelines.lakehouse.documents import now_utc
-from pipelines.progress import Progress, ProgressState
+from pipelines.ops.progress import Progress, ProgressState
 
 __all__ = ["OPERATIONS", "JobKind", "JobRecord", "JobRequest", "JobStatus", "JobStore", "resolve", "start_job"]
 
@@ -36,12 +36,12 @@ log = logging.getLogger(__name__)
 # kind -> (params model, function(rt, params, progress) -> report model), as "module:attribute" so this
 # registry imports nothing heavy (Spark, torch) until a job of that kind runs.
 OPERATIONS: dict[str, tuple[str, str]] = {
-    "reindex": ("pipelines.reindex:ReindexParams", "pipelines.reindex:reindex"),
-    "reconcile": ("pipelines.reconcile:ReconcileParams", "pipelines.reconcile:reconcile"),
-    "optimize": ("pipelines.lakeops:OptimizeParams", "pipelines.lakeops:optimize"),
-    "vacuum": ("pipelines.lakeops:VacuumParams", "pipelines.lakeops:vacuum"),
-    "restore": ("pipelines.lakeops:RestoreParams", "pipelines.lakeops:restore"),
-    "purge": ("pipelines.purge:PurgeParams", "pipelines.purge:purge"),
+    "reindex": ("pipelines.ops.reindex:ReindexParams", "pipelines.ops.reindex:reindex"),
+    "reconcile": ("pipelines.ops.reconcile:ReconcileParams", "pipelines.ops.reconcile:reconcile"),
+    "optimize": ("pipelines.ops.tables:OptimizeParams", "pipelines.ops.tables:optimize"),
+    "vacuum": ("pipelines.ops.tables:VacuumParams", "pipelines.ops.tables:vacuum"),
+    "restore": ("pipelines.ops.tables:RestoreParams", "pipelines.ops.tables:restore"),
+    "purge": ("pipelines.ops.purge:PurgeParams", "pipelines.ops.purge:purge"),
 }
 
 _HEARTBEAT_STALE_S = 60.0

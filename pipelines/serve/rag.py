@@ -26,10 +26,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from pipelines.contracts import DEFAULT_TENANT, ELEMENT_SEPARATOR, MetadataValue, sha256_hex
+from pipelines.contracts.ids import DEFAULT_TENANT, ELEMENT_SEPARATOR, MetadataValue, sha256_hex
 from pipelines.lakehouse.lake import sql_quote
 from pipelines.lakehouse.schemas import CHUNKS
-from pipelines.metrics import SEARCH_LATENCY
+from pipelines.observability.metrics import SEARCH_LATENCY
 from pipelines.runtime import Runtime
 
 __all__ = [

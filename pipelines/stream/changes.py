@@ -13,9 +13,11 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from pipelines.contracts import DocumentStatus, DocumentUpdate, MetadataValue, UpdateOp, sha256_hex
+from pipelines.contracts.documents import DocumentStatus
+from pipelines.contracts.ids import MetadataValue, sha256_hex
+from pipelines.contracts.updates import DocumentUpdate, UpdateOp
+from pipelines.contracts.validate import validate_metadata
 from pipelines.errors import DocumentNotFound, InvalidInput
-from pipelines.ingest import validate_metadata
 from pipelines.lakehouse.documents import get_document, rows_table
 from pipelines.lakehouse.lake import Lake, sql_quote
 from pipelines.lakehouse.schemas import UPDATES

@@ -13,13 +13,13 @@ from collections import defaultdict
 
 from pydantic import BaseModel, Field, computed_field
 
-from pipelines.contracts import DocumentStatus
-from pipelines.indexes import IndexSpec, get_index
-from pipelines.ingest import vector_records
+from pipelines.contracts.documents import DocumentStatus
+from pipelines.ingest.mirror import vector_records
 from pipelines.lakehouse.chunks import doc_chunks
+from pipelines.lakehouse.indexes import IndexSpec, get_index
 from pipelines.lakehouse.lake import sql_quote
 from pipelines.lakehouse.schemas import DOCUMENTS
-from pipelines.progress import Progress
+from pipelines.ops.progress import Progress
 from pipelines.runtime import Runtime
 
 __all__ = ["ReconcileParams", "ReconcileReport", "reconcile"]

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from pipelines.indexes import IndexSpec
+from pipelines.lakehouse.indexes import IndexSpec
 from pipelines.lakehouse.schemas import CHUNKS, DOCUMENTS, TableSpec
 from pipelines.runtime import Runtime
 from pipelines.settings import Settings
@@ -62,7 +62,7 @@ class SparkBuild:
 
 def _planner(settings: Settings, index_json: str, cache_from: list[str]) -> Any:
     def plan(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        from pipelines.ingest import _plan_row
+        from pipelines.ingest.plan import plan_row
         from pipelines.lakehouse.documents import now_utc
         from pipelines.stream.batch import _executor_runtime
 
@@ -72,7 +72,7 @@ def _planner(settings: Settings, index_json: str, cache_from: list[str]) -> Any:
         for batch in batches:
             out = []
             for row in batch.to_pylist():
-                p = _plan_row(rt, row, index, cache_from=golds)
+                p = plan_row(rt, row, index, cache_from=golds)
                 stamp = now_utc()
                 out.append(
                     {
@@ -97,8 +97,8 @@ def spark_build(rt: Runtime, index: IndexSpec, docs: list[dict[str, Any]]) -> Sp
     from pyspark.sql import functions as sf
     from pyspark.sql.pandas.types import from_arrow_schema
 
-    from pipelines.stream.spark import get_spark
-    from pipelines.stream.writes import retry_conflicts
+    from pipelines.lakehouse.spark import get_spark
+    from pipelines.lakehouse.spark_commits import retry_conflicts
 
     spark = get_spark(rt.settings, app_name="doclake-reindex")
     keys = spark.createDataFrame(

@@ -28,8 +28,8 @@ from pydantic import BaseModel, Field, field_validator
 from pipelines.errors import DocLakeError, DocumentNotFound, InvalidInput, VectorStoreError
 from pipelines.lakehouse.lake import sql_quote
 from pipelines.lakehouse.schemas import DOCUMENTS, QUARANTINE, RAW_OBJECTS, UPDATES, TableSpec
-from pipelines.objectstore import LocalObjectStore
-from pipelines.progress import Progress
+from pipelines.objectstore.store import LocalObjectStore
+from pipelines.ops.progress import Progress
 from pipelines.runtime import Runtime
 from pipelines.vectorstore.base import VectorStore
 

@@ -13,14 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipelines.contracts import (
-    Chunk,
-    ChunkerConfig,
-    Element,
-    ElementKind,
-    ExtractedDocument,
-    sha256_hex,
-)
+from pipelines.contracts.documents import Chunk, ChunkerConfig, Element, ElementKind, ExtractedDocument
+from pipelines.contracts.ids import sha256_hex
 
 __all__ = ["chunk_document"]
 

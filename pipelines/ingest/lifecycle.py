@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel
 
-from pipelines.contracts import DocumentRecord, DocumentStatus
+from pipelines.contracts.documents import DocumentRecord, DocumentStatus
 from pipelines.errors import DocumentNotFound
 from pipelines.lakehouse.chunks import delete_doc_chunks
 from pipelines.lakehouse.documents import get_document, insert_version, to_record, update_document

@@ -22,7 +22,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from pipelines.contracts import ChunkerConfig, sha256_hex
+from pipelines.contracts.documents import ChunkerConfig
+from pipelines.contracts.ids import sha256_hex
 from pipelines.errors import ConfigError
 from pipelines.lakehouse.documents import now_utc, rows_table
 from pipelines.lakehouse.lake import Lake, sql_quote

@@ -25,22 +25,17 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from pipelines.contracts import ChunkerConfig, DocumentStatus
+from pipelines.contracts.documents import ChunkerConfig, DocumentStatus
 from pipelines.errors import InvalidInput, StaleVersion
-from pipelines.indexes import (
-    IndexSpec,
-    IndexState,
-    activate_index,
-    index_id_for,
-    put_index,
-)
-from pipelines.ingest import _plan_row, mirror_document
+from pipelines.ingest.mirror import mirror_document
+from pipelines.ingest.plan import plan_row
 from pipelines.lakehouse.chunks import delete_doc_chunks, replace_doc_chunks
 from pipelines.lakehouse.documents import get_document
+from pipelines.lakehouse.indexes import IndexSpec, IndexState, activate_index, index_id_for, put_index
 from pipelines.lakehouse.lake import sql_quote
 from pipelines.lakehouse.schemas import DOCUMENTS, TableSpec
-from pipelines.progress import Progress
-from pipelines.reconcile import ReconcileParams, reconcile
+from pipelines.ops.progress import Progress
+from pipelines.ops.reconcile import ReconcileParams, reconcile
 from pipelines.runtime import Runtime
 
 __all__ = ["ReindexParams", "ReindexReport", "drop_index", "reindex"]
@@ -213,7 +208,7 @@ def _build(
         report.skipped += len(_live_rows(rt, params)) - len(rows)
     progress.stage("building" if not force else "rebuilding", total=len(rows), unit="documents")
     if params.engine == "spark":
-        from pipelines.reindex_spark import spark_build
+        from pipelines.ops.reindex_spark import spark_build
 
         built = spark_build(rt, index, rows)
         report.documents += built.documents
@@ -238,7 +233,7 @@ def _build_one(
         return
     # Vectors made by the same model are reused from every index that holds them.
     cache_from = tuple(i.gold for i in rt.indexes() if i.model_id == index.model_id and i.index_id != index.index_id)
-    plan = _plan_row(rt, row, index, cache_from=cache_from)
+    plan = plan_row(rt, row, index, cache_from=cache_from)
     with rt.doc_lock(tenant, doc_id):
         current = get_document(rt.lake, tenant, doc_id)
         if current is None or current["version"] != row["version"] or current["status"] not in _LIVE:

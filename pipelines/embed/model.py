@@ -68,7 +68,7 @@ class Embedder:
 
     def _load_unlocked(self) -> Any:
         if self.config.backend != "torch":
-            from pipelines.embed_onnx import OnnxModel
+            from pipelines.embed.onnx import OnnxModel
 
             if self.config.cache_dir is None:
                 raise EmbeddingError(f"the {self.config.backend} backend needs a cache_dir for its exported model")

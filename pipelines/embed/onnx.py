@@ -22,7 +22,7 @@ from typing import Any, Literal
 import numpy as np
 from filelock import FileLock
 
-from pipelines.contracts import sha256_hex
+from pipelines.contracts.ids import sha256_hex
 from pipelines.errors import EmbeddingError
 
 __all__ = ["OnnxBackend", "OnnxModel", "export_onnx"]

@@ -15,7 +15,8 @@ import numpy as np
 import pyarrow as pa
 from deltalake import DeltaTable, QueryBuilder
 
-from pipelines.contracts import MetadataValue, SearchHit, SearchQuery
+from pipelines.contracts.ids import MetadataValue
+from pipelines.contracts.search import SearchHit, SearchQuery
 from pipelines.errors import InvalidInput
 from pipelines.lakehouse.lake import sql_quote
 from pipelines.runtime import Runtime

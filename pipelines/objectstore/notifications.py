@@ -14,9 +14,9 @@ from urllib.parse import unquote_plus
 
 from pydantic import BaseModel, Field
 
-from pipelines.contracts import sha256_hex
+from pipelines.contracts.ids import sha256_hex
 from pipelines.errors import InvalidInput
-from pipelines.objectstore import parse_raw_key
+from pipelines.objectstore.store import parse_raw_key
 
 __all__ = ["ObjectEvent", "PlannedAction", "doc_id_for_object", "parse_notification", "plan_action"]
 

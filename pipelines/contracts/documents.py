@@ -1,64 +1,31 @@
-"""Pydantic contracts: the shapes that cross a boundary (API, broker, tables, vector store).
-
-Every model here can be exported as JSON Schema (``doclake schemas``), so producers in other systems
-can validate against the same definitions the pipeline uses.
-"""
+"""Documents, their elements and chunks, and the rows that describe them to users."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
+
+from pipelines.contracts.ids import ELEMENT_SEPARATOR, MetadataValue, sha256_hex
 
 __all__ = [
-    "DEFAULT_TENANT",
-    "ELEMENT_SEPARATOR",
     "Chunk",
     "ChunkRecord",
     "ChunkerConfig",
     "DocFormat",
     "DocumentRecord",
     "DocumentStatus",
-    "DocumentUpdate",
     "Element",
     "ElementKind",
     "ExtractedDocument",
     "IngestTask",
-    "MetadataValue",
     "PageError",
     "RegisterResult",
-    "SearchHit",
-    "SearchMode",
-    "SearchQuery",
-    "UpdateOp",
     "VectorRecord",
-    "chunk_id_for",
-    "sha256_hex",
 ]
-
-DEFAULT_TENANT = "default"
-ELEMENT_SEPARATOR = "\n\n"
-
-MetadataValue = str | int | float | bool
-
-
-def sha256_hex(data: bytes | str) -> str:
-    """Hex sha256 of bytes, or of a string's UTF-8 encoding."""
-    if isinstance(data, str):
-        data = data.encode("utf-8")
-    return hashlib.sha256(data).hexdigest()
-
-
-def chunk_id_for(tenant: str, doc_id: str, text_sha256: str, occurrence: int) -> str:
-    """Stable chunk id (DESIGN §3): the same text at the same occurrence keeps its id across versions.
-
-    The tenant is part of the hash so ids are unique across tenants in a shared vector index.
-    """
-    return sha256_hex(f"{tenant}\x1f{doc_id}\x1f{text_sha256}\x1f{occurrence}")[:32]
 
 
 class DocumentStatus(StrEnum):
@@ -236,46 +203,6 @@ class VectorRecord(BaseModel):
     metadata: dict[str, MetadataValue] = Field(default_factory=dict)
 
 
-SearchMode = Literal["dense", "keyword", "hybrid"]
-
-
-class SearchQuery(BaseModel):
-    query: str = Field(min_length=1, max_length=4096, description="Natural-language query.")
-    top_k: int = Field(default=10, ge=1, le=100, description="How many chunks to return.")
-    filter: dict[str, MetadataValue] = Field(
-        default_factory=dict, description="Metadata keys that must match exactly (all of them)."
-    )
-    as_of: int | datetime | None = Field(
-        default=None,
-        description=(
-            "Search gold as it was then: a Delta version of the active index's gold table (see `doclake history`)"
-            " or an ISO 8601 timestamp. Exact search over that snapshot; slower than a live search."
-        ),
-    )
-    mode: SearchMode = Field(
-        default="dense",
-        description="dense (embeddings), keyword (BM25 full text) or hybrid (both, fused by reciprocal rank).",
-    )
-
-    model_config = ConfigDict(
-        json_schema_extra={"examples": [{"query": "how do I find large files?", "top_k": 5, "filter": {"team": "ops"}}]}
-    )
-
-
-class SearchHit(BaseModel):
-    chunk_id: str
-    doc_id: str
-    version: int
-    filename: str | None
-    text: str
-    score: float
-    page_start: int | None
-    page_end: int | None
-    char_start: int
-    char_end: int
-    metadata: dict[str, MetadataValue] = Field(default_factory=dict)
-
-
 class IngestTask(BaseModel):
     """Arguments every Celery step takes: primitive, JSON-safe."""
 
@@ -283,46 +210,3 @@ class IngestTask(BaseModel):
     doc_id: str
     version: int
     step: Literal["register", "extract", "chunk_embed", "mirror"] = "extract"
-
-
-class UpdateOp(StrEnum):
-    upsert = "upsert"
-    delete = "delete"
-    patch_metadata = "patch_metadata"
-
-
-_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
-
-
-class DocumentUpdate(BaseModel):
-    """A document change event: the payload of ``bronze.document_updates`` rows and Kafka ``documents_updates``.
-
-    Versions are monotonic per document and shared with uploads: the stream applies an event only
-    when its version is newer than what silver holds, so replays and out-of-order events are harmless.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    event_id: str = Field(min_length=1, max_length=128, description="Unique id of the event (idempotency key).")
-    tenant: str = Field(default=DEFAULT_TENANT, pattern=_ID_PATTERN, description="Tenant owning the document.")
-    doc_id: str = Field(pattern=_ID_PATTERN, description="Document the event is about.")
-    op: UpdateOp = Field(description="upsert (new text), delete, or patch_metadata (merge metadata keys).")
-    version: int = Field(ge=1, description="Document version this event produces; must exceed the current one.")
-    text: str | None = Field(default=None, max_length=10_000_000, description="The document's full text (upsert).")
-    source_uri: str | None = Field(default=None, max_length=2048, description="Where the text came from.")
-    metadata: dict[str, MetadataValue] | None = Field(
-        default=None,
-        description="upsert: the document's metadata (default: keep the current one); patch_metadata: keys to set.",
-    )
-    ts: AwareDatetime = Field(description="When the change happened (timezone-aware); breaks version ties.")
-
-    @model_validator(mode="after")
-    def _op_fields(self) -> DocumentUpdate:
-        if self.op == UpdateOp.upsert and not (self.text and self.text.strip()):
-            raise ValueError("an upsert needs a non-empty text")
-        if self.op == UpdateOp.patch_metadata and self.metadata is None:
-            raise ValueError("a patch_metadata event needs metadata")
-        for key in self.metadata or {}:
-            if not key or len(key) > 128 or "=" in key:
-                raise ValueError(f"metadata key {key!r} must be a non-empty string without '='")
-        return self

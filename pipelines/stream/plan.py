@@ -16,8 +16,10 @@ from typing import Any, Literal
 import pyarrow as pa
 from pydantic import BaseModel, Field
 
-from pipelines.contracts import DocumentStatus, DocumentUpdate, ExtractedDocument, UpdateOp, sha256_hex
-from pipelines.ingest import plan_chunks, stored_document, text_document
+from pipelines.contracts.documents import DocumentStatus, ExtractedDocument
+from pipelines.contracts.ids import sha256_hex
+from pipelines.contracts.updates import DocumentUpdate, UpdateOp
+from pipelines.ingest.plan import plan_chunks, stored_document, text_document
 from pipelines.lakehouse.documents import get_document
 from pipelines.lakehouse.schemas import CHUNKS, DOCUMENTS
 from pipelines.runtime import Runtime

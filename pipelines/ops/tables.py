@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from pipelines.errors import DocLakeError, InvalidInput
 from pipelines.lakehouse.schemas import DOCUMENTS, INDEXES, QUARANTINE, RAW_OBJECTS, TABLES, UPDATES, TableSpec
-from pipelines.progress import Progress
+from pipelines.ops.progress import Progress
 from pipelines.runtime import Runtime
 
 __all__ = [
@@ -148,7 +148,7 @@ def optimize(rt: Runtime, params: OptimizeParams, progress: Progress | None = No
     specs = resolve_tables(rt, params.tables)
     spark: Any = None
     if params.engine == "spark":
-        from pipelines.stream.spark import get_spark
+        from pipelines.lakehouse.spark import get_spark
 
         progress.stage("starting spark", unit="sessions")
         spark = get_spark(rt.settings, app_name="doclake-optimize")
@@ -385,7 +385,7 @@ def restore(rt: Runtime, params: RestoreParams, progress: Progress | None = None
     names = {s.name for s in specs}
     to_mirror = [i for i in indexes if DOCUMENTS.name in names or i.gold.name in names]
     if params.reconcile and to_mirror:
-        from pipelines.reconcile import ReconcileParams, reconcile
+        from pipelines.ops.reconcile import ReconcileParams, reconcile
 
         for index in to_mirror:
             summary = reconcile(rt, ReconcileParams(repair=True, index_id=index.index_id), progress)

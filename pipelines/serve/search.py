@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import time
 
-from pipelines.contracts import DEFAULT_TENANT, SearchHit, SearchQuery
+from pipelines.contracts.ids import DEFAULT_TENANT
+from pipelines.contracts.search import SearchHit, SearchQuery
 from pipelines.errors import InvalidInput
-from pipelines.fusion import reciprocal_rank_fusion
-from pipelines.indexes import IndexSpec
-from pipelines.lakehouse import TableSpec, sql_quote
-from pipelines.metrics import SEARCH_LATENCY
+from pipelines.lakehouse.indexes import IndexSpec
+from pipelines.lakehouse.lake import sql_quote
+from pipelines.lakehouse.schemas import TableSpec
+from pipelines.observability.metrics import SEARCH_LATENCY
 from pipelines.runtime import Runtime
+from pipelines.serve.fusion import reciprocal_rank_fusion
 from pipelines.vectorstore.base import VectorHit
 
 __all__ = ["HYBRID_DEPTH", "search"]
@@ -31,7 +33,7 @@ def search(rt: Runtime, query: SearchQuery, *, tenant: str = DEFAULT_TENANT) -> 
     if query.as_of is not None:
         if query.mode != "dense":
             raise InvalidInput("as_of search is exact dense search over a gold snapshot: use mode dense")
-        from pipelines.timetravel import search_as_of
+        from pipelines.serve.timetravel import search_as_of
 
         results = search_as_of(rt, query, tenant=tenant)
         SEARCH_LATENCY.labels(kind="as_of").observe(time.perf_counter() - started)

@@ -1,0 +1,51 @@
+"""What a search asks and what it answers."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from pipelines.contracts.ids import MetadataValue
+
+__all__ = ["SearchHit", "SearchMode", "SearchQuery"]
+
+SearchMode = Literal["dense", "keyword", "hybrid"]
+
+
+class SearchQuery(BaseModel):
+    query: str = Field(min_length=1, max_length=4096, description="Natural-language query.")
+    top_k: int = Field(default=10, ge=1, le=100, description="How many chunks to return.")
+    filter: dict[str, MetadataValue] = Field(
+        default_factory=dict, description="Metadata keys that must match exactly (all of them)."
+    )
+    as_of: int | datetime | None = Field(
+        default=None,
+        description=(
+            "Search gold as it was then: a Delta version of the active index's gold table (see `doclake history`)"
+            " or an ISO 8601 timestamp. Exact search over that snapshot; slower than a live search."
+        ),
+    )
+    mode: SearchMode = Field(
+        default="dense",
+        description="dense (embeddings), keyword (BM25 full text) or hybrid (both, fused by reciprocal rank).",
+    )
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"query": "how do I find large files?", "top_k": 5, "filter": {"team": "ops"}}]}
+    )
+
+
+class SearchHit(BaseModel):
+    chunk_id: str
+    doc_id: str
+    version: int
+    filename: str | None
+    text: str
+    score: float
+    page_start: int | None
+    page_end: int | None
+    char_start: int
+    char_end: int
+    metadata: dict[str, MetadataValue] = Field(default_factory=dict)

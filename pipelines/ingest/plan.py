@@ -1,0 +1,191 @@
+"""Chunk plans: the gold rows a document version should have, embedding only what gold lacks (writes nothing)."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from pydantic import BaseModel
+
+from pipelines.contracts.documents import (
+    DocFormat,
+    Element,
+    ElementKind,
+    ExtractedDocument,
+)
+from pipelines.contracts.ids import chunk_id_for
+from pipelines.embed.chunker import chunk_document
+from pipelines.lakehouse.chunks import cached_embeddings, docs_chunks
+from pipelines.lakehouse.indexes import IndexSpec
+from pipelines.lakehouse.schemas import TableSpec
+from pipelines.runtime import Runtime
+
+__all__ = ["ChunkPlan", "PlanRequest", "plan_chunks", "plan_chunks_many", "stored_document", "text_document"]
+
+
+class ChunkPlan(BaseModel):
+    """The gold rows one document version should have, and how many vectors were computed for them."""
+
+    rows: list[dict[str, Any]]
+    embedded: int
+    reused: int
+    removed: int = 0
+
+
+class PlanRequest(BaseModel):
+    """One document version to chunk and embed."""
+
+    document: ExtractedDocument
+    doc_id: str
+    version: int
+    filename: str | None = None
+    metadata_json: str = "{}"
+
+
+def stored_document(row: dict[str, Any]) -> ExtractedDocument:
+    """The extracted document a silver row holds (its elements, format and mime)."""
+    elements = [Element.model_validate(e) for e in json.loads(row["elements_json"] or "[]")]
+    return ExtractedDocument(format=DocFormat(row["format"] or "txt"), mime=row["mime"] or "", elements=elements)
+
+
+def text_document(text: str) -> ExtractedDocument:
+    """A plain-text document (a change event's text): one element per blank-line-separated paragraph."""
+    paragraphs = [p.strip() for p in re.split(r"\n\s*\n", text) if p.strip()]
+    return ExtractedDocument(
+        format=DocFormat.text, mime="text/plain", elements=[Element(text=p, kind=ElementKind.text) for p in paragraphs]
+    )
+
+
+def plan_chunks(
+    rt: Runtime,
+    document: ExtractedDocument,
+    *,
+    tenant: str,
+    doc_id: str,
+    version: int,
+    filename: str | None,
+    metadata_json: str,
+    index: IndexSpec | None = None,
+    cache_from: tuple[TableSpec, ...] = (),
+) -> ChunkPlan:
+    """Chunk a document and embed only chunks gold does not already hold (writes nothing).
+
+    Vectors are reused when the same model already embedded the same text: first the document's
+    own chunks (an unchanged chunk keeps its id and vector), then any chunk in the index's gold or
+    in ``cache_from`` (a reindex passes the gold it replaces). The Celery step, the Spark stream and
+    reindex all build their gold rows here, for ``index`` (default: the active one).
+    """
+    request = PlanRequest(
+        document=document, doc_id=doc_id, version=version, filename=filename, metadata_json=metadata_json
+    )
+    return plan_chunks_many(rt, tenant, [request], index=index, cache_from=cache_from)[doc_id]
+
+
+def plan_chunks_many(
+    rt: Runtime,
+    tenant: str,
+    requests: list[PlanRequest],
+    *,
+    index: IndexSpec | None = None,
+    cache_from: tuple[TableSpec, ...] = (),
+) -> dict[str, ChunkPlan]:
+    """``plan_chunks`` for many documents of a tenant (by doc_id): one gold read, one cache lookup
+    and one encode call for all of them, so small documents fill the model's batches."""
+    index = index or rt.index()
+    config = index.chunker
+    tokenizer = rt.tokenizer(index)
+    model_id = index.model_id
+    chunked = {r.doc_id: chunk_document(r.document, tokenizer=tokenizer, config=config) for r in requests}
+
+    existing = docs_chunks(
+        rt.lake,
+        tenant,
+        list(chunked),
+        columns=["doc_id", "chunk_id", "text_sha256", "embedding", "model_id"],
+        gold=index.gold,
+    )
+    own: dict[str, list[float]] = {}
+    old_ids: dict[str, set[str]] = {}
+    for doc, cid, sha, emb, mid in zip(
+        existing.column("doc_id").to_pylist(),
+        existing.column("chunk_id").to_pylist(),
+        existing.column("text_sha256").to_pylist(),
+        existing.column("embedding").to_pylist(),
+        existing.column("model_id").to_pylist(),
+        strict=True,
+    ):
+        old_ids.setdefault(doc, set()).add(cid)
+        if mid == model_id and emb:
+            own.setdefault(sha, emb)
+    missing = [c.text_sha256 for chunks in chunked.values() for c in chunks if c.text_sha256 not in own]
+    golds = (index.gold, *cache_from)
+    cache = {**cached_embeddings(rt.lake, model_id, missing, tenant=tenant, golds=golds), **own} if missing else own
+    to_embed = sorted(
+        {c.text_sha256: c.text for chunks in chunked.values() for c in chunks if c.text_sha256 not in cache}.items()
+    )
+    vectors = rt.embedder(index).encode([text for _, text in to_embed]) if to_embed else []
+    fresh = {sha: vec for (sha, _), vec in zip(to_embed, vectors, strict=True)}
+
+    plans: dict[str, ChunkPlan] = {}
+    for r in requests:
+        chunks = chunked[r.doc_id]
+        rows = [
+            {
+                "tenant": tenant,
+                "chunk_id": chunk_id_for(tenant, r.doc_id, c.text_sha256, c.occurrence),
+                "doc_id": r.doc_id,
+                "doc_version": r.version,
+                "ordinal": c.ordinal,
+                "text": c.text,
+                "text_sha256": c.text_sha256,
+                "page_start": c.page_start,
+                "page_end": c.page_end,
+                "char_start": c.char_start,
+                "char_end": c.char_end,
+                "heading_path": c.heading_path,
+                "embedding": fresh.get(c.text_sha256) or cache[c.text_sha256],
+                "model_id": model_id,
+                "chunker_id": config.config_id,
+                "filename": r.filename,
+                "metadata_json": r.metadata_json,
+            }
+            for c in chunks
+        ]
+        embedded = {c.text_sha256 for c in chunks if c.text_sha256 in fresh}
+        plans[r.doc_id] = ChunkPlan(
+            rows=rows,
+            embedded=len(embedded),
+            reused=len(rows) - sum(1 for c in chunks if c.text_sha256 in fresh),
+            removed=len(old_ids.get(r.doc_id, set()) - {row["chunk_id"] for row in rows}),
+        )
+    return plans
+
+
+def plan_request(row: dict[str, Any]) -> PlanRequest:
+    return PlanRequest(
+        document=stored_document(row),
+        doc_id=row["doc_id"],
+        version=row["version"],
+        filename=row["filename"],
+        metadata_json=row["metadata_json"] or "{}",
+    )
+
+
+def plan_rows(
+    rt: Runtime,
+    tenant: str,
+    rows: list[dict[str, Any]],
+    index: IndexSpec,
+    *,
+    cache_from: tuple[TableSpec, ...] = (),
+) -> dict[str, ChunkPlan]:
+    """The chunk plans of silver rows (with text) of one tenant for ``index``, by doc_id."""
+    return plan_chunks_many(rt, tenant, [plan_request(r) for r in rows], index=index, cache_from=cache_from)
+
+
+def plan_row(
+    rt: Runtime, row: dict[str, Any], index: IndexSpec, *, cache_from: tuple[TableSpec, ...] = ()
+) -> ChunkPlan:
+    """The chunk plan of a silver row (with text) for ``index``."""
+    return plan_rows(rt, row["tenant"], [row], index, cache_from=cache_from)[row["doc_id"]]

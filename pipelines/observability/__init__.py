@@ -1,0 +1,3 @@
+"""Metrics and JSON logs."""
+
+__all__: list[str] = []
