@@ -24,7 +24,7 @@ from pipelines.errors import DocumentNotFound, InvalidInput
 from pipelines.ingest.lifecycle import delete_document
 from pipelines.ingest.register import RegisterItem, prepare_item, register_object, register_objects
 from pipelines.lakehouse.documents import get_document, list_documents, to_record
-from pipelines.stream.changes import delete_event, patch_metadata
+from pipelines.stream.changes import patch_metadata
 
 __all__ = ["router"]
 
@@ -217,11 +217,7 @@ def get_route(doc_id: str, rt: RuntimeDep, tenant: TenantDep) -> DocumentPublic:
     summary="Delete a document from search and the lake",
 )
 def delete_route(doc_id: str, rt: RuntimeDep, tenant: TenantDep) -> DocumentPublic:
-    record = DocumentPublic.of(delete_document(rt, tenant, doc_id))
-    # Search drops the document synchronously above; the event tells stream consumers (it is a no-op
-    # for the stream itself: its version is the tombstone's, which silver already holds).
-    delete_event(rt, tenant, doc_id, record.version)
-    return record
+    return DocumentPublic.of(delete_document(rt, tenant, doc_id))
 
 
 @router.patch(

@@ -12,11 +12,11 @@ from pipelines.contracts.documents import (
 from pipelines.errors import IndexSwitched
 from pipelines.ingest.guards import Results, doc_locks, single_result, triage, version_error
 from pipelines.ingest.plan import plan_rows
-from pipelines.lakehouse.chunks import replace_docs_chunks
 from pipelines.lakehouse.documents import (
     get_documents,
     update_documents,
 )
+from pipelines.lakehouse.writer import replace_chunks
 from pipelines.runtime import Runtime
 
 __all__ = ["ChunkEmbedResult", "chunk_embed_many", "chunk_embed_step"]
@@ -62,8 +62,8 @@ def chunk_embed_many(rt: Runtime, tenant: str, versions: dict[str, int]) -> Resu
                 else:
                     keep[doc_id] = versions[doc_id]
             if keep:
-                replace_docs_chunks(
-                    rt.lake, tenant, list(keep), [r for d in keep for r in plans[d].rows], gold=index.gold
+                replace_chunks(
+                    rt.lake, index.gold, [(tenant, d) for d in keep], [r for d in keep for r in plans[d].rows]
                 )
                 update_documents(
                     rt.lake,

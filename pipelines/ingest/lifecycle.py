@@ -7,13 +7,15 @@ from datetime import UTC, datetime, timedelta
 from pydantic import BaseModel
 
 from pipelines.contracts.documents import DocumentRecord, DocumentStatus
+from pipelines.contracts.rows import SilverRow
 from pipelines.errors import DocumentNotFound
-from pipelines.lakehouse.chunks import delete_doc_chunks
-from pipelines.lakehouse.documents import get_document, insert_version, to_record, update_document
+from pipelines.lakehouse.documents import get_document, to_record, update_document
 from pipelines.lakehouse.lake import sql_quote
 from pipelines.lakehouse.schemas import DOCUMENTS
-from pipelines.lakehouse.updates import newest_event_version
+from pipelines.lakehouse.writer import delete_chunks, put_versions, version_floors
 from pipelines.runtime import Runtime
+from pipelines.stream.changes import delete_event
+from pipelines.vectorstore.mirror import remove_documents
 
 __all__ = ["StuckDocument", "delete_document", "find_stuck", "touch"]
 
@@ -35,29 +37,16 @@ def delete_document(rt: Runtime, tenant: str, doc_id: str) -> DocumentRecord:
             return to_record(row)
         # Vector store first: that is what search reads, so the document leaves search immediately.
         # Every live index, not just the active one: a reindex being built must not carry it over.
-        for index in rt.indexes():
-            rt.vectors_for(index).delete_document(tenant, doc_id)
-            delete_doc_chunks(rt.lake, tenant, doc_id, gold=index.gold)
-        insert_version(
-            rt.lake,
-            {
-                "tenant": tenant,
-                "doc_id": doc_id,
-                # Above any pending change event too, so a queued patch cannot resurrect the document.
-                "version": max(row["version"], newest_event_version(rt.lake, tenant, doc_id)) + 1,
-                "status": DocumentStatus.deleted.value,
-                "filename": row["filename"],
-                "mime": row["mime"],
-                "format": row["format"],
-                "source_uri": row["source_uri"],
-                "content_sha256": row["content_sha256"],
-                "size_bytes": row["size_bytes"],
-                "metadata_json": row["metadata_json"],
-                "chunks": 0,
-                "chunks_embedded": 0,
-                "chunks_reused": 0,
-            },
-        )
+        indexes = rt.indexes()
+        remove_documents([rt.vectors_for(index) for index in indexes], tenant, [doc_id])
+        for index in indexes:
+            delete_chunks(rt.lake, index.gold, [(tenant, doc_id)])
+        # Above any pending change event too, so a queued patch cannot resurrect the document.
+        version = version_floors(rt.lake, tenant, {doc_id: row["version"]})[doc_id] + 1
+        put_versions(rt.lake, [SilverRow.model_validate(row).tombstone(version)])
+        # Stream consumers learn of the delete whoever made it (the API, an S3 ObjectRemoved): for the
+        # stream itself it is a no-op, its version is the tombstone's, which silver already holds.
+        delete_event(rt, tenant, doc_id, version)
         deleted = get_document(rt.lake, tenant, doc_id)
     assert deleted is not None
     return to_record(deleted)

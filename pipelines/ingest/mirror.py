@@ -12,13 +12,15 @@ from pipelines.contracts.documents import (
 from pipelines.contracts.ids import MetadataValue
 from pipelines.ingest.guards import Results, doc_locks, single_result, triage
 from pipelines.ingest.plan import plan_rows
-from pipelines.lakehouse.chunks import docs_chunks, replace_docs_chunks
+from pipelines.lakehouse.chunks import docs_chunks
 from pipelines.lakehouse.documents import (
     get_documents,
     update_documents,
 )
 from pipelines.lakehouse.indexes import IndexSpec
+from pipelines.lakehouse.writer import replace_chunks
 from pipelines.runtime import Runtime
+from pipelines.vectorstore.mirror import sync_documents
 
 __all__ = ["mirror_document", "mirror_documents", "mirror_many", "mirror_step", "vector_records"]
 
@@ -61,14 +63,7 @@ def mirror_documents(
     for g in gold:
         by_doc[g["doc_id"]].append(g)
     records = {d: vector_records(rows, metadata[d]) for d, rows in by_doc.items()}
-    store = rt.vectors_for(index)
-    store.upsert([r for recs in records.values() for r in recs])
-    for doc_id, recs in records.items():
-        keep = {r.id for r in recs}
-        stale = [i for i in store.document_ids(tenant, doc_id) if i not in keep]
-        if stale:
-            store.delete(stale, tenant=tenant, doc_id=doc_id)
-    return {d: len(recs) for d, recs in records.items()}
+    return sync_documents(rt.vectors_for(index), tenant, records)
 
 
 def mirror_step(rt: Runtime, tenant: str, doc_id: str, version: int) -> int:
@@ -103,7 +98,9 @@ def mirror_many(rt: Runtime, tenant: str, versions: dict[str, int]) -> Results:
             plans = plan_rows(
                 rt, tenant, [full[d] for d in behind], index, cache_from=tuple(i.gold for i in rt.indexes())
             )
-            replace_docs_chunks(rt.lake, tenant, behind, [r for p in plans.values() for r in p.rows], gold=index.gold)
+            replace_chunks(
+                rt.lake, index.gold, [(tenant, d) for d in behind], [r for p in plans.values() for r in p.rows]
+            )
         written = mirror_documents(
             rt, index, tenant, {d: json.loads(row["metadata_json"] or "{}") for d, row in ready.items()}
         )

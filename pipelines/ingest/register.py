@@ -12,14 +12,14 @@ from pipelines.contracts.documents import (
     RegisterResult,
 )
 from pipelines.contracts.ids import DEFAULT_TENANT, MetadataValue, sha256_hex
+from pipelines.contracts.rows import SilverRow
 from pipelines.contracts.validate import validate_doc_id, validate_metadata
 from pipelines.ingest.guards import doc_locks
 from pipelines.lakehouse.documents import (
     get_documents,
-    insert_versions,
     record_raw_objects,
 )
-from pipelines.lakehouse.updates import newest_event_versions
+from pipelines.lakehouse.writer import put_versions, version_floors
 from pipelines.objectstore.store import raw_key
 from pipelines.runtime import Runtime
 
@@ -102,10 +102,10 @@ def _register_slice(rt: Runtime, items: list[RegisterItem], *, tenant: str, sour
     doc_ids = [i.doc_id for i in items if i.doc_id]
     results: list[RegisterResult] = []
     raw_rows: list[dict[str, Any]] = []
-    silver_rows: dict[str, dict[str, Any]] = {}
+    silver_rows: dict[str, SilverRow] = {}
     with doc_locks(rt, tenant, doc_ids):
         current: dict[str, dict[str, Any]] = get_documents(rt.lake, tenant, doc_ids)
-        event_versions = newest_event_versions(rt.lake, tenant, doc_ids)
+        floors = version_floors(rt.lake, tenant, {d: current[d]["version"] if d in current else 0 for d in doc_ids})
         for item in items:
             assert item.doc_id is not None
             doc_id, data, metadata = item.doc_id, item.data, item.metadata
@@ -123,7 +123,7 @@ def _register_slice(rt: Runtime, items: list[RegisterItem], *, tenant: str, sour
                 alive = cur is not None and cur["status"] != DocumentStatus.deleted
                 metadata = json.loads(cur["metadata_json"] or "{}") if alive and cur else {}
             # Above pending change events too (bronze.document_updates): the stream must not undo this upload.
-            version = max(cur["version"] if cur else 0, event_versions.get(doc_id, 0)) + 1
+            version = floors[doc_id] = floors[doc_id] + 1
             # An object that arrived in the store by itself (an S3 event) is referenced, not copied.
             uri = item.stored_uri or rt.objects.put(raw_key(tenant, doc_id, version, sha), data)
             meta_json = json.dumps(metadata, sort_keys=True)
@@ -140,23 +140,21 @@ def _register_slice(rt: Runtime, items: list[RegisterItem], *, tenant: str, sour
                     "metadata_json": meta_json,
                 }
             )
-            row = {
-                "tenant": tenant,
-                "doc_id": doc_id,
-                "version": version,
-                "status": DocumentStatus.queued.value,
-                "filename": item.filename,
-                "source_uri": uri,
-                "content_sha256": sha,
-                "size_bytes": len(data),
-                "metadata_json": meta_json,
-                "chunks": 0,
-                "chunks_embedded": 0,
-                "chunks_reused": 0,
-            }
+            row = SilverRow(
+                tenant=tenant,
+                doc_id=doc_id,
+                version=version,
+                status=DocumentStatus.queued,
+                filename=item.filename,
+                source_uri=uri,
+                content_sha256=sha,
+                size_bytes=len(data),
+                metadata_json=meta_json,
+            )
             # The newest version of a document in the batch is the one silver keeps.
-            silver_rows[doc_id] = current[doc_id] = row
+            silver_rows[doc_id] = row
+            current[doc_id] = row.row()
             results.append(RegisterResult(doc_id=doc_id, version=version, status=DocumentStatus.queued))
         record_raw_objects(rt.lake, raw_rows)
-        insert_versions(rt.lake, list(silver_rows.values()))
+        put_versions(rt.lake, list(silver_rows.values()))
     return results

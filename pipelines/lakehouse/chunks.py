@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pyarrow as pa
 
-from pipelines.lakehouse.documents import now_utc, rows_table
 from pipelines.lakehouse.lake import Lake, sql_quote
 from pipelines.lakehouse.schemas import CHUNKS, TableSpec
 
 __all__ = [
     "cached_embeddings",
-    "delete_doc_chunks",
     "doc_chunks",
     "docs_chunks",
-    "replace_doc_chunks",
-    "replace_docs_chunks",
 ]
 
 
@@ -65,36 +59,3 @@ def cached_embeddings(
                 if emb:
                     found.setdefault(sha, emb)
     return found
-
-
-def replace_doc_chunks(
-    lake: Lake, tenant: str, doc_id: str, rows: list[dict[str, Any]], *, gold: TableSpec = CHUNKS
-) -> dict[str, Any]:
-    """Make gold hold exactly ``rows`` for the document: upsert them and delete its other chunks."""
-    return replace_docs_chunks(lake, tenant, [doc_id], rows, gold=gold)
-
-
-def replace_docs_chunks(
-    lake: Lake, tenant: str, doc_ids: list[str], rows: list[dict[str, Any]], *, gold: TableSpec = CHUNKS
-) -> dict[str, Any]:
-    """``replace_doc_chunks`` for many documents in one commit: gold ends up holding exactly ``rows``
-    for the documents ``doc_ids`` (a document without rows loses all of its chunks)."""
-    stamp = now_utc()
-    source = rows_table(gold, [{**r, "updated_at": stamp} for r in rows])
-    doc_pred = _docs_filter(tenant, doc_ids, alias="t.")
-    return lake.merge(
-        gold,
-        source,
-        predicate="t.tenant = s.tenant AND t.chunk_id = s.chunk_id",
-        build=lambda m: (
-            m.when_matched_update_all()
-            .when_not_matched_insert_all()
-            .when_not_matched_by_source_delete(predicate=doc_pred)
-        ),
-    )
-
-
-def delete_doc_chunks(lake: Lake, tenant: str, doc_id: str, *, gold: TableSpec = CHUNKS) -> int:
-    """Remove every gold row of the document; returns how many."""
-    metrics = lake.delete(gold, f"tenant = {sql_quote(tenant)} AND doc_id = {sql_quote(doc_id)}")
-    return int(metrics.get("num_deleted_rows", 0))

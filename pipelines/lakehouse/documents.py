@@ -19,10 +19,7 @@ from pipelines.lakehouse.schemas import DOCUMENTS, RAW_OBJECTS, TableSpec
 __all__ = [
     "get_document",
     "get_documents",
-    "insert_version",
-    "insert_versions",
     "list_documents",
-    "record_raw_object",
     "record_raw_objects",
     "rows_table",
     "to_record",
@@ -102,28 +99,6 @@ def to_record(row: dict[str, Any]) -> DocumentRecord:
     )
 
 
-def insert_version(lake: Lake, row: dict[str, Any]) -> None:
-    """Make ``row`` the document's current version if it is newer than what silver holds."""
-    insert_versions(lake, [row])
-
-
-def insert_versions(lake: Lake, rows: list[dict[str, Any]]) -> None:
-    """``insert_version`` for many documents (one per row) in one commit."""
-    if not rows:
-        return
-    stamp = now_utc()
-    lake.merge(
-        DOCUMENTS,
-        rows_table(DOCUMENTS, [{"created_at": stamp, "updated_at": stamp, **row} for row in rows]),
-        predicate="t.tenant = s.tenant AND t.doc_id = s.doc_id",
-        build=lambda m: m.when_matched_update(
-            # created_at survives new versions: it is when the document first arrived.
-            updates={f.name: f"s.{f.name}" for f in DOCUMENTS.schema if f.name != "created_at"},
-            predicate="s.version > t.version",
-        ).when_not_matched_insert_all(),
-    )
-
-
 def update_document(lake: Lake, tenant: str, doc_id: str, version: int, **changes: Any) -> bool:
     """Set columns of the row at exactly ``version``. Returns False when that version is not current."""
     return bool(update_documents(lake, tenant, {doc_id: version}, **changes))
@@ -153,7 +128,7 @@ def update_documents(lake: Lake, tenant: str, versions: dict[str, int], **change
     metrics = lake.merge(
         DOCUMENTS,
         rows_table(DOCUMENTS, rows),
-        predicate="t.tenant = s.tenant AND t.doc_id = s.doc_id",
+        predicate=DOCUMENTS.merge_on,
         build=lambda m: m.when_matched_update(
             updates={name: f"s.{name}" for name in changes}, predicate="t.version = s.version"
         ),
@@ -165,19 +140,14 @@ def update_documents(lake: Lake, tenant: str, versions: dict[str, int], **change
     return {d for d, v in versions.items() if d in current and current[d]["version"] == v}
 
 
-def record_raw_object(lake: Lake, row: dict[str, Any]) -> None:
-    """Append the received object to bronze once (idempotent on tenant, doc_id, version)."""
-    record_raw_objects(lake, [row])
-
-
 def record_raw_objects(lake: Lake, rows: list[dict[str, Any]]) -> None:
-    """``record_raw_object`` for many objects in one commit."""
+    """Append received objects to bronze once each (idempotent on tenant, doc_id, version), in one commit."""
     if not rows:
         return
     stamp = now_utc()
     lake.merge(
         RAW_OBJECTS,
         rows_table(RAW_OBJECTS, [{"received_at": stamp, **row} for row in rows]),
-        predicate="t.tenant = s.tenant AND t.doc_id = s.doc_id AND t.version = s.version",
+        predicate=RAW_OBJECTS.merge_on,
         build=lambda m: m.when_not_matched_insert_all(),
     )

@@ -150,7 +150,7 @@ def _merge(lake: Lake, specs: list[IndexSpec]) -> None:
     lake.merge(
         INDEXES,
         source,
-        predicate="t.index_id = s.index_id",
+        predicate=INDEXES.merge_on,
         build=lambda m: m.when_matched_update_all().when_not_matched_insert_all(),
     )
 
@@ -187,7 +187,7 @@ def ensure_base_index(
     )
     # Insert only if absent: several processes may start on a new lake at once.
     source = rows_table(INDEXES, [_row(base)])
-    lake.merge(INDEXES, source, predicate="t.index_id = s.index_id", build=lambda m: m.when_not_matched_insert_all())
+    lake.merge(INDEXES, source, predicate=INDEXES.merge_on, build=lambda m: m.when_not_matched_insert_all())
     found = active_index(lake)
     if found is None:
         raise ConfigError("meta.indexes has no active index")

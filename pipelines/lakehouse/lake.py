@@ -10,7 +10,6 @@ conflicting retries into an orderly queue. Remote lakes (S3) rely on the retry a
 from __future__ import annotations
 
 import logging
-import random
 import shutil
 import threading
 import time
@@ -27,6 +26,7 @@ from filelock import FileLock
 
 from pipelines.errors import LakeWriteConflict
 from pipelines.lakehouse.schemas import TABLES, TableSpec
+from pipelines.retry import retry
 
 __all__ = ["Lake", "Txn", "sql_quote"]
 
@@ -236,17 +236,20 @@ class Lake:
         return self._commit(spec, lambda: run(self.table(spec)))
 
     def _commit(self, spec: TableSpec, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-        for attempt in range(1, _MAX_ATTEMPTS + 1):
-            try:
-                with self._write_lock(spec):
-                    return run()
-            except CommitFailedError as e:
-                if attempt == _MAX_ATTEMPTS:
-                    raise LakeWriteConflict(f"{spec.name}: commit kept conflicting: {e}") from e
-                # Another writer committed first: back off with jitter and re-run on the new snapshot.
-                time.sleep(min(2.0, 0.02 * 2 ** min(attempt, 6)) * random.uniform(0.5, 1.5))
-                log.debug("retrying %s commit after conflict (attempt %d)", spec.name, attempt)
-        raise AssertionError("unreachable")
+        def locked() -> dict[str, Any]:
+            with self._write_lock(spec):
+                return run()
+
+        # Another writer committed first: back off and re-run on the new snapshot.
+        return retry(
+            locked,
+            retry_on=lambda e: isinstance(e, CommitFailedError),
+            attempts=_MAX_ATTEMPTS,
+            base=0.04,
+            cap=2.0,
+            what=f"{spec.name} commit",
+            give_up=lambda e: LakeWriteConflict(f"{spec.name}: commit kept conflicting: {e}"),
+        )
 
     @contextmanager
     def _write_lock(self, spec: TableSpec) -> Iterator[None]:

@@ -20,6 +20,11 @@ class TableSpec:
         self.key = key
 
     @property
+    def merge_on(self) -> str:
+        """The MERGE condition matching a source row (``s``) to its target row (``t``) by the table's key."""
+        return " AND ".join(f"t.{k} = s.{k}" for k in self.key)
+
+    @property
     def relpath(self) -> str:
         layer, table = self.name.split(".")
         return f"{layer}/{table}"

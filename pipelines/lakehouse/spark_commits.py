@@ -13,14 +13,13 @@ new snapshot with jittered backoff, as the delta-rs side does.
 from __future__ import annotations
 
 import logging
-import random
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, TypeVar
 
 from pipelines.errors import LakeWriteConflict
+from pipelines.retry import retry
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -57,17 +56,15 @@ def retry_conflicts(operation: Callable[[], T], *, what: str) -> T:
     Raises:
         LakeWriteConflict: still conflicting after many attempts.
     """
-    for attempt in range(1, _MAX_ATTEMPTS + 1):
-        try:
-            return operation()
-        except Exception as e:
-            if not is_conflict(e):
-                raise
-            if attempt == _MAX_ATTEMPTS:
-                raise LakeWriteConflict(f"{what}: commit kept conflicting: {str(e)[:500]}") from e
-            log.info("%s lost a commit race (attempt %d); retrying", what, attempt)
-            time.sleep(min(2.0, 0.05 * 2 ** min(attempt, 5)) * random.uniform(0.5, 1.5))
-    raise AssertionError("unreachable")
+    return retry(
+        operation,
+        retry_on=is_conflict,
+        attempts=_MAX_ATTEMPTS,
+        base=0.1,
+        cap=2.0,
+        what=what,
+        give_up=lambda e: LakeWriteConflict(f"{what}: commit kept conflicting: {str(e)[:500]}"),
+    )
 
 
 @contextmanager

@@ -29,11 +29,11 @@ from pipelines.contracts.documents import ChunkerConfig, DocumentStatus
 from pipelines.errors import InvalidInput, StaleVersion
 from pipelines.ingest.mirror import mirror_document
 from pipelines.ingest.plan import plan_row
-from pipelines.lakehouse.chunks import delete_doc_chunks, replace_doc_chunks
 from pipelines.lakehouse.documents import get_document
 from pipelines.lakehouse.indexes import IndexSpec, IndexState, activate_index, index_id_for, put_index
 from pipelines.lakehouse.lake import sql_quote
 from pipelines.lakehouse.schemas import DOCUMENTS, TableSpec
+from pipelines.lakehouse.writer import delete_chunks, replace_chunks
 from pipelines.ops.progress import Progress
 from pipelines.ops.reconcile import ReconcileParams, reconcile
 from pipelines.runtime import Runtime
@@ -239,7 +239,7 @@ def _build_one(
         if current is None or current["version"] != row["version"] or current["status"] not in _LIVE:
             progress.advance(1)  # changed while we embedded: the catch-up pass takes it
             return
-        replace_doc_chunks(rt.lake, tenant, doc_id, plan.rows, gold=index.gold)
+        replace_chunks(rt.lake, index.gold, [(tenant, doc_id)], plan.rows)
         if current["status"] == DocumentStatus.indexed:
             # An `embedding` document is mirrored by its own pending step.
             report.vectors += mirror_document(rt, index, tenant, doc_id, json.loads(row["metadata_json"] or "{}"))
@@ -259,7 +259,7 @@ def _remove_dead(rt: Runtime, index: IndexSpec, report: ReindexReport) -> None:
                 doc = get_document(rt.lake, tenant, doc_id)
                 if doc is None or doc["status"] not in _LIVE:
                     rt.vectors_for(index).delete_document(tenant, doc_id)
-                    delete_doc_chunks(rt.lake, tenant, doc_id, gold=index.gold)
+                    delete_chunks(rt.lake, index.gold, [(tenant, doc_id)])
                     report.removed += 1
 
 

@@ -18,10 +18,11 @@ from pipelines.contracts.ids import MetadataValue, sha256_hex
 from pipelines.contracts.updates import DocumentUpdate, UpdateOp
 from pipelines.contracts.validate import validate_metadata
 from pipelines.errors import DocumentNotFound, InvalidInput
-from pipelines.lakehouse.documents import get_document, rows_table
+from pipelines.lakehouse.documents import get_document
 from pipelines.lakehouse.lake import Lake, sql_quote
 from pipelines.lakehouse.schemas import UPDATES
 from pipelines.lakehouse.updates import newest_event_version
+from pipelines.lakehouse.writer import append_events
 from pipelines.runtime import Runtime
 
 __all__ = [
@@ -95,8 +96,7 @@ def event_row(event: DocumentUpdate) -> dict[str, Any]:
 
 def append_updates(lake: Lake, events: list[DocumentUpdate]) -> None:
     """Append events to bronze.document_updates, the embedded profile's stream source."""
-    if events:
-        lake.append(UPDATES, rows_table(UPDATES, [event_row(e) for e in events]))
+    append_events(lake, [event_row(e) for e in events])
 
 
 def _pending(lake: Lake, tenant: str, doc_id: str, version: int) -> dict[str, Any] | None:

@@ -6,10 +6,11 @@ from pathlib import Path
 from deltalake import DeltaTable
 
 from pipelines.contracts.documents import DocumentStatus
-from pipelines.lakehouse.chunks import cached_embeddings, delete_doc_chunks, doc_chunks, replace_doc_chunks
-from pipelines.lakehouse.documents import get_document, insert_version, record_raw_object, update_document
+from pipelines.lakehouse.chunks import cached_embeddings, doc_chunks
+from pipelines.lakehouse.documents import get_document, record_raw_objects, update_document
 from pipelines.lakehouse.lake import Lake
 from pipelines.lakehouse.schemas import CHUNKS, DOCUMENTS, RAW_OBJECTS
+from pipelines.lakehouse.writer import delete_chunks, put_versions, replace_chunks
 
 
 def _lake(tmp_path: Path) -> Lake:
@@ -34,11 +35,11 @@ def test_tables_are_created_once_and_idempotently(tmp_path: Path) -> None:
 
 def test_new_versions_win_and_old_ones_are_ignored(tmp_path: Path) -> None:
     lake = _lake(tmp_path)
-    insert_version(lake, _doc_row("a", 2))
-    insert_version(lake, _doc_row("a", 1))  # a late, older event
+    put_versions(lake, [_doc_row("a", 2)])
+    put_versions(lake, [_doc_row("a", 1)])  # a late, older event
     row = get_document(lake, "t1", "a")
     assert row is not None and row["version"] == 2
-    insert_version(lake, _doc_row("a", 3))
+    put_versions(lake, [_doc_row("a", 3)])
     row = get_document(lake, "t1", "a")
     assert row is not None and row["version"] == 3
     assert row["created_at"] < row["updated_at"] or row["created_at"] == row["updated_at"]
@@ -46,7 +47,7 @@ def test_new_versions_win_and_old_ones_are_ignored(tmp_path: Path) -> None:
 
 def test_update_only_touches_the_named_version(tmp_path: Path) -> None:
     lake = _lake(tmp_path)
-    insert_version(lake, _doc_row("a", 2))
+    put_versions(lake, [_doc_row("a", 2)])
     assert not update_document(lake, "t1", "a", 1, status=DocumentStatus.failed.value, error="stale")
     assert update_document(lake, "t1", "a", 2, status=DocumentStatus.extracting.value)
     row = get_document(lake, "t1", "a")
@@ -56,7 +57,7 @@ def test_update_only_touches_the_named_version(tmp_path: Path) -> None:
 def test_raw_objects_are_recorded_once(tmp_path: Path) -> None:
     lake = _lake(tmp_path)
     for _ in range(2):
-        record_raw_object(lake, {"tenant": "t1", "doc_id": "a", "version": 1, "uri": "file:///x", "sha256": "00"})
+        record_raw_objects(lake, [{"tenant": "t1", "doc_id": "a", "version": 1, "uri": "file:///x", "sha256": "00"}])
     assert lake.read(RAW_OBJECTS).num_rows == 1
 
 
@@ -81,22 +82,24 @@ def _chunk(doc_id: str, chunk_id: str, sha: str, emb: list[float]) -> dict[str, 
 
 def test_replace_doc_chunks_upserts_and_removes_only_that_documents_stale_rows(tmp_path: Path) -> None:
     lake = _lake(tmp_path)
-    replace_doc_chunks(lake, "t1", "a", [_chunk("a", "a1", "s1", [1.0]), _chunk("a", "a2", "s2", [2.0])])
-    replace_doc_chunks(lake, "t1", "b", [_chunk("b", "b1", "s3", [3.0])])
-    metrics = replace_doc_chunks(lake, "t1", "a", [_chunk("a", "a2", "s2", [2.0]), _chunk("a", "a3", "s4", [4.0])])
+    replace_chunks(lake, CHUNKS, [("t1", "a")], [_chunk("a", "a1", "s1", [1.0]), _chunk("a", "a2", "s2", [2.0])])
+    replace_chunks(lake, CHUNKS, [("t1", "b")], [_chunk("b", "b1", "s3", [3.0])])
+    metrics = replace_chunks(
+        lake, CHUNKS, [("t1", "a")], [_chunk("a", "a2", "s2", [2.0]), _chunk("a", "a3", "s4", [4.0])]
+    )
     assert metrics["num_target_rows_deleted"] == 1
     assert sorted(doc_chunks(lake, "t1", "a").column("chunk_id").to_pylist()) == ["a2", "a3"]
     assert doc_chunks(lake, "t1", "b").num_rows == 1
     assert cached_embeddings(lake, "m", ["s3", "s1", "nope"], tenant="t1") == {"s3": [3.0]}
     assert cached_embeddings(lake, "m", ["s3"], tenant="t2") == {}  # never across tenants
-    assert delete_doc_chunks(lake, "t1", "a") == 2
+    assert delete_chunks(lake, CHUNKS, [("t1", "a")]) == 2
     assert lake.read(CHUNKS).num_rows == 1
 
 
 def _writer(root: str, locks: str, worker: int, n: int) -> None:
     lake = Lake(root, lock_dir=Path(locks))
     for i in range(n):
-        insert_version(lake, {**_doc_row(f"w{worker}-{i}", 1)})
+        put_versions(lake, [{**_doc_row(f"w{worker}-{i}", 1)}])
         update_document(lake, "t1", f"w{worker}-{i}", 1, status="indexed")
 
 
@@ -130,7 +133,7 @@ def test_concurrent_writers_without_file_locks_retry_conflicts(tmp_path: Path) -
 def test_compaction_merges_small_files_and_keeps_every_row(tmp_path: Path) -> None:
     lake = _lake(tmp_path)
     for i in range(12):
-        insert_version(lake, _doc_row(f"c{i}", 1))
+        put_versions(lake, [_doc_row(f"c{i}", 1)])
         update_document(lake, "t1", f"c{i}", 1, status="indexed")
     files_before = len(lake.table(DOCUMENTS).file_uris())
     assert lake.compact(DOCUMENTS, min_files=1000) is None  # below the threshold: untouched

@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 from pipelines.ingest.register import register_object
 from pipelines.ingest.runner import process_inline
-from pipelines.lakehouse.chunks import delete_doc_chunks
+from pipelines.lakehouse.schemas import CHUNKS
+from pipelines.lakehouse.writer import delete_chunks
 from pipelines.products.checks import CheckResult, ProductReport, evaluate, load_latest, run_checks
 from pipelines.products.manifests import MANIFESTS
 from pipelines.runtime import Runtime
@@ -40,7 +41,7 @@ def test_healthy_lake_then_freshness_and_gold_breaches(runtime: Runtime) -> None
     assert stale.examples == ["waiting (queued)"] and float(stale.observed) > 900
 
     # Gold loses an indexed document's chunks behind the pipeline's back.
-    delete_doc_chunks(runtime.lake, "default", "note")
+    delete_chunks(runtime.lake, CHUNKS, [("default", "note")])
     reports = evaluate(runtime)
     assert set(_failed(reports, "documents")) == {"indexed_have_chunks", "chunk_counts_match"}
     assert set(_failed(reports, "chunks")) == {"no_vector_without_chunk", "vector_count_matches_gold"}

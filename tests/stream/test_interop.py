@@ -10,10 +10,11 @@ import pyarrow as pa
 import pytest
 from deltalake import DeltaTable, write_deltalake
 
-from pipelines.lakehouse.documents import get_document, insert_version
+from pipelines.lakehouse.documents import get_document
 from pipelines.lakehouse.lake import Lake
 from pipelines.lakehouse.schemas import DOCUMENTS
 from pipelines.lakehouse.spark_commits import retry_conflicts
+from pipelines.lakehouse.writer import put_versions
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -46,8 +47,8 @@ def _spark_merge(spark: SparkSession, path: str, source: DataFrame) -> None:
 def test_spark_merges_a_table_written_by_delta_rs(spark: SparkSession, tmp_path: Path) -> None:
     lake = Lake(tmp_path / "lake")
     lake.ensure_tables()
-    insert_version(lake, _doc("a"))
-    insert_version(lake, _doc("b"))
+    put_versions(lake, [_doc("a")])
+    put_versions(lake, [_doc("b")])
     source = spark.createDataFrame(
         [("t", "a", 2, "indexed"), ("t", "c", 1, "queued")], "tenant string, doc_id string, version long, status string"
     )
@@ -56,7 +57,7 @@ def test_spark_merges_a_table_written_by_delta_rs(spark: SparkSession, tmp_path:
     a, b, c = (get_document(lake, "t", d) for d in "abc")
     assert a is not None and a["version"] == 2 and a["status"] == "indexed"
     assert b is not None and b["version"] == 1 and c is not None and c["status"] == "queued"
-    insert_version(lake, _doc("a", 3, "embedding"))  # delta-rs keeps writing after Spark's commit
+    put_versions(lake, [_doc("a", 3, "embedding")])  # delta-rs keeps writing after Spark's commit
     assert spark.read.format("delta").load(lake.uri(DOCUMENTS)).filter("doc_id = 'a'").first()["version"] == 3  # type: ignore[index]
 
 
@@ -87,7 +88,7 @@ def test_concurrent_commits_from_both_engines_lose_nothing(spark: SparkSession, 
     def delta_rs_writer() -> None:
         try:
             for i in range(20):
-                insert_version(lake, _doc(f"rs{i}"))
+                put_versions(lake, [_doc(f"rs{i}")])
         except BaseException as e:
             errors.append(e)
 
