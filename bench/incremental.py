@@ -15,10 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from pipelines.ingest.chunk_embed import chunk_embed_step
-from pipelines.ingest.extraction import extract_step
-from pipelines.ingest.mirror import mirror_step
-from pipelines.ingest.register import register_object
+from tests.steps import register_one, step_one
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -48,10 +45,10 @@ def _ingest(rt: object, data: bytes, *, doc_id: str, tenant: str = "default") ->
 
     assert isinstance(rt, Runtime)
     t0 = time.perf_counter()
-    reg = register_object(rt, data, filename=f"{doc_id}.md", tenant=tenant, doc_id=doc_id)
-    assert extract_step(rt, tenant, doc_id, reg.version)
-    result = chunk_embed_step(rt, tenant, doc_id, reg.version)
-    mirror_step(rt, tenant, doc_id, reg.version)
+    reg = register_one(rt, data, filename=f"{doc_id}.md", tenant=tenant, doc_id=doc_id)
+    assert step_one(rt, "extract", tenant, doc_id, reg.version)
+    result = step_one(rt, "chunk_embed", tenant, doc_id, reg.version)
+    step_one(rt, "mirror", tenant, doc_id, reg.version)
     return time.perf_counter() - t0, result
 
 

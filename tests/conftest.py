@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from pipelines.ingest.runner import process_inline, process_inline_many
+from pipelines.ingest.runner import process_inline
+from tests.steps import process_one
 
 if TYPE_CHECKING:
     from fastapi.testclient import TestClient
@@ -72,10 +73,10 @@ def inline_api(settings: Settings, embedder: Embedder) -> Iterator[TestClient]:
     holder: dict[str, TestClient] = {}
 
     def enqueue(tenant: str, doc_id: str, version: int) -> None:
-        process_inline(holder["c"].app.state.runtime, tenant, doc_id, version)  # type: ignore[attr-defined]
+        process_one(holder["c"].app.state.runtime, tenant, doc_id, version)  # type: ignore[attr-defined]
 
     def enqueue_batch(tenant: str, versions: dict[str, int]) -> None:
-        process_inline_many(holder["c"].app.state.runtime, tenant, versions)  # type: ignore[attr-defined]
+        process_inline(holder["c"].app.state.runtime, tenant, versions)  # type: ignore[attr-defined]
 
     with TestClient(create_app(settings, enqueue=enqueue, enqueue_batch=enqueue_batch)) as client:
         holder["c"] = client

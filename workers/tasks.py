@@ -16,8 +16,10 @@ from celery.exceptions import Ignore
 
 from pipelines.contracts.documents import DocumentStatus
 from pipelines.errors import DocLakeError, DocumentNotFound
-from pipelines.ingest.register import register_object
-from pipelines.ingest.runner import run_many, run_step
+from pipelines.ingest.chunk_embed import Embedded
+from pipelines.ingest.register import RegisterItem, register_objects
+from pipelines.ingest.runner import run_step, step_named
+from pipelines.ingest.step import StepResult
 from pipelines.runtime import Runtime
 from pipelines.settings import get_settings, worker_threads
 from workers.celery_app import celery_app
@@ -46,10 +48,10 @@ def runtime() -> Runtime:
     return Runtime.from_settings(settings, threads=threads)
 
 
-def _run(task: Task, step: str, tenant: str, doc_id: str, version: int) -> Any:
+def _run(task: Task, step: str, tenant: str, doc_id: str, version: int) -> StepResult | None:
     rt = runtime()
     can_retry = task.request.retries < rt.settings.task_max_retries
-    outcome = run_step(rt, step, tenant, doc_id, version, can_retry=can_retry)
+    outcome = run_step(rt, step_named(step, rt.settings), tenant, {doc_id: version}, can_retry=can_retry)[doc_id]
     if outcome.state == "retry":
         raise task.retry(countdown=min(60, 2 ** (task.request.retries + 1)))
     if outcome.state != "done":
@@ -68,12 +70,18 @@ def _mirror_now(tenant: str, versions: dict[str, int]) -> dict[str, int]:
     """
     from workers.dispatch import enqueue_mirror
 
-    outcomes = run_many(runtime(), "mirror", tenant, versions, can_retry=True)
+    rt = runtime()
+    outcomes = run_step(rt, step_named("mirror", rt.settings), tenant, versions, can_retry=True)
     for doc_id, outcome in outcomes.items():
         if outcome.state == "retry":
             log.info("mirror doc=%s will be retried: %s", doc_id, outcome.error)
             enqueue_mirror(tenant, doc_id, versions[doc_id], countdown=2)
     return {d: versions[d] for d, o in outcomes.items() if o.state == "done"}
+
+
+def _already_mirrored(result: StepResult | None) -> bool:
+    """An idle chunk_embed (a duplicate delivery) found its document embedded: its mirror ran with it."""
+    return isinstance(result, Embedded) and result.idle
 
 
 # Where a document's own chain starts again when it leaves a batch at this step.
@@ -92,14 +100,15 @@ def _run_many(step: str, tenant: str, versions: dict[str, int]) -> dict[str, int
     """
     from workers.dispatch import enqueue_processing
 
-    outcomes = run_many(runtime(), step, tenant, versions, can_retry=True)
+    rt = runtime()
+    outcomes = run_step(rt, step_named(step, rt.settings), tenant, versions, can_retry=True)
     for doc_id, outcome in outcomes.items():
         if outcome.state == "retry":
             log.info("%s doc=%s leaves its batch for a retry: %s", step, doc_id, outcome.error)
             enqueue_processing(tenant, doc_id, versions[doc_id], from_status=_RESUME_AT[step], countdown=2)
     # A chunk_embed that found its work done (a duplicate delivery) returns None: as in the
     # one-document task, nothing follows it (its mirror ran with it).
-    done = {d: versions[d] for d, o in outcomes.items() if o.state == "done" and o.result is not None}
+    done = {d: versions[d] for d, o in outcomes.items() if o.state == "done" and not _already_mirrored(o.result)}
     if not done:
         raise Ignore()  # nothing left for the next step
     return done
@@ -124,26 +133,25 @@ def mirror_batch(self: Task, versions: dict[str, int], tenant: str) -> dict[str,
 
 
 @celery_app.task(name="doclake.extract", bind=True, acks_late=True)
-def extract(self: Task, tenant: str, doc_id: str, version: int) -> bool:
-    result: bool = _run(self, "extract", tenant, doc_id, version)
-    return result
+def extract(self: Task, tenant: str, doc_id: str, version: int) -> dict[str, Any] | None:
+    result = _run(self, "extract", tenant, doc_id, version)
+    return result.model_dump() if result else None
 
 
 @celery_app.task(name="doclake.chunk_embed", bind=True, acks_late=True)
-def chunk_embed(self: Task, tenant: str, doc_id: str, version: int) -> dict[str, int] | None:
+def chunk_embed(self: Task, tenant: str, doc_id: str, version: int) -> dict[str, Any] | None:
     """chunk_embed, then mirror (the last task of a document's chain)."""
     result = _run(self, "chunk_embed", tenant, doc_id, version)
-    if result is None:
-        return None  # already past this step (a duplicate delivery): the mirror ran with it
+    if result is None or _already_mirrored(result):
+        return None
     _mirror_now(tenant, {doc_id: version})
-    dumped: dict[str, int] = result.model_dump()
-    return dumped
+    return result.model_dump()
 
 
 @celery_app.task(name="doclake.mirror", bind=True, acks_late=True)
-def mirror(self: Task, tenant: str, doc_id: str, version: int) -> int:
-    written: int = _run(self, "mirror", tenant, doc_id, version)
-    return written
+def mirror(self: Task, tenant: str, doc_id: str, version: int) -> dict[str, Any] | None:
+    result = _run(self, "mirror", tenant, doc_id, version)
+    return result.model_dump() if result else None
 
 
 @celery_app.task(name="doclake.register", bind=True, acks_late=True)
@@ -156,9 +164,8 @@ def register(
     rt = runtime()
     try:
         data = rt.objects.get(uri)
-        result = register_object(
-            rt, data, filename=filename, tenant=tenant, doc_id=doc_id, metadata=metadata, source="s3", stored_uri=uri
-        )
+        item = RegisterItem(data=data, filename=filename, doc_id=doc_id, metadata=metadata, stored_uri=uri)
+        result = register_objects(rt, [item], tenant=tenant, source="s3")[0]
     except DocumentNotFound:
         log.warning("object %s vanished before it was registered", uri)  # its Removed event follows
         return None

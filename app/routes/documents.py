@@ -22,7 +22,7 @@ from app.schemas import (
 from pipelines.contracts.documents import DocumentStatus
 from pipelines.errors import DocumentNotFound, InvalidInput
 from pipelines.ingest.lifecycle import delete_document
-from pipelines.ingest.register import RegisterItem, prepare_item, register_object, register_objects
+from pipelines.ingest.register import RegisterItem, prepare_item, register_objects
 from pipelines.lakehouse.documents import get_document, list_documents, to_record
 from pipelines.stream.changes import patch_metadata
 
@@ -72,9 +72,8 @@ def upload_document(
         except json.JSONDecodeError as e:
             raise InvalidInput(f"metadata is not valid JSON: {e.msg}", doc_id=doc_id) from e
     data = _read_limited(file, rt.settings.max_upload_mb * 1024 * 1024)
-    result = register_object(
-        rt, data, filename=_clean_filename(file.filename), tenant=tenant, doc_id=doc_id or None, metadata=parsed_meta
-    )
+    item = RegisterItem(data=data, filename=_clean_filename(file.filename), doc_id=doc_id or None, metadata=parsed_meta)
+    result = register_objects(rt, [item], tenant=tenant)[0]
     if not result.duplicate:
         try:
             request.app.state.enqueue(tenant, result.doc_id, result.version)

@@ -6,25 +6,12 @@ from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
-from pipelines.contracts.documents import (
-    DocumentStatus,
-)
+from pipelines.contracts.documents import DocumentStatus
 from pipelines.errors import DocLakeError, DocumentNotFound, StaleVersion
-from pipelines.lakehouse.documents import (
-    get_document,
-)
+from pipelines.ingest.step import StepResult, StepResults
 from pipelines.runtime import Runtime
 
-__all__ = ["Results"]
-
-
-def current_row(rt: Runtime, tenant: str, doc_id: str, version: int, *, with_text: bool = False) -> dict[str, Any]:
-    row = get_document(rt.lake, tenant, doc_id, with_text=with_text)
-    error = version_error(row, doc_id, version)
-    if error is not None:
-        raise error
-    assert row is not None
-    return row
+__all__ = ["doc_locks", "triage", "version_error"]
 
 
 def version_error(row: dict[str, Any] | None, doc_id: str, version: int) -> DocLakeError | None:
@@ -37,11 +24,11 @@ def version_error(row: dict[str, Any] | None, doc_id: str, version: int) -> DocL
 
 
 def triage(
-    rows: dict[str, dict[str, Any]], versions: dict[str, int], acts_on: tuple[DocumentStatus, ...], *, idle: Any
-) -> tuple[Results, dict[str, dict[str, Any]]]:
+    rows: dict[str, dict[str, Any]], versions: dict[str, int], acts_on: tuple[DocumentStatus, ...], *, idle: StepResult
+) -> tuple[StepResults, dict[str, dict[str, Any]]]:
     """Split a step's documents into the silver rows it acts on (current version, status in
     ``acts_on``) and the results of the others: their version error, or ``idle`` (nothing to do)."""
-    results: Results = {}
+    results: StepResults = {}
     ready: dict[str, dict[str, Any]] = {}
     for doc_id, version in versions.items():
         row = rows.get(doc_id)
@@ -62,15 +49,3 @@ def doc_locks(rt: Runtime, tenant: str, doc_ids: Iterable[str]) -> Iterator[None
         for doc_id in sorted(set(doc_ids)):
             stack.enter_context(rt.doc_lock(tenant, doc_id))
         yield
-
-
-# What a many-document step returns per document: its result, or the error that document hit.
-Results = dict[str, Any]
-
-
-def single_result(results: Results, doc_id: str) -> Any:
-    """The one document's result of a many-document step, raising the error it hit."""
-    result = results[doc_id]
-    if isinstance(result, BaseException):
-        raise result
-    return result

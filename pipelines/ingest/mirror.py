@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, ClassVar
+
+from pydantic import Field
 
 from pipelines.contracts.documents import (
     DocumentStatus,
     VectorRecord,
 )
 from pipelines.contracts.ids import MetadataValue
-from pipelines.ingest.guards import Results, doc_locks, single_result, triage
+from pipelines.ingest.guards import doc_locks, triage
 from pipelines.ingest.plan import plan_rows
+from pipelines.ingest.step import Step, StepResult, StepResults
 from pipelines.lakehouse.chunks import docs_chunks
 from pipelines.lakehouse.documents import (
     get_documents,
@@ -22,7 +25,7 @@ from pipelines.lakehouse.writer import replace_chunks
 from pipelines.runtime import Runtime
 from pipelines.vectorstore.mirror import sync_documents
 
-__all__ = ["mirror_document", "mirror_documents", "mirror_many", "mirror_step", "vector_records"]
+__all__ = ["Mirror", "Mirrored", "mirror_documents", "vector_records"]
 
 
 def vector_records(gold_rows: list[dict[str, Any]], metadata: dict[str, MetadataValue]) -> list[VectorRecord]:
@@ -46,18 +49,15 @@ def vector_records(gold_rows: list[dict[str, Any]], metadata: dict[str, Metadata
     ]
 
 
-def mirror_document(rt: Runtime, index: IndexSpec, tenant: str, doc_id: str, metadata: dict[str, MetadataValue]) -> int:
-    """Make the index's vector store hold exactly the document's gold rows of that index.
-
-    Upsert first, delete stale ids second: search never sees the document without vectors.
-    """
-    return mirror_documents(rt, index, tenant, {doc_id: metadata})[doc_id]
-
-
 def mirror_documents(
     rt: Runtime, index: IndexSpec, tenant: str, metadata: dict[str, dict[str, MetadataValue]]
 ) -> dict[str, int]:
-    """``mirror_document`` for many documents (doc_id → its metadata): one gold read, one upsert."""
+    """Make the index's vector store hold exactly these documents' gold rows of that index.
+
+    ``metadata`` is doc_id → the document's metadata (filters match it). One gold read, one upsert;
+    upsert first, stale ids deleted second, so search never sees a document without vectors.
+    Returns doc_id → vectors written.
+    """
     gold = docs_chunks(rt.lake, tenant, list(metadata), gold=index.gold).to_pylist()
     by_doc: dict[str, list[dict[str, Any]]] = {d: [] for d in metadata}
     for g in gold:
@@ -66,46 +66,54 @@ def mirror_documents(
     return sync_documents(rt.vectors_for(index), tenant, records)
 
 
-def mirror_step(rt: Runtime, tenant: str, doc_id: str, version: int) -> int:
-    """Mirror the document's gold rows to the vector store, drop its stale ids, mark it indexed.
+class Mirrored(StepResult):
+    vectors: int = Field(default=0, description="Vectors written to the store.")
 
-    Returns how many vectors were written (0 when already indexed).
+
+class Mirror(Step):
+    """Mirror documents' gold rows to the active index's vector store, drop stale ids, mark them indexed.
+
+    One gold read, one upsert and one silver commit for all of them. A document whose gold rows are
+    of another version (chunk_embed wrote them to an index a reindex just replaced) is built here for
+    the active index first, reusing the old index's vectors when the model is the same.
     """
-    written: int = single_result(mirror_many(rt, tenant, {doc_id: version}), doc_id)
-    return written
 
+    name: ClassVar[str] = "mirror"
 
-def mirror_many(rt: Runtime, tenant: str, versions: dict[str, int]) -> Results:
-    """``mirror_step`` for many documents: one gold read, one upsert, one silver commit."""
-    with doc_locks(rt, tenant, versions):
-        rows = get_documents(rt.lake, tenant, list(versions))
-        results, ready = triage(rows, versions, (DocumentStatus.embedding, DocumentStatus.indexed), idle=0)
-        if not ready:
-            return results
-        index = rt.index(fresh=True)
-        gold = docs_chunks(rt.lake, tenant, list(ready), columns=["doc_id", "doc_version"], gold=index.gold)
-        behind = sorted(
-            {
-                d
-                for d, v in zip(gold.column("doc_id").to_pylist(), gold.column("doc_version").to_pylist(), strict=True)
-                if v != versions[d]
-            }
-        )
-        if behind:
-            # chunk_embed wrote these versions to the index a reindex just replaced: build them here for
-            # the active index (vectors come from the old gold when the model is the same).
-            full = get_documents(rt.lake, tenant, behind, with_text=True)
-            plans = plan_rows(
-                rt, tenant, [full[d] for d in behind], index, cache_from=tuple(i.gold for i in rt.indexes())
+    def run(self, rt: Runtime, tenant: str, versions: dict[str, int]) -> StepResults:
+        with doc_locks(rt, tenant, versions):
+            rows = get_documents(rt.lake, tenant, list(versions))
+            results, ready = triage(
+                rows, versions, (DocumentStatus.embedding, DocumentStatus.indexed), idle=Mirrored(idle=True)
             )
-            replace_chunks(
-                rt.lake, index.gold, [(tenant, d) for d in behind], [r for p in plans.values() for r in p.rows]
+            if not ready:
+                return results
+            index = rt.index(fresh=True)
+            gold = docs_chunks(rt.lake, tenant, list(ready), columns=["doc_id", "doc_version"], gold=index.gold)
+            behind = sorted(
+                {
+                    d
+                    for d, v in zip(
+                        gold.column("doc_id").to_pylist(), gold.column("doc_version").to_pylist(), strict=True
+                    )
+                    if v != versions[d]
+                }
             )
-        written = mirror_documents(
-            rt, index, tenant, {d: json.loads(row["metadata_json"] or "{}") for d, row in ready.items()}
-        )
-        update_documents(
-            rt.lake, tenant, {d: versions[d] for d in ready}, status=DocumentStatus.indexed.value, error=None
-        )
-    results.update(written)
-    return results
+            if behind:
+                # chunk_embed wrote these versions to the index a reindex just replaced: build them here for
+                # the active index (vectors come from the old gold when the model is the same).
+                full = get_documents(rt.lake, tenant, behind, with_text=True)
+                plans = plan_rows(
+                    rt, tenant, [full[d] for d in behind], index, cache_from=tuple(i.gold for i in rt.indexes())
+                )
+                replace_chunks(
+                    rt.lake, index.gold, [(tenant, d) for d in behind], [r for p in plans.values() for r in p.rows]
+                )
+            written = mirror_documents(
+                rt, index, tenant, {d: json.loads(row["metadata_json"] or "{}") for d, row in ready.items()}
+            )
+            update_documents(
+                rt.lake, tenant, {d: versions[d] for d in ready}, status=DocumentStatus.indexed.value, error=None
+            )
+        results.update({d: Mirrored(vectors=n) for d, n in written.items()})
+        return results

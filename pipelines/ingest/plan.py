@@ -15,19 +15,20 @@ from pipelines.contracts.documents import (
     ExtractedDocument,
 )
 from pipelines.contracts.ids import chunk_id_for
+from pipelines.contracts.rows import GoldRow
 from pipelines.embed.chunker import chunk_document
 from pipelines.lakehouse.chunks import cached_embeddings, docs_chunks
 from pipelines.lakehouse.indexes import IndexSpec
 from pipelines.lakehouse.schemas import TableSpec
 from pipelines.runtime import Runtime
 
-__all__ = ["ChunkPlan", "PlanRequest", "plan_chunks", "plan_chunks_many", "stored_document", "text_document"]
+__all__ = ["ChunkPlan", "PlanRequest", "plan_chunks", "plan_rows", "stored_document", "text_document"]
 
 
 class ChunkPlan(BaseModel):
     """The gold rows one document version should have, and how many vectors were computed for them."""
 
-    rows: list[dict[str, Any]]
+    rows: list[GoldRow]
     embedded: int
     reused: int
     removed: int = 0
@@ -59,39 +60,21 @@ def text_document(text: str) -> ExtractedDocument:
 
 def plan_chunks(
     rt: Runtime,
-    document: ExtractedDocument,
-    *,
-    tenant: str,
-    doc_id: str,
-    version: int,
-    filename: str | None,
-    metadata_json: str,
-    index: IndexSpec | None = None,
-    cache_from: tuple[TableSpec, ...] = (),
-) -> ChunkPlan:
-    """Chunk a document and embed only chunks gold does not already hold (writes nothing).
-
-    Vectors are reused when the same model already embedded the same text: first the document's
-    own chunks (an unchanged chunk keeps its id and vector), then any chunk in the index's gold or
-    in ``cache_from`` (a reindex passes the gold it replaces). The Celery step, the Spark stream and
-    reindex all build their gold rows here, for ``index`` (default: the active one).
-    """
-    request = PlanRequest(
-        document=document, doc_id=doc_id, version=version, filename=filename, metadata_json=metadata_json
-    )
-    return plan_chunks_many(rt, tenant, [request], index=index, cache_from=cache_from)[doc_id]
-
-
-def plan_chunks_many(
-    rt: Runtime,
     tenant: str,
     requests: list[PlanRequest],
     *,
     index: IndexSpec | None = None,
     cache_from: tuple[TableSpec, ...] = (),
 ) -> dict[str, ChunkPlan]:
-    """``plan_chunks`` for many documents of a tenant (by doc_id): one gold read, one cache lookup
-    and one encode call for all of them, so small documents fill the model's batches."""
+    """Chunk documents of a tenant and embed only chunks gold does not already hold (writes nothing).
+
+    Returns each document's plan by doc_id. Vectors are reused when the same model already embedded
+    the same text: first the document's own chunks (an unchanged chunk keeps its id and vector),
+    then any chunk in the index's gold or in ``cache_from`` (a reindex passes the gold it replaces).
+    The Celery step, the stream and reindex all build their gold rows here, for ``index`` (default:
+    the active one). One gold read, one cache lookup and one encode call for all documents, so small
+    documents fill the model's batches.
+    """
     index = index or rt.index()
     config = index.chunker
     tokenizer = rt.tokenizer(index)
@@ -131,25 +114,25 @@ def plan_chunks_many(
     for r in requests:
         chunks = chunked[r.doc_id]
         rows = [
-            {
-                "tenant": tenant,
-                "chunk_id": chunk_id_for(tenant, r.doc_id, c.text_sha256, c.occurrence),
-                "doc_id": r.doc_id,
-                "doc_version": r.version,
-                "ordinal": c.ordinal,
-                "text": c.text,
-                "text_sha256": c.text_sha256,
-                "page_start": c.page_start,
-                "page_end": c.page_end,
-                "char_start": c.char_start,
-                "char_end": c.char_end,
-                "heading_path": c.heading_path,
-                "embedding": fresh.get(c.text_sha256) or cache[c.text_sha256],
-                "model_id": model_id,
-                "chunker_id": config.config_id,
-                "filename": r.filename,
-                "metadata_json": r.metadata_json,
-            }
+            GoldRow(
+                tenant=tenant,
+                chunk_id=chunk_id_for(tenant, r.doc_id, c.text_sha256, c.occurrence),
+                doc_id=r.doc_id,
+                doc_version=r.version,
+                ordinal=c.ordinal,
+                text=c.text,
+                text_sha256=c.text_sha256,
+                page_start=c.page_start,
+                page_end=c.page_end,
+                char_start=c.char_start,
+                char_end=c.char_end,
+                heading_path=c.heading_path,
+                embedding=fresh.get(c.text_sha256) or cache[c.text_sha256],
+                model_id=model_id,
+                chunker_id=config.config_id,
+                filename=r.filename,
+                metadata_json=r.metadata_json,
+            )
             for c in chunks
         ]
         embedded = {c.text_sha256 for c in chunks if c.text_sha256 in fresh}
@@ -157,12 +140,12 @@ def plan_chunks_many(
             rows=rows,
             embedded=len(embedded),
             reused=len(rows) - sum(1 for c in chunks if c.text_sha256 in fresh),
-            removed=len(old_ids.get(r.doc_id, set()) - {row["chunk_id"] for row in rows}),
+            removed=len(old_ids.get(r.doc_id, set()) - {row.chunk_id for row in rows}),
         )
     return plans
 
 
-def plan_request(row: dict[str, Any]) -> PlanRequest:
+def _request(row: dict[str, Any]) -> PlanRequest:
     return PlanRequest(
         document=stored_document(row),
         doc_id=row["doc_id"],
@@ -181,11 +164,4 @@ def plan_rows(
     cache_from: tuple[TableSpec, ...] = (),
 ) -> dict[str, ChunkPlan]:
     """The chunk plans of silver rows (with text) of one tenant for ``index``, by doc_id."""
-    return plan_chunks_many(rt, tenant, [plan_request(r) for r in rows], index=index, cache_from=cache_from)
-
-
-def plan_row(
-    rt: Runtime, row: dict[str, Any], index: IndexSpec, *, cache_from: tuple[TableSpec, ...] = ()
-) -> ChunkPlan:
-    """The chunk plan of a silver row (with text) for ``index``."""
-    return plan_rows(rt, row["tenant"], [row], index, cache_from=cache_from)[row["doc_id"]]
+    return plan_chunks(rt, tenant, [_request(r) for r in rows], index=index, cache_from=cache_from)

@@ -11,7 +11,7 @@ from pipelines.contracts.documents import (
     DocumentStatus,
     RegisterResult,
 )
-from pipelines.contracts.ids import DEFAULT_TENANT, MetadataValue, sha256_hex
+from pipelines.contracts.ids import DEFAULT_TENANT, sha256_hex
 from pipelines.contracts.rows import SilverRow
 from pipelines.contracts.validate import validate_doc_id, validate_metadata
 from pipelines.ingest.guards import doc_locks
@@ -23,7 +23,7 @@ from pipelines.lakehouse.writer import put_versions, version_floors
 from pipelines.objectstore.store import raw_key
 from pipelines.runtime import Runtime
 
-__all__ = ["RegisterItem", "prepare_item", "register_object", "register_objects"]
+__all__ = ["RegisterItem", "prepare_item", "register_objects"]
 
 
 class RegisterItem(BaseModel):
@@ -50,34 +50,15 @@ def prepare_item(item: RegisterItem) -> RegisterItem:
     return item.model_copy(update={"doc_id": doc_id, "metadata": metadata})
 
 
-def register_object(
-    rt: Runtime,
-    data: bytes,
-    *,
-    filename: str | None,
-    tenant: str = DEFAULT_TENANT,
-    doc_id: str | None = None,
-    metadata: dict[str, MetadataValue] | None = None,
-    source: str = "api",
-    stored_uri: str | None = None,
-) -> RegisterResult:
-    """Store the raw bytes, record them in bronze, and queue a new version in silver.
-
-    Without a doc_id the id is derived from the content hash, so uploading the same file twice is
-    one document. Identical bytes (and metadata) for the current version are a no-op.
-    ``stored_uri`` names bytes already in the object store (S3 events): they are not stored again.
-
-    Raises:
-        InvalidInput: bad doc_id or metadata.
-    """
-    item = RegisterItem(data=data, filename=filename, doc_id=doc_id, metadata=metadata, stored_uri=stored_uri)
-    return register_objects(rt, [item], tenant=tenant, source=source)[0]
-
-
 def register_objects(
     rt: Runtime, items: list[RegisterItem], *, tenant: str = DEFAULT_TENANT, source: str = "api"
 ) -> list[RegisterResult]:
-    """``register_object`` for many objects of a tenant: one read and two commits per 256 of them.
+    """Store each object's raw bytes, record them in bronze, and queue a new version in silver.
+
+    Without a doc_id the id is derived from the content hash, so uploading the same file twice is
+    one document. Identical bytes (and metadata) for the current version are a no-op (``duplicate``).
+    ``stored_uri`` names bytes already in the object store (S3 events): they are not stored again.
+    One read and two commits per 256 objects.
 
     Items are taken in order: an item identical to an earlier one of the same document is a
     duplicate of it, a different one becomes the next version.

@@ -1,64 +1,71 @@
-"""The step runner: the one retry/failure policy of every adapter (Celery, the stream, inline runs)."""
+"""The step runner: the one retry/failure policy of every adapter (Celery tasks, the stream, inline runs).
+
+Adapters never interpret a step's errors themselves: they run a step here and act on each
+document's ``StepOutcome`` (send the next task, retry, stop).
+"""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from pipelines.contracts.documents import (
-    DocumentStatus,
-)
-from pipelines.errors import DocLakeError, StaleVersion
-from pipelines.ingest.chunk_embed import ChunkEmbedResult, chunk_embed_many
-from pipelines.ingest.extraction import extract_many
-from pipelines.ingest.guards import Results
-from pipelines.ingest.mirror import mirror_many
-from pipelines.lakehouse.documents import (
-    update_document,
-    update_documents,
-)
+from pipelines.contracts.documents import DocumentStatus
+from pipelines.errors import DocLakeError, InvalidInput, StaleVersion
+from pipelines.ingest.chunk_embed import ChunkEmbed, Embedded
+from pipelines.ingest.extraction import Extract
+from pipelines.ingest.mirror import Mirror
+from pipelines.ingest.step import Step, StepResult
+from pipelines.lakehouse.documents import update_documents
 from pipelines.observability import metrics
 from pipelines.runtime import Runtime
+from pipelines.settings import Settings
 
-__all__ = ["STEPS", "StepOutcome", "mark_failed", "process_inline", "process_inline_many", "run_many", "run_step"]
+__all__ = ["STEP_NAMES", "StepOutcome", "chain", "mark_failed", "process_inline", "run_step", "step_named"]
 
 log = logging.getLogger(__name__)
 
+# The order of a document's processing: each step acts on what the one before it left.
+STEP_NAMES = ("extract", "chunk_embed", "mirror")
 
-def mark_failed(rt: Runtime, tenant: str, doc_id: str, version: int, error: str) -> bool:
-    """Record a terminal failure on the version (no-op if a newer version superseded it)."""
-    return update_document(rt.lake, tenant, doc_id, version, status=DocumentStatus.failed.value, error=error[:4000])
-
-
-STEPS: dict[str, Callable[[Runtime, str, dict[str, int]], Results]] = {
-    "extract": extract_many,
-    "chunk_embed": chunk_embed_many,
-    "mirror": mirror_many,
-}
+# Errors are recorded on the document; a bound keeps a traceback-sized message from bloating silver.
+_MAX_ERROR_CHARS = 4000
 
 
 class StepOutcome(BaseModel):
-    """What became of one step: the adapters (Celery, the stream, inline runs) act on this."""
+    """What became of one document in one step: the adapters act on this."""
 
     state: Literal["done", "skipped", "retry", "failed"]
-    error: str | None = None
-    result: Any = None
+    error: str | None = Field(default=None, description="Why it was skipped, must be retried, or failed.")
+    result: StepResult | None = Field(default=None, description="The step's result when it is done.")
 
 
-def run_step(rt: Runtime, step: str, tenant: str, doc_id: str, version: int, *, can_retry: bool) -> StepOutcome:
-    """Run a step for one document version and map its errors (see ``run_many``)."""
-    return run_many(rt, step, tenant, {doc_id: version}, can_retry=can_retry)[doc_id]
+def step_named(name: str, settings: Settings) -> Step:
+    """The configured step called ``name`` (Celery tasks name their step).
+
+    Raises:
+        InvalidInput: no step has that name.
+    """
+    if name == "extract":
+        return Extract.from_settings(settings)
+    if name == "chunk_embed":
+        return ChunkEmbed()
+    if name == "mirror":
+        return Mirror()
+    raise InvalidInput(f"unknown step {name!r} (steps: {', '.join(STEP_NAMES)})")
 
 
-def run_many(
-    rt: Runtime, step: str, tenant: str, versions: dict[str, int], *, can_retry: bool
+def chain(settings: Settings) -> list[Step]:
+    """Every step of a document's processing, in order, configured from ``settings``."""
+    return [step_named(name, settings) for name in STEP_NAMES]
+
+
+def run_step(
+    rt: Runtime, step: Step, tenant: str, versions: dict[str, int], *, can_retry: bool
 ) -> dict[str, StepOutcome]:
-    """Run a step for document versions of a tenant and map each one's error: the single
-    retry/failure policy of every adapter.
+    """Run a step for document versions of a tenant and map each one's result to its outcome.
 
     A stale version is skipped; a retryable or unexpected error asks for a retry while ``can_retry``;
     a non-retryable doclake error (a bad file), or any error once retries are spent, is recorded as the
@@ -67,33 +74,42 @@ def run_many(
     """
     started = time.perf_counter()
     try:
-        results = STEPS[step](rt, tenant, versions)
+        results = step.run(rt, tenant, versions)
     except Exception as e:  # mapped per document below, like any other error
         results = dict.fromkeys(versions, e)
-    outcomes = {d: _outcome(step, d, versions[d], r, can_retry=can_retry) for d, r in results.items()}
-    failed = {d: o.error or "" for d, o in outcomes.items() if o.state == "failed"}
-    if failed:
-        update_documents(
-            rt.lake,
-            tenant,
-            {d: versions[d] for d in failed},
-            status=DocumentStatus.failed.value,
-            error={d: e[:4000] for d, e in failed.items()},
-        )
+    outcomes = {d: _outcome(step.name, d, versions[d], r, can_retry=can_retry) for d, r in results.items()}
+    failed = {d: (versions[d], o.error or "") for d, o in outcomes.items() if o.state == "failed"}
+    mark_failed(rt, tenant, failed)
     # A document's share of the call: a batch of 32 that took 3 s is ~0.1 s of work per document.
     share = (time.perf_counter() - started) / max(1, len(versions))
     for outcome in outcomes.values():
-        metrics.STEP_OUTCOMES.labels(step=step, state=outcome.state).inc()
+        metrics.STEP_OUTCOMES.labels(step=step.name, state=outcome.state).inc()
         if outcome.state == "done":
-            metrics.STEP_DURATION.labels(step=step).observe(share)
-            if isinstance(outcome.result, ChunkEmbedResult):
+            metrics.STEP_DURATION.labels(step=step.name).observe(share)
+            if isinstance(outcome.result, Embedded):
                 metrics.CHUNKS.labels(source="embedded").inc(outcome.result.embedded)
                 metrics.CHUNKS.labels(source="reused").inc(outcome.result.reused)
     return outcomes
 
 
-def _outcome(step: str, doc_id: str, version: int, result: Any, *, can_retry: bool) -> StepOutcome:
-    if not isinstance(result, BaseException):
+def mark_failed(rt: Runtime, tenant: str, failures: dict[str, tuple[int, str]]) -> set[str]:
+    """Record terminal failures (doc_id → (version, error)) in one commit; returns the doc_ids recorded.
+
+    A version a newer one superseded is left alone: the failure belongs to history, not to the document.
+    """
+    if not failures:
+        return set()
+    return update_documents(
+        rt.lake,
+        tenant,
+        {d: v for d, (v, _) in failures.items()},
+        status=DocumentStatus.failed.value,
+        error={d: e[:_MAX_ERROR_CHARS] for d, (_, e) in failures.items()},
+    )
+
+
+def _outcome(step: str, doc_id: str, version: int, result: StepResult | Exception, *, can_retry: bool) -> StepOutcome:
+    if not isinstance(result, Exception):
         return StepOutcome(state="done", result=result)
     if isinstance(result, StaleVersion):
         log.info("skip %s doc=%s v=%d: %s", step, doc_id, version, result)
@@ -110,23 +126,14 @@ def _outcome(step: str, doc_id: str, version: int, result: Any, *, can_retry: bo
     return StepOutcome(state="retry" if can_retry else "failed", error=error)
 
 
-def process_inline(rt: Runtime, tenant: str, doc_id: str, version: int) -> StepOutcome:
-    """Run every step in this process, in order (tests, the CLI, batch jobs without a broker)."""
-    outcome = StepOutcome(state="skipped")
-    for step in STEPS:
-        outcome = run_step(rt, step, tenant, doc_id, version, can_retry=False)
-        if outcome.state != "done":
-            break
-    return outcome
-
-
-def process_inline_many(rt: Runtime, tenant: str, versions: dict[str, int]) -> dict[str, StepOutcome]:
-    """``process_inline`` for many documents, a step at a time, as the batch tasks run them."""
+def process_inline(rt: Runtime, tenant: str, versions: dict[str, int]) -> dict[str, StepOutcome]:
+    """Run every step in this process, a step at a time for all documents, as the batch tasks do
+    (tests, the CLI, jobs without a broker). Each document's outcome is that of the last step it reached."""
     outcomes: dict[str, StepOutcome] = {}
     pending = dict(versions)
-    for step in STEPS:
+    for step in chain(rt.settings):
         if not pending:
             break
-        outcomes.update(run_many(rt, step, tenant, pending, can_retry=False))
+        outcomes.update(run_step(rt, step, tenant, pending, can_retry=False))
         pending = {d: v for d, v in pending.items() if outcomes[d].state == "done"}
     return outcomes

@@ -27,8 +27,8 @@ from pydantic import BaseModel, Field
 
 from pipelines.contracts.documents import ChunkerConfig, DocumentStatus
 from pipelines.errors import InvalidInput, StaleVersion
-from pipelines.ingest.mirror import mirror_document
-from pipelines.ingest.plan import plan_row
+from pipelines.ingest.mirror import mirror_documents
+from pipelines.ingest.plan import plan_rows
 from pipelines.lakehouse.documents import get_document
 from pipelines.lakehouse.indexes import IndexSpec, IndexState, activate_index, index_id_for, put_index
 from pipelines.lakehouse.lake import sql_quote
@@ -233,7 +233,7 @@ def _build_one(
         return
     # Vectors made by the same model are reused from every index that holds them.
     cache_from = tuple(i.gold for i in rt.indexes() if i.model_id == index.model_id and i.index_id != index.index_id)
-    plan = plan_row(rt, row, index, cache_from=cache_from)
+    plan = plan_rows(rt, tenant, [row], index, cache_from=cache_from)[doc_id]
     with rt.doc_lock(tenant, doc_id):
         current = get_document(rt.lake, tenant, doc_id)
         if current is None or current["version"] != row["version"] or current["status"] not in _LIVE:
@@ -242,7 +242,8 @@ def _build_one(
         replace_chunks(rt.lake, index.gold, [(tenant, doc_id)], plan.rows)
         if current["status"] == DocumentStatus.indexed:
             # An `embedding` document is mirrored by its own pending step.
-            report.vectors += mirror_document(rt, index, tenant, doc_id, json.loads(row["metadata_json"] or "{}"))
+            metadata = json.loads(row["metadata_json"] or "{}")
+            report.vectors += mirror_documents(rt, index, tenant, {doc_id: metadata})[doc_id]
     report.documents += 1
     report.chunks += len(plan.rows)
     report.embedded += plan.embedded
@@ -293,7 +294,8 @@ def _vectors_only(rt: Runtime, index: IndexSpec, params: ReindexParams, progress
     progress.stage("mirroring", total=len(docs), unit="documents")
     for d in docs:
         with rt.doc_lock(d["tenant"], d["doc_id"]):
-            n = mirror_document(rt, index, d["tenant"], d["doc_id"], json.loads(d["metadata_json"] or "{}"))
+            metadata = json.loads(d["metadata_json"] or "{}")
+            n = mirror_documents(rt, index, d["tenant"], {d["doc_id"]: metadata})[d["doc_id"]]
         report.documents += 1
         report.vectors += n
         progress.advance(1, vectors=n)

@@ -62,7 +62,7 @@ class SparkBuild:
 
 def _planner(settings: Settings, index_json: str, cache_from: list[str]) -> Any:
     def plan(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        from pipelines.ingest.plan import plan_row
+        from pipelines.ingest.plan import plan_rows
         from pipelines.lakehouse.documents import now_utc
         from pipelines.stream.batch import _executor_runtime
 
@@ -72,7 +72,7 @@ def _planner(settings: Settings, index_json: str, cache_from: list[str]) -> Any:
         for batch in batches:
             out = []
             for row in batch.to_pylist():
-                p = plan_row(rt, row, index, cache_from=golds)
+                p = plan_rows(rt, row["tenant"], [row], index, cache_from=golds)[row["doc_id"]]
                 stamp = now_utc()
                 out.append(
                     {
@@ -81,7 +81,7 @@ def _planner(settings: Settings, index_json: str, cache_from: list[str]) -> Any:
                         "version": row["version"],
                         "embedded": p.embedded,
                         "reused": p.reused,
-                        "gold": [{**r, "updated_at": stamp} for r in p.rows],
+                        "gold": [{**r.row(), "updated_at": stamp} for r in p.rows],
                     }
                 )
             yield pa.RecordBatch.from_pylist(out, schema=_PLAN_SCHEMA)

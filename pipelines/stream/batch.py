@@ -32,6 +32,7 @@ from pydantic import BaseModel, Field
 from pipelines.contracts.documents import DocumentStatus
 from pipelines.contracts.updates import DocumentUpdate
 from pipelines.errors import DocLakeError
+from pipelines.ingest.mirror import Mirror
 from pipelines.ingest.runner import run_step
 from pipelines.lakehouse.documents import get_document, rows_table
 from pipelines.lakehouse.lake import Txn, sql_quote
@@ -456,7 +457,7 @@ def _mirror(rt: Runtime, rows: list[Any]) -> int:
         if current is not None and current["status"] == DocumentStatus.deleted:
             rt.vectors.delete_document(r["tenant"], r["doc_id"])
             continue
-        outcome = run_step(rt, "mirror", r["tenant"], r["doc_id"], r["version"], can_retry=True)
+        outcome = run_step(rt, Mirror(), r["tenant"], {r["doc_id"]: r["version"]}, can_retry=True)[r["doc_id"]]
         if outcome.state == "retry":
             # Fail the batch: it is re-run after a restart, and every write before this one is idempotent.
             raise DocLakeError(f"mirror v{r['version']} must be retried: {outcome.error}", doc_id=r["doc_id"])

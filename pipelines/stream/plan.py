@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 from pipelines.contracts.documents import DocumentStatus, ExtractedDocument
 from pipelines.contracts.ids import sha256_hex
 from pipelines.contracts.updates import DocumentUpdate, UpdateOp
-from pipelines.ingest.plan import plan_chunks, stored_document, text_document
+from pipelines.ingest.plan import PlanRequest, plan_chunks, stored_document, text_document
 from pipelines.lakehouse.documents import get_document
 from pipelines.lakehouse.schemas import CHUNKS, DOCUMENTS
 from pipelines.runtime import Runtime
@@ -131,16 +131,14 @@ def plan_update(rt: Runtime, events: list[DocumentUpdate]) -> UpdatePlan:
     if state["status"] == DocumentStatus.deleted:
         return UpdatePlan(action="apply", version=state["version"], silver=state, rejected=rejected)
     index = rt.index()
-    plan = plan_chunks(
-        rt,
-        document or stored_document(state),
-        index=index,
-        tenant=state["tenant"],
+    request = PlanRequest(
+        document=document or stored_document(state),
         doc_id=state["doc_id"],
         version=state["version"],
         filename=state.get("filename"),
         metadata_json=state["metadata_json"],
     )
+    plan = plan_chunks(rt, state["tenant"], [request], index=index)[state["doc_id"]]
     silver = {
         **state,
         "status": DocumentStatus.embedding.value,
@@ -152,5 +150,5 @@ def plan_update(rt: Runtime, events: list[DocumentUpdate]) -> UpdatePlan:
         "chunker_id": index.chunker.config_id,
         "created_at": state.get("created_at") or now,
     }
-    gold = [{**r, "updated_at": now} for r in plan.rows]
+    gold = [{**r.row(), "updated_at": now} for r in plan.rows]
     return UpdatePlan(action="apply", version=state["version"], silver=silver, gold=gold, rejected=rejected)

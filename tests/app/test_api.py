@@ -14,8 +14,8 @@ from fastapi.testclient import TestClient
 
 from app.main import create_app
 from pipelines.embed.model import Embedder
-from pipelines.ingest.runner import process_inline
 from pipelines.settings import Settings
+from tests.steps import process_one
 
 
 class _Inline:
@@ -29,7 +29,7 @@ class _Inline:
         self.calls.append((tenant, doc_id, version))
         assert self.client is not None
         rt = self.client.app.state.runtime  # type: ignore[attr-defined]
-        process_inline(rt, tenant, doc_id, version)
+        process_one(rt, tenant, doc_id, version)
 
 
 @pytest.fixture()

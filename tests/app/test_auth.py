@@ -19,8 +19,8 @@ from app.cli import cli
 from app.main import create_app
 from pipelines.embed.model import Embedder
 from pipelines.errors import ConfigError
-from pipelines.ingest.runner import process_inline
 from pipelines.settings import Settings
+from tests.steps import process_one
 
 ALPHA = "alpha-key-0123456789"
 BRAVO = "bravo-key-0123456789"
@@ -37,7 +37,7 @@ def client(settings: Settings, embedder: Embedder) -> Iterator[TestClient]:
     settings.admin_key = SecretStr(ADMIN_KEY)
 
     def inline(tenant: str, doc_id: str, version: int) -> None:
-        process_inline(c.app.state.runtime, tenant, doc_id, version)  # type: ignore[attr-defined]
+        process_one(c.app.state.runtime, tenant, doc_id, version)  # type: ignore[attr-defined]
 
     with TestClient(create_app(settings, enqueue=inline)) as c:
         yield c

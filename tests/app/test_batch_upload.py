@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from app.client import DoclakeClient
 from app.main import create_app
 from pipelines.embed.model import Embedder
-from pipelines.ingest.runner import process_inline_many
+from pipelines.ingest.runner import process_inline
 from pipelines.settings import Settings
 
 
@@ -25,7 +25,7 @@ class _Batches:
     def __call__(self, tenant: str, versions: dict[str, int]) -> None:
         self.groups.append(dict(versions))
         assert self.client is not None
-        process_inline_many(self.client.app.state.runtime, tenant, versions)  # type: ignore[attr-defined]
+        process_inline(self.client.app.state.runtime, tenant, versions)  # type: ignore[attr-defined]
 
 
 @pytest.fixture()

@@ -14,8 +14,8 @@ from app.cli import cli
 from app.client import DoclakeClient
 from app.main import create_app
 from pipelines.embed.model import Embedder
-from pipelines.ingest.runner import process_inline
 from pipelines.settings import Settings
+from tests.steps import process_one
 
 
 @pytest.fixture()
@@ -24,7 +24,7 @@ def api(settings: Settings, embedder: Embedder) -> Iterator[DoclakeClient]:
 
     def enqueue(tenant: str, doc_id: str, version: int) -> None:
         rt = holder["c"].app.state.runtime  # type: ignore[attr-defined]
-        process_inline(rt, tenant, doc_id, version)
+        process_one(rt, tenant, doc_id, version)
 
     with TestClient(create_app(settings, enqueue=enqueue)) as c:
         holder["c"] = c

@@ -185,9 +185,9 @@ def test_duplicate_delivery_and_the_sweeper(stack: Stack) -> None:
     stack.python(
         "from pipelines.runtime import Runtime; from pipelines.settings import get_settings; "
         "from pipelines.ingest.register import register_object; rt = Runtime.from_settings(get_settings()); "
-        "register_object(rt, b'Twice delivered: the quarterly capacity review covers disk growth.', "
+        "register_one(rt, b'Twice delivered: the quarterly capacity review covers disk growth.', "
         "filename='twice.txt', doc_id='twice'); "
-        "register_object(rt, b'Swept: nobody queued this note about certificate renewal.', "
+        "register_one(rt, b'Swept: nobody queued this note about certificate renewal.', "
         "filename='swept.txt', doc_id='swept')",
     )
     assert stack.client.get("twice").status == "queued"

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from pipelines.contracts.documents import DocumentStatus
-from pipelines.ingest.register import register_object
-from pipelines.ingest.runner import process_inline, run_step
 from pipelines.lakehouse.chunks import doc_chunks
 from pipelines.lakehouse.documents import get_document
 from pipelines.runtime import Runtime
 from tests.doubles.failing_store import FailingStore
+from tests.steps import process_one, register_one, run_one
 
 
 def _gold_ids(rt: Runtime, doc_id: str) -> list[str]:
@@ -20,45 +19,45 @@ def _manual(edit: str) -> bytes:
 
 
 def test_failed_upsert_is_retried_and_leaves_no_drift(runtime: Runtime) -> None:
-    reg = register_object(runtime, _manual("one"), filename="m.md", doc_id="flaky")
+    reg = register_one(runtime, _manual("one"), filename="m.md", doc_id="flaky")
     for step in ("extract", "chunk_embed"):
-        assert run_step(runtime, step, "default", "flaky", reg.version, can_retry=True).state == "done"
+        assert run_one(runtime, step, "default", "flaky", reg.version, can_retry=True).state == "done"
     real = runtime.vectors
     runtime.vectors = FailingStore(real, failures=1, on="upsert")  # type: ignore[assignment]
-    outcome = run_step(runtime, "mirror", "default", "flaky", reg.version, can_retry=True)
+    outcome = run_one(runtime, "mirror", "default", "flaky", reg.version, can_retry=True)
     assert outcome.state == "retry" and "injected upsert failure" in (outcome.error or "")
     row = get_document(runtime.lake, "default", "flaky")
     assert row is not None and row["status"] == DocumentStatus.embedding  # not indexed, not lost
-    assert run_step(runtime, "mirror", "default", "flaky", reg.version, can_retry=True).state == "done"
+    assert run_one(runtime, "mirror", "default", "flaky", reg.version, can_retry=True).state == "done"
     assert sorted(real.document_ids("default", "flaky")) == _gold_ids(runtime, "flaky")
 
 
 def test_failure_between_upsert_and_stale_delete_heals_on_retry(runtime: Runtime) -> None:
-    register_object(runtime, _manual("one"), filename="m.md", doc_id="half")
-    assert process_inline(runtime, "default", "half", 1).state == "done"
-    register_object(runtime, _manual("two"), filename="m.md", doc_id="half")
+    register_one(runtime, _manual("one"), filename="m.md", doc_id="half")
+    assert process_one(runtime, "default", "half", 1).state == "done"
+    register_one(runtime, _manual("two"), filename="m.md", doc_id="half")
     for step in ("extract", "chunk_embed"):
-        assert run_step(runtime, step, "default", "half", 2, can_retry=True).state == "done"
+        assert run_one(runtime, step, "default", "half", 2, can_retry=True).state == "done"
     real = runtime.vectors
     runtime.vectors = FailingStore(real, failures=1, on="delete")  # type: ignore[assignment]
-    assert run_step(runtime, "mirror", "default", "half", 2, can_retry=True).state == "retry"
+    assert run_one(runtime, "mirror", "default", "half", 2, can_retry=True).state == "retry"
     assert len(real.document_ids("default", "half")) == 6  # new chunk in, stale one not yet out: the drift
-    assert run_step(runtime, "mirror", "default", "half", 2, can_retry=True).state == "done"
+    assert run_one(runtime, "mirror", "default", "half", 2, can_retry=True).state == "done"
     assert sorted(real.document_ids("default", "half")) == _gold_ids(runtime, "half")
 
 
 def test_retries_spent_mark_failed_and_a_reupload_retries(runtime: Runtime) -> None:
-    reg = register_object(runtime, _manual("one"), filename="m.md", doc_id="down")
+    reg = register_one(runtime, _manual("one"), filename="m.md", doc_id="down")
     for step in ("extract", "chunk_embed"):
-        run_step(runtime, step, "default", "down", reg.version, can_retry=True)
+        run_one(runtime, step, "default", "down", reg.version, can_retry=True)
     real = runtime.vectors
     runtime.vectors = FailingStore(real, failures=1, on="upsert")  # type: ignore[assignment]
-    outcome = run_step(runtime, "mirror", "default", "down", reg.version, can_retry=False)
+    outcome = run_one(runtime, "mirror", "default", "down", reg.version, can_retry=False)
     assert outcome.state == "failed"
     row = get_document(runtime.lake, "default", "down")
     assert row is not None and row["status"] == "failed" and "injected upsert failure" in row["error"]
     runtime.vectors = real
-    again = register_object(runtime, _manual("one"), filename="m.md", doc_id="down")
+    again = register_one(runtime, _manual("one"), filename="m.md", doc_id="down")
     assert not again.duplicate and again.version == 2
-    assert process_inline(runtime, "default", "down", 2).state == "done"
+    assert process_one(runtime, "default", "down", 2).state == "done"
     assert sorted(real.document_ids("default", "down")) == _gold_ids(runtime, "down")

@@ -9,17 +9,15 @@ import pytest
 from pipelines.contracts.documents import DocumentStatus
 from pipelines.contracts.search import SearchQuery
 from pipelines.errors import DocumentNotFound, EncryptedDocument, InvalidInput, StaleVersion
-from pipelines.ingest.chunk_embed import ChunkEmbedResult, chunk_embed_step
-from pipelines.ingest.extraction import extract_step
+from pipelines.ingest.chunk_embed import Embedded
 from pipelines.ingest.lifecycle import delete_document, find_stuck
-from pipelines.ingest.mirror import mirror_step
-from pipelines.ingest.register import register_object
 from pipelines.ingest.runner import mark_failed
 from pipelines.lakehouse.chunks import doc_chunks
 from pipelines.lakehouse.documents import get_document
 from pipelines.lakehouse.schemas import CHUNKS
 from pipelines.runtime import Runtime
 from pipelines.serve.search import search
+from tests.steps import register_one, step_one
 
 
 def _manual(sections: int, *, edited: int | None = None) -> bytes:
@@ -35,11 +33,11 @@ def _manual(sections: int, *, edited: int | None = None) -> bytes:
     return "\n".join(parts).encode()
 
 
-def _process(rt: Runtime, doc_id: str, version: int) -> ChunkEmbedResult:
-    assert extract_step(rt, "default", doc_id, version)
-    result = chunk_embed_step(rt, "default", doc_id, version)
-    assert result is not None
-    mirror_step(rt, "default", doc_id, version)
+def _process(rt: Runtime, doc_id: str, version: int) -> Embedded:
+    assert step_one(rt, "extract", "default", doc_id, version)
+    result = step_one(rt, "chunk_embed", "default", doc_id, version)
+    assert isinstance(result, Embedded) and not result.idle
+    step_one(rt, "mirror", "default", doc_id, version)
     return result
 
 
@@ -50,7 +48,7 @@ def _status(rt: Runtime, doc_id: str) -> str:
 
 
 def test_register_extract_embed_mirror_search(runtime: Runtime) -> None:
-    reg = register_object(runtime, _manual(3), filename="manual.md", metadata={"team": "ops", "year": 2025})
+    reg = register_one(runtime, _manual(3), filename="manual.md", metadata={"team": "ops", "year": 2025})
     assert (reg.version, reg.status, reg.duplicate) == (1, DocumentStatus.queued, False)
     assert reg.doc_id.startswith("d")
     result = _process(runtime, reg.doc_id, 1)
@@ -66,19 +64,19 @@ def test_register_extract_embed_mirror_search(runtime: Runtime) -> None:
 
 
 def test_identical_bytes_are_a_noop_and_derive_the_same_id(runtime: Runtime) -> None:
-    first = register_object(runtime, b"hello world, this is a note", filename="a.txt")
-    again = register_object(runtime, b"hello world, this is a note", filename="copy.txt")
+    first = register_one(runtime, b"hello world, this is a note", filename="a.txt")
+    again = register_one(runtime, b"hello world, this is a note", filename="copy.txt")
     assert again.duplicate and (again.doc_id, again.version) == (first.doc_id, first.version)
 
 
 def test_edit_reembeds_only_changed_chunks(runtime: Runtime) -> None:
-    reg = register_object(runtime, _manual(34), filename="manual.md", doc_id="ops-manual")
+    reg = register_one(runtime, _manual(34), filename="manual.md", doc_id="ops-manual")
     v1 = _process(runtime, "ops-manual", reg.version)
     assert v1.chunks == 34 and v1.embedded == 34
     ids_v1 = set(runtime.vectors.document_ids("default", "ops-manual"))
     before = runtime.embedder().embedded_total
 
-    reg2 = register_object(runtime, _manual(34, edited=20), filename="manual.md", doc_id="ops-manual")
+    reg2 = register_one(runtime, _manual(34, edited=20), filename="manual.md", doc_id="ops-manual")
     assert reg2.version == 2 and not reg2.duplicate
     v2 = _process(runtime, "ops-manual", 2)
 
@@ -96,28 +94,28 @@ def test_edit_reembeds_only_changed_chunks(runtime: Runtime) -> None:
 
 def test_vectors_are_reused_across_documents(runtime: Runtime) -> None:
     shared = "## Shared\n\nEvery service must expose a health endpoint that answers within a second.\n"
-    a = register_object(runtime, f"# A\n\nAlpha only.\n\n{shared}".encode(), filename="a.md")
+    a = register_one(runtime, f"# A\n\nAlpha only.\n\n{shared}".encode(), filename="a.md")
     _process(runtime, a.doc_id, 1)
-    b = register_object(runtime, f"# B\n\nBeta only.\n\n{shared}".encode(), filename="b.md")
+    b = register_one(runtime, f"# B\n\nBeta only.\n\n{shared}".encode(), filename="b.md")
     result = _process(runtime, b.doc_id, 1)
     assert result.chunks == 2 and result.reused == 1 and result.embedded == 1
 
 
 def test_redelivered_steps_write_nothing_twice(runtime: Runtime) -> None:
-    reg = register_object(runtime, _manual(4), filename="m.md")
+    reg = register_one(runtime, _manual(4), filename="m.md")
     _process(runtime, reg.doc_id, 1)
     gold_before = runtime.lake.read(CHUNKS).num_rows
     # The same chain delivered again: each step sees its work done.
-    assert extract_step(runtime, "default", reg.doc_id, 1) is False
-    assert chunk_embed_step(runtime, "default", reg.doc_id, 1) is None
-    mirror_step(runtime, "default", reg.doc_id, 1)
+    assert step_one(runtime, "extract", "default", reg.doc_id, 1).idle
+    assert step_one(runtime, "chunk_embed", "default", reg.doc_id, 1).idle
+    step_one(runtime, "mirror", "default", reg.doc_id, 1)
     assert runtime.lake.read(CHUNKS).num_rows == gold_before == 4
     assert runtime.vectors.count() == 4
     assert _status(runtime, reg.doc_id) == "indexed"
 
 
 def test_delete_removes_everywhere_and_stales_inflight_steps(runtime: Runtime) -> None:
-    reg = register_object(runtime, _manual(2), filename="m.md", doc_id="gone")
+    reg = register_one(runtime, _manual(2), filename="m.md", doc_id="gone")
     _process(runtime, "gone", 1)
     record = delete_document(runtime, "default", "gone")
     assert record.status == DocumentStatus.deleted and record.version == 2
@@ -125,36 +123,36 @@ def test_delete_removes_everywhere_and_stales_inflight_steps(runtime: Runtime) -
     assert doc_chunks(runtime.lake, "default", "gone").num_rows == 0
     assert all(h.doc_id != "gone" for h in search(runtime, SearchQuery(query="restarts service 1")))
     with pytest.raises(StaleVersion):
-        mirror_step(runtime, "default", "gone", reg.version)
+        step_one(runtime, "mirror", "default", "gone", reg.version)
     assert delete_document(runtime, "default", "gone").version == 2  # idempotent
     with pytest.raises(DocumentNotFound):
         delete_document(runtime, "default", "never-existed")
     # Uploading again after a delete brings the document back as a new version.
-    again = register_object(runtime, _manual(2), filename="m.md", doc_id="gone")
+    again = register_one(runtime, _manual(2), filename="m.md", doc_id="gone")
     assert again.version == 3 and not again.duplicate
 
 
 def test_unreadable_file_is_recorded_as_failed(runtime: Runtime, corpus: Path) -> None:
     data = (corpus / "pdf" / "unst__password.pdf").read_bytes()
-    reg = register_object(runtime, data, filename="password.pdf")
+    reg = register_one(runtime, data, filename="password.pdf")
     with pytest.raises(EncryptedDocument) as info:
-        extract_step(runtime, "default", reg.doc_id, 1)
+        step_one(runtime, "extract", "default", reg.doc_id, 1)
     assert info.value.doc_id == reg.doc_id
-    mark_failed(runtime, "default", reg.doc_id, 1, info.value.describe())
+    assert mark_failed(runtime, "default", {reg.doc_id: (1, info.value.describe())}) == {reg.doc_id}
     row = get_document(runtime.lake, "default", reg.doc_id)
     assert row is not None and row["status"] == "failed" and row["error"].startswith("encrypted:")
 
 
 def test_bad_ids_and_metadata_are_rejected(runtime: Runtime) -> None:
     with pytest.raises(InvalidInput):
-        register_object(runtime, b"x", filename=None, doc_id="../../etc/passwd")
+        register_one(runtime, b"x", filename=None, doc_id="../../etc/passwd")
     with pytest.raises(InvalidInput):
-        register_object(runtime, b"x", filename=None, metadata={"nested": {"a": 1}})  # type: ignore[dict-item]
+        register_one(runtime, b"x", filename=None, metadata={"nested": {"a": 1}})  # type: ignore[dict-item]
     with pytest.raises(InvalidInput):
-        register_object(runtime, b"x", filename=None, metadata={"a=b": "c"})
+        register_one(runtime, b"x", filename=None, metadata={"a=b": "c"})
 
 
 def test_stuck_documents_are_found(runtime: Runtime) -> None:
-    reg = register_object(runtime, b"a queued document nobody processed", filename="q.txt")
+    reg = register_one(runtime, b"a queued document nobody processed", filename="q.txt")
     assert [s.doc_id for s in find_stuck(runtime, older_than_s=0)] == [reg.doc_id]
     assert find_stuck(runtime, older_than_s=3600) == []

@@ -11,12 +11,14 @@ import pytest
 from pipelines.contracts.documents import DocumentStatus
 from pipelines.errors import InvalidInput
 from pipelines.ingest import register as register_module
-from pipelines.ingest.register import RegisterItem, register_object, register_objects
-from pipelines.ingest.runner import process_inline, process_inline_many, run_many, run_step
+from pipelines.ingest.mirror import Mirrored
+from pipelines.ingest.register import RegisterItem, register_objects
+from pipelines.ingest.runner import process_inline
 from pipelines.lakehouse.chunks import doc_chunks
 from pipelines.lakehouse.documents import get_document
 from pipelines.lakehouse.schemas import CHUNKS, DOCUMENTS, RAW_OBJECTS
 from pipelines.runtime import Runtime
+from tests.steps import process_one, register_one, run_named, run_one
 
 SMALL = [
     "txt/unst__fake-text.txt",
@@ -43,7 +45,7 @@ def test_a_batch_is_indexed_like_single_uploads_with_one_commit_per_step(runtime
     results = register_objects(runtime, items, tenant="batch")
     assert [r.status for r in results] == [DocumentStatus.queued] * len(items)
     versions = {r.doc_id: r.version for r in results}
-    outcomes = process_inline_many(runtime, "batch", versions)
+    outcomes = process_inline(runtime, "batch", versions)
     assert {d: o.state for d, o in outcomes.items()} == dict.fromkeys(versions, "done")
 
     # register: 1 bronze + 1 silver; extract: 2 silver; chunk_embed: 1 gold + 1 silver; mirror: 1 silver.
@@ -53,9 +55,9 @@ def test_a_batch_is_indexed_like_single_uploads_with_one_commit_per_step(runtime
 
     # The same files one by one in another tenant give the same chunks and vectors.
     for item, result in zip(items, results, strict=True):
-        single = register_object(runtime, item.data, filename=item.filename, tenant="single")
+        single = register_one(runtime, item.data, filename=item.filename, tenant="single")
         assert single.doc_id == result.doc_id
-        assert process_inline(runtime, "single", single.doc_id, single.version).state == "done"
+        assert process_one(runtime, "single", single.doc_id, single.version).state == "done"
         batch_doc = get_document(runtime.lake, "batch", result.doc_id)
         single_doc = get_document(runtime.lake, "single", single.doc_id)
         assert batch_doc is not None and single_doc is not None
@@ -87,7 +89,7 @@ def test_a_bad_file_fails_alone_and_duplicates_and_newer_versions_are_resolved_i
     locked = results[2].doc_id
 
     versions = {r.doc_id: r.version for r in results if not r.duplicate}  # b: its newest version
-    outcomes = process_inline_many(runtime, "t", versions)
+    outcomes = process_inline(runtime, "t", versions)
     assert outcomes["a"].state == outcomes["b"].state == "done"
     assert outcomes[locked].state == "failed" and (outcomes[locked].error or "").startswith("encrypted")
 
@@ -100,7 +102,7 @@ def test_a_bad_file_fails_alone_and_duplicates_and_newer_versions_are_resolved_i
     assert a is not None and json.loads(a["metadata_json"]) == {"team": "ops"}
 
     # The stale first version of b is skipped, not failed, if its own task arrives late.
-    assert run_step(runtime, "extract", "t", "b", 1, can_retry=False).state == "skipped"
+    assert run_one(runtime, "extract", "t", "b", 1, can_retry=False).state == "skipped"
 
 
 def test_a_version_superseded_mid_batch_is_skipped_and_the_rest_commit(runtime: Runtime) -> None:
@@ -109,18 +111,18 @@ def test_a_version_superseded_mid_batch_is_skipped_and_the_rest_commit(runtime: 
         runtime, [RegisterItem(data=t.encode(), filename=f"{d}.txt", doc_id=d) for d, t in texts.items()]
     )
     versions = {r.doc_id: r.version for r in results}
-    extracted = run_many(runtime, "extract", "default", versions, can_retry=False)
+    extracted = run_named(runtime, "extract", "default", versions, can_retry=False)
     assert all(o.state == "done" for o in extracted.values())
-    newer = register_object(runtime, b"Note 1, rewritten before embedding.", filename="n1.txt", doc_id="n1")
+    newer = register_one(runtime, b"Note 1, rewritten before embedding.", filename="n1.txt", doc_id="n1")
 
-    outcomes = run_many(runtime, "chunk_embed", "default", versions, can_retry=False)
+    outcomes = run_named(runtime, "chunk_embed", "default", versions, can_retry=False)
     assert outcomes["n1"].state == "skipped" and outcomes["n0"].state == outcomes["n2"].state == "done"
     assert doc_chunks(runtime.lake, "default", "n1").num_rows == 0
     assert doc_chunks(runtime.lake, "default", "n0").num_rows == 1
 
-    assert process_inline(runtime, "default", "n1", newer.version).state == "done"
-    mirrored = run_many(runtime, "mirror", "default", {"n0": 1, "n2": 1}, can_retry=False)
-    assert {d: o.result for d, o in mirrored.items()} == {"n0": 1, "n2": 1}
+    assert process_one(runtime, "default", "n1", newer.version).state == "done"
+    mirrored = run_named(runtime, "mirror", "default", {"n0": 1, "n2": 1}, can_retry=False)
+    assert {d: o.result.vectors for d, o in mirrored.items() if isinstance(o.result, Mirrored)} == {"n0": 1, "n2": 1}
     assert runtime.vectors.count("default") == 3
 
 

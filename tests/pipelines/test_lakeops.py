@@ -15,8 +15,6 @@ from app.cli import cli
 from pipelines.contracts.search import SearchQuery
 from pipelines.errors import InvalidInput
 from pipelines.ingest.lifecycle import delete_document
-from pipelines.ingest.register import register_object
-from pipelines.ingest.runner import process_inline
 from pipelines.lakehouse.chunks import doc_chunks
 from pipelines.lakehouse.documents import get_document
 from pipelines.lakehouse.schemas import CHUNKS, DOCUMENTS, RAW_OBJECTS
@@ -33,11 +31,12 @@ from pipelines.ops.tables import (
 from pipelines.runtime import Runtime
 from pipelines.serve.search import search
 from pipelines.settings import Settings
+from tests.steps import process_one, register_one
 
 
 def _add(rt: Runtime, doc_id: str, text: str) -> int:
-    reg = register_object(rt, text.encode(), filename=f"{doc_id}.md", doc_id=doc_id)
-    assert process_inline(rt, "default", doc_id, reg.version).state == "done"
+    reg = register_one(rt, text.encode(), filename=f"{doc_id}.md", doc_id=doc_id)
+    assert process_one(rt, "default", doc_id, reg.version).state == "done"
     return reg.version
 
 

@@ -12,13 +12,12 @@ from pipelines.contracts.documents import VectorRecord
 from pipelines.contracts.search import SearchQuery
 from pipelines.embed.model import Embedder
 from pipelines.errors import VectorStoreError
-from pipelines.ingest.register import register_object
-from pipelines.ingest.runner import process_inline
 from pipelines.runtime import Runtime
 from pipelines.serve.search import search
 from pipelines.settings import Settings
 from pipelines.vectorstore.pinecone import PineconeVectorStore
 from tests.doubles.pinecone_double import MAX_REQUEST_BYTES, PineconeDouble
+from tests.steps import process_one, register_one
 
 
 @pytest.fixture()
@@ -80,8 +79,8 @@ def test_search_hydrates_chunk_text_from_gold(double: PineconeDouble, tmp_path: 
         data_dir=tmp_path / "data", vector_store="pinecone", pinecone_api_key=SecretStr("k"), pinecone_host=double.url
     )
     rt = Runtime.from_settings(settings)
-    reg = register_object(rt, b"The backup job copies the ledger to cold storage every night.", filename="ops.txt")
-    assert process_inline(rt, "default", reg.doc_id, reg.version).state == "done"
+    reg = register_one(rt, b"The backup job copies the ledger to cold storage every night.", filename="ops.txt")
+    assert process_one(rt, "default", reg.doc_id, reg.version).state == "done"
     (hit,) = search(rt, SearchQuery(query="when is the ledger backed up?", top_k=3))
     assert hit.doc_id == reg.doc_id and "cold storage every night" in hit.text
     stored = next(iter(double.namespaces["default"].values()))
@@ -99,8 +98,8 @@ def test_a_reindex_builds_a_suffixed_namespace_and_drops_the_old_one(
     )
     rt = Runtime.from_settings(settings)
     text = b"The backup job copies the ledger to cold storage every night.\n\nRestores are tested monthly."
-    reg = register_object(rt, text, filename="ops.txt")
-    assert process_inline(rt, "default", reg.doc_id, reg.version).state == "done"
+    reg = register_one(rt, text, filename="ops.txt")
+    assert process_one(rt, "default", reg.doc_id, reg.version).state == "done"
     base_store = rt.vectors
     report = reindex(rt, ReindexParams(chunk_max_tokens=16, chunk_overlap_tokens=0))
     assert report.switched

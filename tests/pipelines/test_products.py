@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from pipelines.ingest.register import register_object
-from pipelines.ingest.runner import process_inline
 from pipelines.lakehouse.schemas import CHUNKS
 from pipelines.lakehouse.writer import delete_chunks
 from pipelines.products.checks import CheckResult, ProductReport, evaluate, load_latest, run_checks
 from pipelines.products.manifests import MANIFESTS
 from pipelines.runtime import Runtime
+from tests.steps import process_one, register_one
 
 
 def _failed(reports: list[ProductReport], product: str) -> dict[str, CheckResult]:
@@ -26,15 +25,15 @@ def test_manifests_carry_owner_schema_slo_and_checks() -> None:
 
 
 def test_healthy_lake_then_freshness_and_gold_breaches(runtime: Runtime) -> None:
-    done = register_object(runtime, b"# Note\n\nThe vault opens at nine.", filename="n.md", doc_id="note")
-    assert process_inline(runtime, "default", "note", done.version).state == "done"
+    done = register_one(runtime, b"# Note\n\nThe vault opens at nine.", filename="n.md", doc_id="note")
+    assert process_one(runtime, "default", "note", done.version).state == "done"
     reports = run_checks(runtime)
     assert all(r.ok for r in reports), [r.model_dump() for r in reports]
     latest = load_latest(runtime)
     assert latest is not None and [r.product for r in latest] == ["documents", "chunks"]
 
     # A version nobody processes: fresh now, a breach once the SLO has passed.
-    register_object(runtime, b"Waiting in the queue.", filename="w.txt", doc_id="waiting")
+    register_one(runtime, b"Waiting in the queue.", filename="w.txt", doc_id="waiting")
     assert "freshness" not in _failed(evaluate(runtime), "documents")
     later = datetime.now(UTC) + timedelta(seconds=MANIFESTS["documents"].freshness_slo_s + 60)
     stale = _failed(evaluate(runtime, now=later), "documents")["freshness"]

@@ -15,14 +15,13 @@ from pydantic import ValidationError
 
 from pipelines.contracts.search import SearchQuery
 from pipelines.errors import InvalidInput
-from pipelines.ingest.register import register_object
-from pipelines.ingest.runner import process_inline
 from pipelines.lakehouse.documents import now_utc, rows_table
 from pipelines.lakehouse.lake import sql_quote
 from pipelines.lakehouse.schemas import QUARANTINE, TABLES, UPDATES
 from pipelines.ops.purge import PurgeParams, purge
 from pipelines.runtime import Runtime
 from pipelines.serve.search import search
+from tests.steps import process_one, register_one
 
 
 def _text(marker: str, topic: str, version: int) -> bytes:
@@ -34,9 +33,9 @@ def _text(marker: str, topic: str, version: int) -> bytes:
 
 def _ingest(rt: Runtime, tenant: str, doc_id: str, marker: str, topic: str) -> None:
     for version in (1, 2):
-        reg = register_object(rt, _text(marker, topic, version), filename=f"{doc_id}.md", tenant=tenant, doc_id=doc_id)
+        reg = register_one(rt, _text(marker, topic, version), filename=f"{doc_id}.md", tenant=tenant, doc_id=doc_id)
         assert reg.version == version
-        assert process_inline(rt, tenant, doc_id, version).state == "done"
+        assert process_one(rt, tenant, doc_id, version).state == "done"
     # A change event and a quarantined event naming the document: both are personal data too.
     event = {
         "event_id": f"ev-{doc_id}",

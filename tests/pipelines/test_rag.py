@@ -6,11 +6,10 @@ import re
 
 import pytest
 
-from pipelines.ingest.register import register_object
-from pipelines.ingest.runner import process_inline
 from pipelines.lakehouse.chunks import doc_chunks
 from pipelines.runtime import Runtime
 from pipelines.serve.rag import Candidate, RagQuery, build_context, pack_context, token_counter
+from tests.steps import process_one, register_one
 
 
 def _words(text: str) -> int:
@@ -91,8 +90,8 @@ def indexed(runtime: Runtime) -> Runtime:
     ]
     text = "\n\n".join(f"## {title}\n\n{body}" for title, body in sections)
     for doc_id, body in (("ops", text), ("faq", "# FAQ\n\nBackups are kept for thirty days.")):
-        result = register_object(runtime, body.encode(), filename=f"{doc_id}.md", doc_id=doc_id)
-        assert process_inline(runtime, "default", doc_id, result.version).state == "done"
+        result = register_one(runtime, body.encode(), filename=f"{doc_id}.md", doc_id=doc_id)
+        assert process_one(runtime, "default", doc_id, result.version).state == "done"
     return runtime
 
 

@@ -17,12 +17,7 @@ from pipelines.contracts.documents import DocumentStatus, VectorRecord
 from pipelines.contracts.search import SearchQuery
 from pipelines.embed.model import Embedder
 from pipelines.errors import InvalidInput
-from pipelines.ingest.chunk_embed import chunk_embed_step
-from pipelines.ingest.extraction import extract_step
 from pipelines.ingest.lifecycle import delete_document
-from pipelines.ingest.mirror import mirror_step
-from pipelines.ingest.register import register_object
-from pipelines.ingest.runner import process_inline
 from pipelines.lakehouse.documents import get_document
 from pipelines.lakehouse.indexes import BASE_INDEX, IndexState, get_index
 from pipelines.ops.reconcile import ReconcileParams, reconcile
@@ -30,6 +25,7 @@ from pipelines.ops.reindex import ReindexParams, reindex
 from pipelines.runtime import Runtime
 from pipelines.serve.search import search
 from pipelines.settings import Settings
+from tests.steps import process_one, register_one, step_one
 
 DOCS = ("md/readability__README.md", "txt/unst__book-war-and-peace-1p.txt", "md/unst__eng_spa_mult.md")
 
@@ -39,8 +35,8 @@ def _ingest(rt: Runtime, corpus: Path, names: tuple[str, ...] = DOCS) -> dict[st
     ids = {}
     for name in names:
         path = corpus / name
-        reg = register_object(rt, path.read_bytes(), filename=path.name, metadata={"src": path.suffix})
-        outcome = process_inline(rt, "default", reg.doc_id, reg.version)
+        reg = register_one(rt, path.read_bytes(), filename=path.name, metadata={"src": path.suffix})
+        outcome = process_one(rt, "default", reg.doc_id, reg.version)
         assert outcome.state == "done", outcome
         ids[name] = reg.doc_id
     return ids
@@ -205,12 +201,12 @@ def test_as_of_search_sees_a_deleted_document_only_before_the_delete(runtime: Ru
 def test_a_step_that_raced_an_index_switch_lands_in_the_new_index(runtime: Runtime, corpus: Path) -> None:
     _ingest(runtime, corpus, DOCS[:1])
     path = corpus / DOCS[1]
-    reg = register_object(runtime, path.read_bytes(), filename=path.name)
-    assert extract_step(runtime, "default", reg.doc_id, reg.version)
-    assert chunk_embed_step(runtime, "default", reg.doc_id, reg.version)  # written to the old index
+    reg = register_one(runtime, path.read_bytes(), filename=path.name)
+    assert step_one(runtime, "extract", "default", reg.doc_id, reg.version)
+    assert step_one(runtime, "chunk_embed", "default", reg.doc_id, reg.version)  # written to the old index
     report = reindex(runtime, ReindexParams(chunk_max_tokens=128))
     assert report.switched
-    mirror_step(runtime, "default", reg.doc_id, reg.version)  # mirrors into the new one
+    step_one(runtime, "mirror", "default", reg.doc_id, reg.version)  # mirrors into the new one
     row = get_document(runtime.lake, "default", reg.doc_id)
     assert row is not None and row["status"] == DocumentStatus.indexed
     hits = search(runtime, SearchQuery(query="Prince Vasili and Anna Pavlovna", top_k=3))

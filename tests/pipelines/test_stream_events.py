@@ -6,11 +6,10 @@ import json
 
 from pipelines.contracts.documents import DocumentStatus
 from pipelines.contracts.updates import DocumentUpdate
-from pipelines.ingest.register import register_object
-from pipelines.ingest.runner import process_inline
 from pipelines.runtime import Runtime
 from pipelines.stream.changes import parse_event
 from pipelines.stream.plan import plan_update
+from tests.steps import process_one, register_one
 
 TS = "2026-11-22T10:00:00Z"
 
@@ -58,8 +57,8 @@ def test_json_schema_export() -> None:
 
 def test_plan_update_folds_a_batch_in_version_order(runtime: Runtime) -> None:
     rt = runtime
-    result = register_object(rt, b"First paragraph.\n\nSecond paragraph.", filename="a.txt", doc_id="a")
-    process_inline(rt, "default", "a", result.version)
+    result = register_one(rt, b"First paragraph.\n\nSecond paragraph.", filename="a.txt", doc_id="a")
+    process_one(rt, "default", "a", result.version)
 
     def event(op: str, version: int, **kw: object) -> DocumentUpdate:
         fields = {"event_id": f"{op}{version}", "doc_id": "a", "op": op, "version": version, "ts": TS, **kw}

@@ -10,9 +10,9 @@ from fastapi.testclient import TestClient
 
 from app.main import create_app
 from pipelines.embed.model import Embedder
-from pipelines.ingest.runner import process_inline
 from pipelines.settings import Settings
 from pipelines.stream.job import start_stream
+from tests.steps import process_one
 from tests.stream.helpers import assert_exactly_once
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ def test_patched_metadata_becomes_filterable(
     holder: dict[str, TestClient] = {}
 
     def inline(tenant: str, doc_id: str, version: int) -> None:
-        process_inline(holder["c"].app.state.runtime, tenant, doc_id, version)  # type: ignore[attr-defined]
+        process_one(holder["c"].app.state.runtime, tenant, doc_id, version)  # type: ignore[attr-defined]
 
     with TestClient(create_app(settings, enqueue=inline)) as client:
         holder["c"] = client

@@ -7,12 +7,11 @@ from typing import TYPE_CHECKING
 import pytest
 
 from pipelines.contracts.search import SearchQuery
-from pipelines.ingest.register import register_object
-from pipelines.ingest.runner import process_inline
 from pipelines.lakehouse.schemas import CHUNKS, DOCUMENTS
 from pipelines.ops.tables import OptimizeParams, history, optimize
 from pipelines.runtime import Runtime
 from pipelines.serve.search import search
+from tests.steps import process_one, register_one
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -21,8 +20,8 @@ pytestmark = pytest.mark.integration
 
 
 def _add(rt: Runtime, tenant: str, doc_id: str, text: str) -> None:
-    reg = register_object(rt, text.encode(), filename=f"{doc_id}.md", tenant=tenant, doc_id=doc_id)
-    assert process_inline(rt, tenant, doc_id, reg.version).state == "done"
+    reg = register_one(rt, text.encode(), filename=f"{doc_id}.md", tenant=tenant, doc_id=doc_id)
+    assert process_one(rt, tenant, doc_id, reg.version).state == "done"
 
 
 def test_spark_optimize_zorders_silver_and_gold(spark: SparkSession, runtime: Runtime) -> None:

@@ -9,9 +9,7 @@ import pytest
 
 from pipelines.contracts.search import SearchQuery
 from pipelines.errors import InvalidInput
-from pipelines.ingest.plan import plan_row
-from pipelines.ingest.register import register_object
-from pipelines.ingest.runner import process_inline
+from pipelines.ingest.plan import plan_rows
 from pipelines.lakehouse.documents import get_document
 from pipelines.lakehouse.indexes import BASE_INDEX
 from pipelines.lakehouse.schemas import DOCUMENTS
@@ -19,6 +17,7 @@ from pipelines.ops.reconcile import ReconcileParams, reconcile
 from pipelines.ops.reindex import ReindexParams, reindex
 from pipelines.runtime import Runtime
 from pipelines.serve.search import search
+from tests.steps import process_one, register_one
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -33,8 +32,8 @@ def test_spark_engine_builds_the_same_index_as_the_local_engine(
 ) -> None:
     for name in DOCS:
         path = corpus / name
-        reg = register_object(runtime, path.read_bytes(), filename=path.name)
-        assert process_inline(runtime, "default", reg.doc_id, reg.version).state == "done"
+        reg = register_one(runtime, path.read_bytes(), filename=path.name)
+        assert process_one(runtime, "default", reg.doc_id, reg.version).state == "done"
     with pytest.raises(InvalidInput):
         reindex(runtime, ReindexParams(engine="spark"))  # in place: local only
 
@@ -48,16 +47,16 @@ def test_spark_engine_builds_the_same_index_as_the_local_engine(
     for doc in {r["doc_id"] for r in runtime.lake.read(index.gold, columns=["doc_id"]).to_pylist()}:
         row = get_document(runtime.lake, "default", doc, with_text=True)
         assert row is not None
-        local = plan_row(runtime, row, index)
+        local = plan_rows(runtime, row["tenant"], [row], index)[row["doc_id"]]
         built = runtime.lake.read(index.gold, f"doc_id = '{doc}'", columns=["chunk_id"]).column("chunk_id")
-        assert sorted(r["chunk_id"] for r in local.rows) == sorted(built.to_pylist())
+        assert sorted(r.chunk_id for r in local.rows) == sorted(built.to_pylist())
     assert reconcile(runtime, ReconcileParams(repair=False, index_id=index.index_id)).clean
 
     # A document changes before the switch: the next run rebuilds only it, and its MERGE drops the
     # chunks the new version no longer has.
     edited = (corpus / DOCS[0]).read_bytes().replace(b"Readability", b"Legibility")[:3000]
-    reg = register_object(runtime, edited, filename="edited.md", doc_id=doc_of_first(runtime))
-    assert process_inline(runtime, "default", reg.doc_id, reg.version).state == "done"
+    reg = register_one(runtime, edited, filename="edited.md", doc_id=doc_of_first(runtime))
+    assert process_one(runtime, "default", reg.doc_id, reg.version).state == "done"
     again = reindex(runtime, ReindexParams(chunk_max_tokens=128, engine="spark"))
     assert again.switched and again.skipped == 1 and again.documents == 1
     versions = runtime.lake.read(index.gold, f"doc_id = '{reg.doc_id}'", columns=["doc_version", "text"]).to_pylist()

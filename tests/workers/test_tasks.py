@@ -11,12 +11,11 @@ import pytest
 from celery.exceptions import Ignore
 
 from pipelines.contracts.documents import DocumentStatus
-from pipelines.ingest.extraction import extract_step
-from pipelines.ingest.register import register_object
 from pipelines.lakehouse.chunks import doc_chunks
 from pipelines.lakehouse.documents import get_document
 from pipelines.runtime import Runtime
 from tests.doubles.failing_store import FailingStore
+from tests.steps import register_one, step_one
 from workers import dispatch, tasks
 
 _TEXT = "\n".join(f"## Part {i}\n\nPart {i} explains how the ferry schedule changes in winter." for i in range(4))
@@ -36,8 +35,8 @@ def sent(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, s
 
 
 def _extracted(rt: Runtime, doc_id: str) -> int:
-    reg = register_object(rt, _TEXT.encode(), filename=f"{doc_id}.md", doc_id=doc_id)
-    assert extract_step(rt, "default", doc_id, reg.version)
+    reg = register_one(rt, _TEXT.encode(), filename=f"{doc_id}.md", doc_id=doc_id)
+    assert step_one(rt, "extract", "default", doc_id, reg.version)
     return reg.version
 
 
@@ -73,7 +72,7 @@ def test_a_failed_mirror_is_retried_by_a_mirror_task_alone(runtime: Runtime, sen
     assert real.document_ids("default", "flaky") == []
     assert sent == [("default", "flaky", version)]
     embedded = runtime.embedder().embedded_total
-    assert tasks.mirror("default", "flaky", version) == len(_gold_ids(runtime, "flaky"))
+    assert tasks.mirror("default", "flaky", version) == {"idle": False, "vectors": len(_gold_ids(runtime, "flaky"))}
     assert _status(runtime, "flaky") == DocumentStatus.indexed
     assert runtime.embedder().embedded_total == embedded  # the retry re-embedded nothing
     assert sorted(real.document_ids("default", "flaky")) == _gold_ids(runtime, "flaky")
