@@ -6,7 +6,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,6 +69,7 @@ class Runtime:
     lake: Lake
     objects: ObjectStore
     _stores: dict[str, VectorStore] = field(default_factory=dict, repr=False)
+    _open_store: Callable[[IndexSpec], VectorStore] | None = field(default=None, repr=False)
     _index: IndexSpec | None = field(default=None, repr=False)
     _index_read_at: float = field(default=0.0, repr=False)
     _threads: int | None = field(default=None, repr=False)
@@ -76,8 +77,21 @@ class Runtime:
     _index_refreshing: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, threads: int | None = None) -> Runtime:
-        """Build the embedded-profile services under ``settings.data_dir`` and make sure the tables exist."""
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        threads: int | None = None,
+        vector_store: Callable[[IndexSpec], VectorStore] | None = None,
+    ) -> Runtime:
+        """Build the embedded-profile services under ``settings.data_dir`` and make sure the tables exist.
+
+        Args:
+            settings: the configuration.
+            threads: torch threads (default: ``settings.torch_threads``).
+            vector_store: how this process opens an index's vector store (default: as ``settings``
+                say). Tests pass one to run a process whose store fails on demand.
+        """
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         lake = Lake(settings.lake_dir.resolve(), lock_dir=settings.run_dir / "locks")
         lake.ensure_tables()
@@ -86,6 +100,7 @@ class Runtime:
             lake=lake,
             objects=_object_store(settings),
             _threads=threads if threads is not None else settings.torch_threads,
+            _open_store=vector_store,
         )
         runtime._index = ensure_base_index(
             lake,
@@ -145,21 +160,18 @@ class Runtime:
         return list_indexes(self.lake)
 
     def vectors_for(self, index: IndexSpec) -> VectorStore:
+        """The vector store of an index, opened once per process."""
         with self._mutex:
             store = self._stores.get(index.index_id)
             if store is None:
-                store = self._stores[index.index_id] = _vector_store(self.settings, index)
+                opened = self._open_store(index) if self._open_store else _vector_store(self.settings, index)
+                store = self._stores[index.index_id] = opened
             return store
 
     @property
     def vectors(self) -> VectorStore:
         """The vector store of the active index."""
         return self.vectors_for(self.index())
-
-    @vectors.setter
-    def vectors(self, store: VectorStore) -> None:
-        with self._mutex:
-            self._stores[self.index().index_id] = store
 
     def embed_config_for(self, index: IndexSpec) -> EmbedConfig:
         backend = index.embed_backend

@@ -85,6 +85,11 @@ class Lake:
     def uri(self, spec: TableSpec) -> str:
         return f"{self.root}/{spec.relpath}"
 
+    @property
+    def is_local(self) -> bool:
+        """The lake is a local folder (write locks apply, data files can be checked on disk)."""
+        return self._local
+
     def ensure_tables(self) -> None:
         """Create every table that does not exist yet (safe to call from many processes)."""
         for spec in TABLES.values():

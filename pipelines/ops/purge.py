@@ -18,20 +18,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import ExitStack
-from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
-import pyarrow as pa
 from pydantic import BaseModel, Field, field_validator
 
-from pipelines.errors import DocLakeError, DocumentNotFound, InvalidInput, VectorStoreError
+from pipelines.errors import DocLakeError, DocumentNotFound, InvalidInput
 from pipelines.lakehouse.lake import sql_quote
+from pipelines.lakehouse.maintenance import erase_history, purge_rows
 from pipelines.lakehouse.schemas import DOCUMENTS, QUARANTINE, RAW_OBJECTS, UPDATES, TableSpec
 from pipelines.objectstore.store import LocalObjectStore
 from pipelines.ops.progress import Progress
 from pipelines.runtime import Runtime
 from pipelines.vectorstore.base import VectorStore
+from pipelines.vectorstore.maintenance import erase_deleted
+from pipelines.vectorstore.mirror import remove_documents
 
 __all__ = ["PurgeParams", "PurgeReport", "purge"]
 
@@ -39,8 +39,6 @@ log = logging.getLogger(__name__)
 
 # Documents locked and deleted per Delta commit: one commit per table per batch, not per document.
 _BATCH = 200
-# The default of ``delta.logRetentionDuration``, put back after the log has been cleaned.
-_LOG_RETENTION = "interval 30 days"
 
 
 class PurgeParams(BaseModel):
@@ -114,12 +112,11 @@ def purge(rt: Runtime, params: PurgeParams, progress: Progress | None = None) ->
                 stack.enter_context(rt.doc_lock(tenant, doc_id))
             # Vectors first: that is what search reads, so the documents leave search at once.
             for store in stores:
-                for doc_id in batch:
-                    vectors += len(store.document_ids(tenant, doc_id))
-                    store.delete_document(tenant, doc_id)
+                vectors += sum(len(store.document_ids(tenant, doc_id)) for doc_id in batch)
+                remove_documents([store], tenant, batch)
             uris = _raw_uris(rt, tenant, batch)
             for spec in tables:
-                rows[spec.name] += _delete_rows(rt, spec, tenant, batch)
+                rows[spec.name] += purge_rows(rt.lake, spec, tenant, batch)
             removed, gone = _delete_objects(rt, tenant, batch, uris)
             objects, missing = objects + removed, missing + gone
         progress.advance(len(batch), vectors=vectors, objects=objects)
@@ -127,12 +124,12 @@ def purge(rt: Runtime, params: PurgeParams, progress: Progress | None = None) ->
     if params.doc_ids is None:
         # Rows of the tenant with no document id (quarantined events that never named one).
         for spec in tables:
-            rows[spec.name] += _delete_rows(rt, spec, tenant, None)
+            rows[spec.name] += purge_rows(rt.lake, spec, tenant, None)
         # And vectors of a document registered while we worked (stop the tenant's uploads first).
         for store in stores:
-            for doc_id in sorted({s.doc_id for s in store.iter_ids(tenant)}):
-                vectors += len(store.document_ids(tenant, doc_id))
-                store.delete_document(tenant, doc_id)
+            late = sorted({s.doc_id for s in store.iter_ids(tenant)})
+            vectors += sum(len(store.document_ids(tenant, doc_id)) for doc_id in late)
+            remove_documents([store], tenant, late)
         removed, _ = _delete_objects(rt, tenant, None, [])
         objects += removed
 
@@ -154,7 +151,8 @@ def purge(rt: Runtime, params: PurgeParams, progress: Progress | None = None) ->
             report.time_travel_ended.append(spec.name)
             progress.advance(1)
         for store in stores:
-            _scrub_vectors(store)
+            # LanceDB keeps deleted rows (text included) in its files until they are rewritten.
+            erase_deleted(store)
             progress.advance(1)
     progress.finish()
     log.info("purged %d documents of tenant %s: %s", len(found), tenant, report.rows_removed)
@@ -190,30 +188,6 @@ def _raw_uris(rt: Runtime, tenant: str, doc_ids: list[str]) -> list[str]:
     where = f"tenant = {sql_quote(tenant)} AND doc_id IN {_in(doc_ids)}"
     uris = rt.lake.read(RAW_OBJECTS, where, columns=["uri"]).column("uri").to_pylist()
     return sorted({u for u in uris if u})
-
-
-def _delete_rows(rt: Runtime, spec: TableSpec, tenant: str, doc_ids: list[str] | None) -> int:
-    """Delete the rows of these documents (or every row of the tenant); returns how many.
-
-    A MERGE with the keys as its source, not a DELETE with a predicate: the predicate, ids and all,
-    would be written into the commit info of the transaction log and outlive the purge.
-    """
-    if doc_ids is None:
-        keys = pa.table({"tenant": pa.array([tenant], pa.string())})
-        predicate = "t.tenant = s.tenant"
-    else:
-        keys = pa.table(
-            {"tenant": pa.array([tenant] * len(doc_ids), pa.string()), "doc_id": pa.array(doc_ids, pa.string())}
-        )
-        predicate = "t.tenant = s.tenant AND t.doc_id = s.doc_id"
-
-    def run(dt: Any) -> dict[str, Any]:
-        metrics: dict[str, Any] = (
-            dt.merge(keys, predicate=predicate, source_alias="s", target_alias="t").when_matched_delete().execute()
-        )
-        return metrics
-
-    return int(rt.lake.maintain(spec, run).get("num_target_rows_deleted", 0))
 
 
 def _delete_objects(rt: Runtime, tenant: str, doc_ids: list[str] | None, uris: list[str]) -> tuple[int, int]:
@@ -263,65 +237,10 @@ def _remove_tree(folder: Path, *, parent: Path) -> int:
 
 
 def _vacuum_and_clean_log(rt: Runtime, spec: TableSpec) -> int:
-    """Remove every file no longer in the newest version, then the log entries before a new checkpoint.
-
-    Files: a full vacuum (every unreferenced file, not only the remembered tombstones, whose memory
-    ends after the delete retention) is safe on a local lake because we hold the table's write lock,
-    so no writer has an uncommitted file; on a remote lake only tombstoned files are removed.
-    Log: the add actions of the old files carry min/max statistics (ids, the first characters of
-    the text); a checkpoint plus a log cleanup with a zero retention drops them, then the default
-    retention is put back.
-    """
-    root = rt.lake.root
-    full = "://" not in root or root.startswith("file://")
-
-    def run(dt: Any) -> dict[str, Any]:
-        files = dt.vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=False, full=full)
-        dt.alter.set_table_properties({"delta.logRetentionDuration": "interval 0 seconds"})
-        try:
-            dt.create_checkpoint()
-            dt.cleanup_metadata()
-        finally:
-            dt.alter.set_table_properties({"delta.logRetentionDuration": _LOG_RETENTION})
-        return {"files": len(files)}
-
+    """``erase_history`` of one table, its failure worded for a purge (which is resumable)."""
     try:
-        return int(rt.lake.maintain(spec, run)["files"])
+        return erase_history(rt.lake, spec)
     except DocLakeError:
         raise
     except Exception as e:  # delta-rs raises its own errors on IO trouble
         raise DocLakeError(f"vacuum of {spec.name} after the purge failed (run the purge again): {e}") from e
-
-
-def _scrub_vectors(store: VectorStore) -> None:
-    """Rewrite the vector store's files without the deleted rows and drop its older versions.
-
-    LanceDB deletes by marking rows: the text stays in the data file, and its compaction only
-    rewrites fragments with more than 10 % deleted rows (lancedb exposes no threshold without
-    pylance). A no-op update of every row moves them all into new fragments, which leaves the old
-    ones fully deleted, so compaction drops them and the cleanup removes their files. It costs a
-    rewrite of the store, which a purge can afford. Service stores (Pinecone) delete for real.
-
-    Raises:
-        VectorStoreError: the rewrite failed (e.g. a concurrent write won); run the purge again.
-    """
-    import warnings
-
-    from pipelines.vectorstore.lance import LanceVectorStore
-
-    if not isinstance(store, LanceVectorStore):
-        return
-    import lancedb
-
-    db = lancedb.connect(store.path)
-    if store.table_name not in db.list_tables().tables:
-        return
-    table = db.open_table(store.table_name)
-    try:
-        table.update(where="true", values_sql={"id": "id"})
-        with warnings.catch_warnings():
-            # "cleanup_older_than=0 removes every version": exactly what a purge is for.
-            warnings.simplefilter("ignore", UserWarning)
-            table.optimize(cleanup_older_than=timedelta(0))
-    except Exception as e:  # lance raises plain RuntimeError/OSError on commit or IO trouble
-        raise VectorStoreError(f"rewriting {store.table_name} after the purge failed: {e}") from e

@@ -2,30 +2,39 @@
 
 Gold is the source of truth (DESIGN §4). The store should hold exactly the gold chunks of every
 document at rest (``indexed`` or ``failed`` — a failed new version keeps serving its last good
-chunks) at the same document version. Documents in flight are skipped: their gold is ahead of the
-store by design until the mirror step runs.
+chunks) at the same document version, and nothing of any other document (deleted, or unknown to
+silver). Documents in flight are skipped: their gold is ahead of the store by design until the
+mirror step runs.
+
+The repair is the mirror step's own write (``mirror_documents``): under the document's lock each
+drifting document at rest gets exactly its gold rows, stale ids deleted, and every other drifting
+document loses all of its vectors.
 """
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict
+from contextlib import ExitStack
 
 from pydantic import BaseModel, Field, computed_field
 
 from pipelines.contracts.documents import DocumentStatus
-from pipelines.ingest.mirror import vector_records
-from pipelines.lakehouse.chunks import doc_chunks
+from pipelines.ingest.mirror import mirror_documents
+from pipelines.lakehouse.documents import get_documents
 from pipelines.lakehouse.indexes import IndexSpec, get_index
 from pipelines.lakehouse.lake import sql_quote
 from pipelines.lakehouse.schemas import DOCUMENTS
 from pipelines.ops.progress import Progress
 from pipelines.runtime import Runtime
+from pipelines.vectorstore.mirror import remove_documents
 
 __all__ = ["ReconcileParams", "ReconcileReport", "reconcile"]
 
 _AT_REST = (DocumentStatus.indexed.value, DocumentStatus.failed.value)
 _IN_FLIGHT = tuple(s.value for s in DocumentStatus if not s.terminal)
+# Documents locked and repaired together: one gold read and one upsert per batch.
+_BATCH = 200
 
 
 class ReconcileParams(BaseModel):
@@ -72,9 +81,8 @@ def reconcile(rt: Runtime, params: ReconcileParams, progress: Progress | None = 
     tenant_where = f"tenant = {sql_quote(params.tenant)}" if params.tenant else None
 
     progress.stage("reading gold", unit="tables")
-    docs = rt.lake.read(DOCUMENTS, tenant_where, columns=["tenant", "doc_id", "status", "metadata_json"]).to_pylist()
+    docs = rt.lake.read(DOCUMENTS, tenant_where, columns=["tenant", "doc_id", "status"]).to_pylist()
     status = {(d["tenant"], d["doc_id"]): d["status"] for d in docs}
-    metadata = {(d["tenant"], d["doc_id"]): d["metadata_json"] for d in docs}
     gold_rows = rt.lake.read(index.gold, tenant_where, columns=["tenant", "chunk_id", "doc_id", "doc_version"])
     gold: dict[tuple[str, str], tuple[str, int]] = {}
     for r in gold_rows.to_pylist():
@@ -104,20 +112,40 @@ def reconcile(rt: Runtime, params: ReconcileParams, progress: Progress | None = 
     if not params.repair or report.clean:
         return report
 
-    to_mirror: set[tuple[str, str]] = {(t, gold[(t, c)][0]) for t, c in missing + mismatched}
-    to_delete: dict[tuple[str, str], list[str]] = defaultdict(list)
+    drifted: dict[str, set[str]] = defaultdict(set)
+    for t, c in missing + mismatched:
+        drifted[t].add(gold[(t, c)][0])
     for t, c in stale:
-        to_delete[(t, stored[(t, c)][0])].append(c)
-    progress.stage("repairing", total=len(to_mirror) + len(to_delete), unit="documents")
-    for tenant, doc_id in sorted(to_mirror):
-        with rt.doc_lock(tenant, doc_id):
-            rows = doc_chunks(rt.lake, tenant, doc_id, gold=index.gold).to_pylist()
-            meta = json.loads(metadata.get((tenant, doc_id)) or "{}")
-            store.upsert(vector_records(rows, meta))
-        progress.advance(1, vectors_written=len(rows))
-    for (tenant, doc_id), ids in sorted(to_delete.items()):
-        with rt.doc_lock(tenant, doc_id):
-            store.delete(ids, tenant=tenant, doc_id=doc_id)
-        progress.advance(1, vectors_deleted=len(ids))
+        drifted[t].add(stored[(t, c)][0])
+    progress.stage("repairing", total=sum(len(d) for d in drifted.values()), unit="documents")
+    for tenant, doc_ids in sorted(drifted.items()):
+        ordered = sorted(doc_ids)
+        for start in range(0, len(ordered), _BATCH):
+            batch = ordered[start : start + _BATCH]
+            written = _repair(rt, index, tenant, batch)
+            progress.advance(len(batch), vectors_written=written)
     progress.finish()
-    return report.model_copy(update={"repaired": True, "repaired_documents": len(to_mirror) + len(to_delete)})
+    repaired = sum(len(d) for d in drifted.values())
+    return report.model_copy(update={"repaired": True, "repaired_documents": repaired})
+
+
+def _repair(rt: Runtime, index: IndexSpec, tenant: str, doc_ids: list[str]) -> int:
+    """Make the index's store hold exactly gold's rows of these documents; returns the vectors written.
+
+    Statuses are read again under the documents' locks (sorted order: no deadlock with another
+    repair): a document that went in flight since the scan is left to its own mirror step, one at
+    rest is mirrored, any other (deleted, or no silver row) loses every vector.
+    """
+    with ExitStack() as stack:
+        for doc_id in doc_ids:
+            stack.enter_context(rt.doc_lock(tenant, doc_id))
+        rows = get_documents(rt.lake, tenant, doc_ids)
+        at_rest = {d: r for d, r in rows.items() if r["status"] in _AT_REST}
+        gone = [d for d in doc_ids if d not in rows or rows[d]["status"] not in (*_AT_REST, *_IN_FLIGHT)]
+        written = (
+            mirror_documents(rt, index, tenant, {d: json.loads(r["metadata_json"] or "{}") for d, r in at_rest.items()})
+            if at_rest
+            else {}
+        )
+        remove_documents([rt.vectors_for(index)], tenant, gone)
+    return sum(written.values())

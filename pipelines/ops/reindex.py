@@ -32,11 +32,14 @@ from pipelines.ingest.plan import plan_rows
 from pipelines.lakehouse.documents import get_document
 from pipelines.lakehouse.indexes import IndexSpec, IndexState, activate_index, index_id_for, put_index
 from pipelines.lakehouse.lake import sql_quote
+from pipelines.lakehouse.maintenance import clear_table
 from pipelines.lakehouse.schemas import DOCUMENTS, TableSpec
 from pipelines.lakehouse.writer import delete_chunks, replace_chunks
 from pipelines.ops.progress import Progress
 from pipelines.ops.reconcile import ReconcileParams, reconcile
 from pipelines.runtime import Runtime
+from pipelines.vectorstore.maintenance import drop_store
+from pipelines.vectorstore.mirror import remove_documents
 
 __all__ = ["ReindexParams", "ReindexReport", "drop_index", "reindex"]
 
@@ -259,7 +262,7 @@ def _remove_dead(rt: Runtime, index: IndexSpec, report: ReindexReport) -> None:
             with rt.doc_lock(tenant, doc_id):
                 doc = get_document(rt.lake, tenant, doc_id)
                 if doc is None or doc["status"] not in _LIVE:
-                    rt.vectors_for(index).delete_document(tenant, doc_id)
+                    remove_documents([rt.vectors_for(index)], tenant, [doc_id])
                     delete_chunks(rt.lake, index.gold, [(tenant, doc_id)])
                     report.removed += 1
 
@@ -311,8 +314,8 @@ def drop_index(rt: Runtime, index: IndexSpec) -> None:
         raise InvalidInput(f"index {index.index_id} is active: switch to another before dropping it")
     if index.index_id == "base":
         # The base gold table is gold.chunks, which the tables of a lake always include: empty it.
-        rt.lake.delete(index.gold, "true")
+        clear_table(rt.lake, index.gold)
     else:
         rt.lake.drop(index.gold)
-    rt.vectors_for(index).drop()
+    drop_store(rt.vectors_for(index))
     put_index(rt.lake, index.model_copy(update={"state": IndexState.dropped}))

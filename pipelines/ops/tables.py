@@ -1,7 +1,8 @@
 """Operator maintenance of the Delta tables: optimize (compaction + Z-ORDER), vacuum, history, restore.
 
-Every operation goes through ``Lake.maintain``: it holds the table's write lock, so on a local lake
-it is serialised with the API's and workers' MERGEs instead of racing them.
+Every commit is a function of pipelines.lakehouse.maintenance, which runs it through
+``Lake.maintain``: it holds the table's write lock, so on a local lake it is serialised with the
+API's and workers' MERGEs instead of racing them.
 
 Which tables belong together: silver.documents says which document versions exist and their
 status; each index's gold table holds their chunks. Restoring one without the other leaves them
@@ -21,9 +22,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, model_validator
 
 from pipelines.errors import DocLakeError, InvalidInput
+from pipelines.lakehouse.maintenance import optimize_table, restore_table, spark_optimize_table, vacuum_table
 from pipelines.lakehouse.schemas import DOCUMENTS, INDEXES, QUARANTINE, RAW_OBJECTS, TABLES, UPDATES, TableSpec
 from pipelines.ops.progress import Progress
 from pipelines.runtime import Runtime
+from pipelines.vectorstore.maintenance import compact_store
 
 __all__ = [
     "VACUUM_GUARD_HOURS",
@@ -157,19 +160,12 @@ def optimize(rt: Runtime, params: OptimizeParams, progress: Progress | None = No
     for spec in specs:
         z = params.zorder and _zorderable(spec)
         before = len(rt.lake.table(spec).file_uris())
-
-        def run(dt: Any, spec: TableSpec = spec, z: bool = z) -> dict[str, Any]:
-            if spark is not None:
-                uri = rt.lake.uri(spec).replace("s3://", "s3a://", 1)
-                zorder = f" ZORDER BY ({', '.join(ZORDER_COLUMNS)})" if z else ""
-                spark.sql(f"OPTIMIZE delta.`{uri}`{zorder}").collect()
-                return {}
-            metrics: dict[str, Any] = dt.optimize.z_order(list(ZORDER_COLUMNS)) if z else dt.optimize.compact()
-            return metrics
-
+        zorder = ZORDER_COLUMNS if z else ()
         try:
-            if before:
-                rt.lake.maintain(spec, run)
+            if before and spark is not None:
+                spark_optimize_table(rt.lake, spec, spark, zorder=zorder)
+            elif before:
+                optimize_table(rt.lake, spec, zorder=zorder)
         except Exception as e:
             raise _wrap(spec, "optimize", e) from e
         dt = rt.lake.snapshot(spec)
@@ -184,7 +180,7 @@ def optimize(rt: Runtime, params: OptimizeParams, progress: Progress | None = No
         indexes = rt.indexes()
         progress.stage("optimizing vectors", total=len(indexes), unit="indexes")
         for index in indexes:
-            rt.vectors_for(index).optimize()
+            compact_store(rt.vectors_for(index))
             stores.append(index.index_id)
             progress.advance(1)
     progress.finish()
@@ -230,15 +226,10 @@ def vacuum(rt: Runtime, params: VacuumParams, progress: Progress | None = None) 
     progress.stage("vacuuming", total=len(specs), unit="tables")
     files: dict[str, int] = {}
     for spec in specs:
-
-        def run(dt: Any) -> dict[str, Any]:
-            removed = dt.vacuum(
-                retention_hours=hours, dry_run=params.dry_run, enforce_retention_duration=not params.force
-            )
-            return {"files": len(removed)}
-
         try:
-            files[spec.name] = int(rt.lake.maintain(spec, run)["files"])
+            files[spec.name] = vacuum_table(
+                rt.lake, spec, retention_hours=hours, dry_run=params.dry_run, enforce_retention=not params.force
+            )
         except Exception as e:
             if "retention" in str(e).lower() and not isinstance(e, DocLakeError):
                 raise InvalidInput(f"{spec.name}: {e} (pass force to override the table's own setting)") from e
@@ -361,13 +352,8 @@ def restore(rt: Runtime, params: RestoreParams, progress: Progress | None = None
     restored: list[TableRestored] = []
     for spec in specs:
         previous = rt.lake.table(spec).version()
-
-        def run(dt: Any) -> dict[str, Any]:
-            metrics: dict[str, Any] = dt.restore(target)
-            return metrics
-
         try:
-            rt.lake.maintain(spec, run)
+            restore_table(rt.lake, spec, target)
         except DocLakeError:
             raise
         except Exception as e:  # delta-rs: no such version, or its files were vacuumed
@@ -403,8 +389,7 @@ def _check_target(rt: Runtime, spec: TableSpec, target: int | datetime) -> None:
         uris = dt.file_uris()
     except Exception as e:  # delta-rs: no such version, or the table did not exist yet
         raise InvalidInput(f"cannot restore {spec.name} to {target}: {e}") from e
-    root = rt.lake.root
-    if "://" not in root or root.startswith("file://"):
+    if rt.lake.is_local:
         gone = [u for u in uris if not Path(u.removeprefix("file://")).exists()]
         if gone:
             raise InvalidInput(

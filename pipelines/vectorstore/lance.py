@@ -290,6 +290,35 @@ class LanceVectorStore:
         n: int = table.count_rows(f"tenant = {sql_quote(tenant)}" if tenant else None)
         return n
 
+    def erase_deleted(self) -> None:
+        """Rewrite the table's files without its deleted rows and drop every older version.
+
+        LanceDB deletes by marking rows: the text stays in the data file, and its compaction only
+        rewrites fragments with more than 10 % deleted rows (lancedb exposes no threshold without
+        pylance). A no-op update of every row moves them all into new fragments, which leaves the old
+        ones fully deleted, so compaction drops them and the cleanup removes their files. It costs a
+        rewrite of the table; a purge, which needs the deleted text gone from disk, can afford it.
+
+        Raises:
+            VectorStoreError: the rewrite failed (e.g. a concurrent write won); run it again.
+        """
+        import warnings
+
+        import lancedb
+
+        db = lancedb.connect(self.path)
+        if self.table_name not in db.list_tables().tables:
+            return
+        table = db.open_table(self.table_name)
+        try:
+            table.update(where="true", values_sql={"id": "id"})
+            with warnings.catch_warnings():
+                # "cleanup_older_than=0 removes every version": exactly what erasing is for.
+                warnings.simplefilter("ignore", UserWarning)
+                table.optimize(cleanup_older_than=timedelta(0))
+        except Exception as e:  # lance raises plain RuntimeError/OSError on commit or IO trouble
+            raise VectorStoreError(f"rewriting {self.table_name} without its deleted rows failed: {e}") from e
+
     def drop(self) -> None:
         with self._lock:
             if self.table_name in self._db.list_tables().tables:

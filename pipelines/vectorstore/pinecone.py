@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import re
-import time
 from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any, TypeVar
@@ -22,6 +20,7 @@ from typing import Any, TypeVar
 from pipelines.contracts.documents import VectorRecord
 from pipelines.contracts.ids import MetadataValue
 from pipelines.errors import SearchModeUnsupported, VectorStoreError
+from pipelines.retry import retry
 from pipelines.vectorstore.base import StoredId, VectorHit
 
 __all__ = ["PineconeVectorStore"]
@@ -34,6 +33,9 @@ MAX_BATCH_VECTORS = 1000
 MAX_REQUEST_BYTES = 2 * 1024 * 1024
 MAX_IDS_PER_DELETE = 1000
 _USER_PREFIX = "m."
+# Backoff between retries of a throttled or failing request: 0.25 s doubled per attempt, at most 8 s.
+_BACKOFF_BASE_S = 0.25
+_BACKOFF_CAP_S = 8.0
 # Suffix of a non-base index's namespaces (pipelines.indexes.index_id_for makes "i" + 10 hex digits).
 _INDEX_SUFFIX = re.compile(r"__i[0-9a-f]{10}$")
 
@@ -69,18 +71,33 @@ class PineconeVectorStore:
         return f"{tenant}{self.namespace_suffix}"
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
-        for attempt in range(self.max_retries + 1):
-            try:
-                return fn()
-            except Exception as e:
-                status = _status_of(e)
-                transient = status == 429 or (status is not None and status >= 500)
-                if not transient or attempt == self.max_retries:
-                    raise VectorStoreError(f"pinecone {what} failed: {e}", retryable=transient) from e
-                delay = min(8.0, 0.25 * 2**attempt) * random.uniform(0.5, 1.5)
-                log.warning("pinecone %s answered %s; retrying in %.2fs", what, status, delay)
-                time.sleep(delay)
-        raise AssertionError("unreachable")
+        """Run one request, retrying 429 and 5xx answers up to ``max_retries`` times.
+
+        Raises:
+            VectorStoreError: the request failed; retryable when the last answer was transient.
+        """
+
+        def transient(e: Exception) -> bool:
+            status = _status_of(e)
+            if status == 429 or (status is not None and status >= 500):
+                log.warning("pinecone %s answered %s", what, status)
+                return True
+            return False
+
+        try:
+            return retry(
+                fn,
+                retry_on=transient,
+                attempts=self.max_retries + 1,
+                base=_BACKOFF_BASE_S,
+                cap=_BACKOFF_CAP_S,
+                what=f"pinecone {what}",
+                give_up=lambda e: VectorStoreError(f"pinecone {what} failed: {e}", retryable=True),
+            )
+        except VectorStoreError:
+            raise
+        except Exception as e:
+            raise VectorStoreError(f"pinecone {what} failed: {e}", retryable=False) from e
 
     @staticmethod
     def _metadata(r: VectorRecord) -> dict[str, Any]:

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -192,6 +193,7 @@ def test_ann_index_is_built_past_the_threshold_only(tmp_path: Path) -> None:
 
 
 def test_optimize_builds_the_ann_index_on_compacted_fragments(tmp_path: Path) -> None:
+    import lancedb
     import numpy as np
 
     store = LanceVectorStore(tmp_path / "vectors", ann_index_min_rows=600)
@@ -204,8 +206,9 @@ def test_optimize_builds_the_ann_index_on_compacted_fragments(tmp_path: Path) ->
                 for i, v in enumerate(vectors[start : start + 100], start=start)
             ]
         )
-    table = store._open()
-    assert table is not None and table.stats()["fragment_stats"]["num_fragments"] == 8
+    # The store's table read through LanceDB's own API, seeing every commit the store makes.
+    table = lancedb.connect(store.path, read_consistency_interval=timedelta(0)).open_table(store.table_name)
+    assert table.stats()["fragment_stats"]["num_fragments"] == 8
     store.optimize()
     stats = table.stats()
     assert stats["fragment_stats"]["num_fragments"] == 1 and stats["num_rows"] == 800
