@@ -10,6 +10,13 @@ from tests.doubles.failing_store import FailingStore
 from tests.steps import process_one, register_one, run_one
 
 
+def _flaky(rt: Runtime, *, on: str) -> Runtime:
+    """Another process on the same lake whose vector store fails once on ``on`` (around the real store)."""
+    return Runtime.from_settings(
+        rt.settings, vector_store=lambda index: FailingStore(rt.vectors_for(index), failures=1, on=on)
+    )
+
+
 def _gold_ids(rt: Runtime, doc_id: str) -> list[str]:
     return sorted(doc_chunks(rt.lake, "default", doc_id, columns=["chunk_id"]).column("chunk_id").to_pylist())
 
@@ -23,8 +30,7 @@ def test_failed_upsert_is_retried_and_leaves_no_drift(runtime: Runtime) -> None:
     for step in ("extract", "chunk_embed"):
         assert run_one(runtime, step, "default", "flaky", reg.version, can_retry=True).state == "done"
     real = runtime.vectors
-    runtime.vectors = FailingStore(real, failures=1, on="upsert")  # type: ignore[assignment]
-    outcome = run_one(runtime, "mirror", "default", "flaky", reg.version, can_retry=True)
+    outcome = run_one(_flaky(runtime, on="upsert"), "mirror", "default", "flaky", reg.version, can_retry=True)
     assert outcome.state == "retry" and "injected upsert failure" in (outcome.error or "")
     row = get_document(runtime.lake, "default", "flaky")
     assert row is not None and row["status"] == DocumentStatus.embedding  # not indexed, not lost
@@ -39,8 +45,7 @@ def test_failure_between_upsert_and_stale_delete_heals_on_retry(runtime: Runtime
     for step in ("extract", "chunk_embed"):
         assert run_one(runtime, step, "default", "half", 2, can_retry=True).state == "done"
     real = runtime.vectors
-    runtime.vectors = FailingStore(real, failures=1, on="delete")  # type: ignore[assignment]
-    assert run_one(runtime, "mirror", "default", "half", 2, can_retry=True).state == "retry"
+    assert run_one(_flaky(runtime, on="delete"), "mirror", "default", "half", 2, can_retry=True).state == "retry"
     assert len(real.document_ids("default", "half")) == 6  # new chunk in, stale one not yet out: the drift
     assert run_one(runtime, "mirror", "default", "half", 2, can_retry=True).state == "done"
     assert sorted(real.document_ids("default", "half")) == _gold_ids(runtime, "half")
@@ -51,12 +56,10 @@ def test_retries_spent_mark_failed_and_a_reupload_retries(runtime: Runtime) -> N
     for step in ("extract", "chunk_embed"):
         run_one(runtime, step, "default", "down", reg.version, can_retry=True)
     real = runtime.vectors
-    runtime.vectors = FailingStore(real, failures=1, on="upsert")  # type: ignore[assignment]
-    outcome = run_one(runtime, "mirror", "default", "down", reg.version, can_retry=False)
+    outcome = run_one(_flaky(runtime, on="upsert"), "mirror", "default", "down", reg.version, can_retry=False)
     assert outcome.state == "failed"
     row = get_document(runtime.lake, "default", "down")
     assert row is not None and row["status"] == "failed" and "injected upsert failure" in row["error"]
-    runtime.vectors = real
     again = register_one(runtime, _manual("one"), filename="m.md", doc_id="down")
     assert not again.duplicate and again.version == 2
     assert process_one(runtime, "default", "down", 2).state == "done"

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from pipelines.contracts.documents import DocumentStatus, VectorRecord
 from pipelines.ingest.lifecycle import delete_document
-from pipelines.ingest.register import register_object
-from pipelines.ingest.runner import process_inline
 from pipelines.lakehouse.documents import get_documents
 from pipelines.ops.progress import Progress, ProgressState
 from pipelines.ops.reconcile import ReconcileParams, reconcile
 from pipelines.ops.tables import RestoreParams, restore
 from pipelines.runtime import Runtime
+from tests.steps import process_one, register_one
 
 _AT_REST = (DocumentStatus.indexed, DocumentStatus.failed)
 
@@ -28,8 +27,8 @@ def _manual(parts: int, edit: str = "same") -> bytes:
 
 
 def _add(rt: Runtime, doc_id: str, body: bytes) -> int:
-    reg = register_object(rt, body, filename=f"{doc_id}.md", doc_id=doc_id)
-    assert process_inline(rt, "default", doc_id, reg.version).state == "done"
+    reg = register_one(rt, body, filename=f"{doc_id}.md", doc_id=doc_id)
+    assert process_one(rt, "default", doc_id, reg.version).state == "done"
     return reg.version
 
 
@@ -75,7 +74,7 @@ def test_repair_leaves_the_store_equal_to_gold_for_every_kind_of_drift(runtime: 
     delete_document(runtime, "default", "c")
     # An operator restored gold alone: gold holds c's chunks again while silver says deleted.
     restore(runtime, RestoreParams(table="gold", version=gold_before_delete, reconcile=False))
-    register_object(runtime, _manual(2), filename="d.md", doc_id="d")  # in flight: queued, never processed
+    register_one(runtime, _manual(2), filename="d.md", doc_id="d")  # in flight: queued, never processed
     assert reconcile(runtime, ReconcileParams(repair=False)).clean
 
     store = runtime.vectors

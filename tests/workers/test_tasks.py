@@ -7,6 +7,7 @@ same tasks in real workers over the real broker.
 
 from __future__ import annotations
 
+import lancedb
 import pytest
 from celery.exceptions import Ignore
 
@@ -14,6 +15,7 @@ from pipelines.contracts.documents import DocumentStatus
 from pipelines.lakehouse.chunks import doc_chunks
 from pipelines.lakehouse.documents import get_document
 from pipelines.runtime import Runtime
+from pipelines.vectorstore.lance import LanceVectorStore
 from tests.doubles.failing_store import FailingStore
 from tests.steps import register_one, step_one
 from workers import dispatch, tasks
@@ -63,10 +65,28 @@ def test_chunk_embed_task_leaves_the_document_searchable(runtime: Runtime, sent:
     assert runtime.embedder().embedded_total == embedded and sent == []
 
 
-def test_a_failed_mirror_is_retried_by_a_mirror_task_alone(runtime: Runtime, sent: list[tuple[str, str, int]]) -> None:
+def _flaky(rt: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run the tasks in another process on the same lake, whose vector store fails on the next upsert."""
+    flaky = Runtime.from_settings(
+        rt.settings, vector_store=lambda index: FailingStore(rt.vectors_for(index), failures=1, on="upsert")
+    )
+    monkeypatch.setattr(tasks, "runtime", lambda: flaky)
+
+
+def _table_version(rt: Runtime) -> int:
+    """The LanceDB table's version: it moves on every write."""
+    store = rt.vectors
+    assert isinstance(store, LanceVectorStore)
+    version: int = lancedb.connect(store.path).open_table(store.table_name).version
+    return version
+
+
+def test_a_failed_mirror_is_retried_by_a_mirror_task_alone(
+    runtime: Runtime, sent: list[tuple[str, str, int]], monkeypatch: pytest.MonkeyPatch
+) -> None:
     version = _extracted(runtime, "flaky")
     real = runtime.vectors
-    runtime.vectors = FailingStore(real, failures=1, on="upsert")  # type: ignore[assignment]
+    _flaky(runtime, monkeypatch)
     assert tasks.chunk_embed("default", "flaky", version) is not None  # the embedding itself succeeded
     assert _status(runtime, "flaky") == DocumentStatus.embedding  # not indexed, not lost
     assert real.document_ids("default", "flaky") == []
@@ -79,7 +99,7 @@ def test_a_failed_mirror_is_retried_by_a_mirror_task_alone(runtime: Runtime, sen
 
 
 def test_batch_chunk_embed_mirrors_and_sends_only_the_failed_mirror(
-    runtime: Runtime, sent: list[tuple[str, str, int]]
+    runtime: Runtime, sent: list[tuple[str, str, int]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     versions = {d: _extracted(runtime, d) for d in ("b1", "b2")}
     done = tasks.chunk_embed_batch(versions, "default")
@@ -88,12 +108,12 @@ def test_batch_chunk_embed_mirrors_and_sends_only_the_failed_mirror(
     assert sent == []
     # A duplicate delivery of the batch finds every document past chunk_embed: nothing is embedded,
     # nothing mirrored again.
-    embedded, table_version = runtime.embedder().embedded_total, runtime.vectors._open().version  # type: ignore[attr-defined]
+    embedded, table_version = runtime.embedder().embedded_total, _table_version(runtime)
     with pytest.raises(Ignore):
         tasks.chunk_embed_batch(versions, "default")
     assert runtime.embedder().embedded_total == embedded
-    assert runtime.vectors._open().version == table_version  # type: ignore[attr-defined]
+    assert _table_version(runtime) == table_version
     # A batch whose documents are all past chunk_embed and whose mirror fails: each gets a mirror task.
-    runtime.vectors = FailingStore(runtime.vectors, failures=1, on="upsert")  # type: ignore[assignment]
+    _flaky(runtime, monkeypatch)
     assert tasks.mirror_batch(versions, "default") == {}
     assert sorted(sent) == [("default", "b1", versions["b1"]), ("default", "b2", versions["b2"])]
