@@ -25,7 +25,7 @@ from pipelines.settings import Settings
 from pipelines.vectorstore.base import VectorStore
 from pipelines.vectorstore.lance import LanceVectorStore
 
-__all__ = ["Runtime"]
+__all__ = ["Runtime", "executor_runtime"]
 
 log = logging.getLogger(__name__)
 
@@ -211,3 +211,21 @@ class Runtime:
         name = sha256_hex(f"{tenant}\x1f{doc_id}")[:32] + ".lock"
         with FileLock(str(lock_dir / name), timeout=600):
             yield
+
+
+_EXECUTOR_RUNTIMES: dict[str, Runtime] = {}
+_EXECUTOR_LOCK = threading.Lock()
+
+
+def executor_runtime(settings: Settings) -> Runtime:
+    """This process's Runtime for ``settings``, built on first use and kept for the process's life.
+
+    For code that Spark runs on its executors (the stream's planner, the Spark reindex): a Python
+    worker serves many tasks, and building a Runtime per task would load the model each time.
+    """
+    key = settings.model_dump_json()
+    with _EXECUTOR_LOCK:
+        rt = _EXECUTOR_RUNTIMES.get(key)
+        if rt is None:
+            rt = _EXECUTOR_RUNTIMES[key] = Runtime.from_settings(settings)
+        return rt

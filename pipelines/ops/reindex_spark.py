@@ -1,10 +1,11 @@
-"""The Spark engine of reindex: chunk and embed on the executors, MERGE the index's gold with Spark.
+"""The Spark engine of reindex: chunk and embed on the executors, write the index's gold with Spark.
 
 For corpora larger than one machine (``spark_master`` pointing at a cluster). The work per document
-is the same ``plan_chunks`` the Celery step and the local engine run (via ``ingest._plan_row``), on
-each executor's own Runtime (one loaded model per executor process). The driver then writes the
-index's gold table in one Spark MERGE that also deletes the chunks a rebuilt document no longer
-has, and the vector store is filled from gold by ``reconcile`` — the same repair code operators run.
+is the same ``plan_chunks`` the Celery step and the local engine run (via ``ingest.plan.plan_rows``), on
+each executor's own Runtime (``pipelines.runtime.executor_runtime``: one loaded model per executor
+process). The driver then makes the index's gold hold exactly the new rows of the rebuilt documents
+(``spark_replace_chunks``, one commit that also deletes the chunks a document no longer has), and the
+vector store is filled from gold by ``reconcile`` — the same repair code operators run.
 """
 
 from __future__ import annotations
@@ -12,17 +13,14 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pyarrow as pa
 
 from pipelines.lakehouse.indexes import IndexSpec
 from pipelines.lakehouse.schemas import CHUNKS, DOCUMENTS, TableSpec
-from pipelines.runtime import Runtime
+from pipelines.runtime import Runtime, executor_runtime
 from pipelines.settings import Settings
-
-if TYPE_CHECKING:
-    from pyspark.sql import DataFrame
 
 __all__ = ["spark_build"]
 
@@ -64,9 +62,8 @@ def _planner(settings: Settings, index_json: str, cache_from: list[str]) -> Any:
     def plan(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         from pipelines.ingest.plan import plan_rows
         from pipelines.lakehouse.documents import now_utc
-        from pipelines.stream.batch import _executor_runtime
 
-        rt = _executor_runtime(settings)
+        rt = executor_runtime(settings)
         index = IndexSpec.model_validate_json(index_json)
         golds = tuple(TableSpec(name, CHUNKS.schema, CHUNKS.key) for name in cache_from)
         for batch in batches:
@@ -93,12 +90,11 @@ def spark_build(rt: Runtime, index: IndexSpec, docs: list[dict[str, Any]]) -> Sp
     """Rebuild ``docs`` (tenant, doc_id, version rows of silver) into ``index``'s gold with Spark."""
     if not docs:
         return SparkBuild(0, 0, 0, 0)
-    from delta.tables import DeltaTable
     from pyspark.sql import functions as sf
     from pyspark.sql.pandas.types import from_arrow_schema
 
     from pipelines.lakehouse.spark import get_spark
-    from pipelines.lakehouse.spark_commits import retry_conflicts
+    from pipelines.lakehouse.spark_writer import spark_replace_chunks
 
     spark = get_spark(rt.settings, app_name="doclake-reindex")
     keys = spark.createDataFrame(
@@ -121,11 +117,12 @@ def spark_build(rt: Runtime, index: IndexSpec, docs: list[dict[str, Any]]) -> Sp
             sf.sum("reused").alias("reused"),
         ).first()
         assert summary is not None
-        new_rows = plans.select(sf.explode("gold").alias("g")).select("g.*").withColumn("_drop", sf.lit(False))
-        _merge(spark, DeltaTable, rt.lake.uri(index.gold), plans, new_rows, retry_conflicts)
+        # The documents built: those whose silver version was still the one asked for.
+        built_docs = [(r["tenant"], r["doc_id"]) for r in plans.select("tenant", "doc_id").collect()]
+        new_rows = plans.select(sf.explode("gold").alias("g")).select("g.*")
+        spark_replace_chunks(rt.lake, index.gold, built_docs, new_rows)
     finally:
         plans.unpersist()
-    rt.lake.table(index.gold)  # refresh the delta-rs handle past Spark's commit
     built = SparkBuild(
         documents=int(summary["documents"]),
         chunks=int(summary["chunks"] or 0),
@@ -134,30 +131,3 @@ def spark_build(rt: Runtime, index: IndexSpec, docs: list[dict[str, Any]]) -> Sp
     )
     log.info("spark reindex of %s: %s", index.index_id, json.dumps(built.__dict__))
     return built
-
-
-def _merge(spark: Any, delta_table: Any, path: str, plans: DataFrame, new_rows: DataFrame, retry: Any) -> None:
-    from pyspark.sql import functions as sf
-
-    target = spark.read.format("delta").load(path)
-    rebuilt = plans.select("tenant", "doc_id")
-    # Chunks a rebuilt document no longer has: deleted in the same commit as the new rows land.
-    stale = (
-        target.join(rebuilt, ["tenant", "doc_id"], "left_semi")
-        .join(new_rows.select("tenant", "chunk_id"), ["tenant", "chunk_id"], "left_anti")
-        .withColumn("_drop", sf.lit(True))
-    )
-    source = new_rows.unionByName(stale)
-
-    def run() -> None:
-        (
-            delta_table.forPath(spark, path)
-            .alias("t")
-            .merge(source.alias("s"), "t.tenant = s.tenant AND t.chunk_id = s.chunk_id")
-            .whenMatchedDelete(condition="s._drop")
-            .whenMatchedUpdate(set={f.name: f"s.{f.name}" for f in CHUNKS.schema})
-            .whenNotMatchedInsert(condition="NOT s._drop", values={f.name: f"s.{f.name}" for f in CHUNKS.schema})
-            .execute()
-        )
-
-    retry(run, what=f"{path} reindex MERGE")

@@ -21,8 +21,7 @@ from pipelines.errors import DocumentNotFound, InvalidInput
 from pipelines.lakehouse.documents import get_document
 from pipelines.lakehouse.lake import Lake, sql_quote
 from pipelines.lakehouse.schemas import UPDATES
-from pipelines.lakehouse.updates import newest_event_version
-from pipelines.lakehouse.writer import append_events
+from pipelines.lakehouse.writer import append_events, version_floors
 from pipelines.runtime import Runtime
 
 __all__ = [
@@ -121,17 +120,16 @@ def patch_metadata(rt: Runtime, tenant: str, doc_id: str, metadata: dict[str, An
         if row is None or row["status"] == DocumentStatus.deleted:
             raise DocumentNotFound(f"document {doc_id} does not exist", doc_id=doc_id)
         base: dict[str, MetadataValue] = json.loads(row["metadata_json"] or "{}")
-        version = row["version"]
-        newest = newest_event_version(rt.lake, tenant, doc_id)
-        pending = _pending(rt.lake, tenant, doc_id, newest) if newest > version else None
+        # The writer's rule for a new version: one past silver's and past any event still pending.
+        floor = version_floors(rt.lake, tenant, {doc_id: row["version"]})[doc_id]
+        pending = _pending(rt.lake, tenant, doc_id, floor) if floor > row["version"] else None
         if pending is not None:
-            version = newest
             if pending["op"] == UpdateOp.delete:
                 raise DocumentNotFound(f"document {doc_id} is being deleted", doc_id=doc_id)
             if pending["metadata_json"]:
                 base = json.loads(pending["metadata_json"])
         merged = validate_metadata({**base, **patch}, doc_id=doc_id)
-        event = _new_event(tenant, doc_id, UpdateOp.patch_metadata, version + 1, metadata=merged)
+        event = _new_event(tenant, doc_id, UpdateOp.patch_metadata, floor + 1, metadata=merged)
         append_updates(rt.lake, [event])
     return event
 
