@@ -23,6 +23,7 @@ from pipelines.settings import Settings, get_settings, worker_threads
 
 if TYPE_CHECKING:
     from app.client import DoclakeClient
+    from pipelines.ops.housekeeping import HousekeepingReport
 
 __all__ = ["main"]
 
@@ -58,7 +59,7 @@ def up(
     host: Annotated[str | None, typer.Option(help="API bind address (default 127.0.0.1).")] = None,
     concurrency: Annotated[int | None, typer.Option(help="Worker processes.")] = None,
 ) -> None:
-    """Run the embedded stack in the foreground: API, Celery worker and the stuck-document sweeper."""
+    """Run the embedded stack in the foreground: API, Celery workers and housekeeping (as `doclake sweep`)."""
     _setup_logging()
     settings = get_settings()
     port = port or settings.port
@@ -91,7 +92,7 @@ def up(
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    threading.Thread(target=_sweep_forever, args=(stopping,), daemon=True, name="sweeper").start()
+    threading.Thread(target=_housekeeping_forever, args=(stopping,), daemon=True, name="housekeeping").start()
     log.info("doclake up: API on http://%s:%d, data in %s", host, port, settings.data_dir.resolve())
     restarts: dict[str, list[float]] = {name: [] for name in commands}
     try:
@@ -126,19 +127,12 @@ def up(
     raise typer.Exit(1 if failed and not stopping.is_set() else 0)
 
 
-def _sweep_forever(stopping: threading.Event) -> None:
-    from pipelines.ops.housekeeping import compact_small_files
+def _housekeeping_forever(stopping: threading.Event) -> None:
     from pipelines.runtime import Runtime
-    from workers.sweeper import sweep_once
+    from workers.sweeper import housekeep_every
 
     settings = get_settings()
-    rt = Runtime.from_settings(settings)
-    while not stopping.wait(settings.sweep_interval_s):
-        try:
-            sweep_once(rt)
-            compact_small_files(rt)
-        except Exception:  # the sweeper must outlive a transient lake or broker error
-            log.exception("sweep failed")
+    housekeep_every(Runtime.from_settings(settings), settings.sweep_interval_s, stopping)
 
 
 @cli.command()
@@ -331,20 +325,26 @@ def search(
 @cli.command()
 def sweep(
     older_than: Annotated[float | None, typer.Option(help="Seconds; default DOCLAKE_STUCK_AFTER_S.")] = None,
-    every: Annotated[float | None, typer.Option(help="Keep sweeping every N seconds (a sweeper service).")] = None,
+    every: Annotated[float | None, typer.Option(help="Keep going every N seconds (the housekeeping service).")] = None,
 ) -> None:
-    """Re-enqueue documents stuck in a non-terminal status."""
+    """Housekeeping: re-enqueue stuck documents, compact small Delta files, optimize the vector stores."""
     from pipelines.runtime import Runtime
-    from workers.sweeper import sweep_once
+    from workers.sweeper import housekeep_every, housekeeping
 
     _setup_logging()
     rt = Runtime.from_settings(get_settings())
-    while True:
-        n = sweep_once(rt, older_than_s=older_than)
-        typer.echo(f"re-enqueued {n} documents")
-        if every is None:
-            return
-        time.sleep(every)
+    if every is None:
+        _echo_housekeeping(housekeeping(rt, older_than_s=older_than))
+        return
+    housekeep_every(rt, every, threading.Event(), older_than_s=older_than, on_report=_echo_housekeeping)
+
+
+def _echo_housekeeping(report: HousekeepingReport) -> None:
+    typer.echo(f"re-enqueued {report.requeued} documents")
+    typer.echo(
+        f"compacted {len(report.compacted)} tables ({sum(report.compacted.values())} files removed), "
+        f"optimized {len(report.vector_stores)} vector stores"
+    )
 
 
 @cli.command("s3-events")

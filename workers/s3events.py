@@ -27,12 +27,12 @@ Sender = Callable[[PlannedAction, str], None]
 
 
 def _send_to_celery(planned: PlannedAction, tenant: str) -> None:
-    from workers.tasks import register, remove_object
+    from workers.celery_app import REGISTER, REMOVE_OBJECT, celery_app
 
     if planned.action == "register":
-        register.delay(planned.uri, planned.filename, tenant, planned.doc_id, None)
+        celery_app.send_task(REGISTER, args=(planned.uri, planned.filename, tenant, planned.doc_id, None))
     else:
-        remove_object.delay(tenant, planned.doc_id)
+        celery_app.send_task(REMOVE_OBJECT, args=(tenant, planned.doc_id))
 
 
 class EventDispatcher:

@@ -1,31 +1,55 @@
-"""Re-enqueue documents stuck in a non-terminal status (the Delta status is the truth).
+"""Housekeeping with its broker side: a stuck document is re-enqueued as a Celery chain.
 
-The embedded broker has no visibility timeout, and even Redis loses a message when a whole worker
-dies before its visibility timeout ends: without this, such a document would stay ``extracting``
-forever. Steps are idempotent, so a document that was merely slow is processed once more at worst.
+The sweep itself, compaction and vector-store upkeep are in ``pipelines.ops.housekeeping``; this
+binds them to ``workers.dispatch`` for ``doclake up``'s housekeeping thread and ``doclake sweep``.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Callable
 
-from pipelines.ingest.lifecycle import find_stuck, touch
+from pipelines.ingest.lifecycle import StuckDocument
+from pipelines.ops.housekeeping import HousekeepingReport, housekeeping_tick
 from pipelines.runtime import Runtime
-from workers.dispatch import enqueue_processing
+from workers import dispatch
 
-__all__ = ["sweep_once"]
+__all__ = ["housekeep_every", "housekeeping", "requeue"]
 
 log = logging.getLogger("doclake.sweeper")
 
 
-def sweep_once(rt: Runtime, *, older_than_s: float | None = None) -> int:
-    """Re-enqueue every stuck document once; returns how many."""
-    stuck = find_stuck(rt, older_than_s=older_than_s if older_than_s is not None else rt.settings.stuck_after_s)
-    count = 0
-    for doc in stuck:
-        if not touch(rt, doc):
-            continue  # superseded since we looked
-        log.warning("re-enqueueing stuck document %s v%d (%s)", doc.doc_id, doc.version, doc.status.value)
-        enqueue_processing(doc.tenant, doc.doc_id, doc.version, from_status=doc.status)
-        count += 1
-    return count
+def requeue(doc: StuckDocument) -> None:
+    """Send a stuck document's chain again, from the step its status names."""
+    dispatch.enqueue_processing(doc.tenant, doc.doc_id, doc.version, from_status=doc.status)
+
+
+def housekeeping(rt: Runtime, *, older_than_s: float | None = None) -> HousekeepingReport:
+    """One housekeeping tick: re-enqueue stuck documents, compact small files, optimize vector stores."""
+    return housekeeping_tick(rt, requeue, older_than_s=older_than_s)
+
+
+def housekeep_every(
+    rt: Runtime,
+    every_s: float,
+    stopping: threading.Event,
+    *,
+    older_than_s: float | None = None,
+    on_report: Callable[[HousekeepingReport], None] | None = None,
+) -> None:
+    """Run ``housekeeping`` now and then every ``every_s`` seconds until ``stopping`` is set.
+
+    A failed tick is logged and the next one runs: the service must outlive a transient lake or
+    broker error.
+    """
+    while True:
+        try:
+            report = housekeeping(rt, older_than_s=older_than_s)
+        except Exception:
+            log.exception("housekeeping failed")
+        else:
+            if on_report is not None:
+                on_report(report)
+        if stopping.wait(every_s):
+            return

@@ -17,12 +17,24 @@ from celery.exceptions import Ignore
 from pipelines.contracts.documents import DocumentStatus
 from pipelines.errors import DocLakeError, DocumentNotFound
 from pipelines.ingest.chunk_embed import Embedded
+from pipelines.ingest.lifecycle import delete_document
 from pipelines.ingest.register import RegisterItem, register_objects
-from pipelines.ingest.runner import run_step, step_named
+from pipelines.ingest.runner import StepOutcome, run_step, step_named
 from pipelines.ingest.step import StepResult
+from pipelines.retry import backoff_delay
 from pipelines.runtime import Runtime
 from pipelines.settings import get_settings, worker_threads
-from workers.celery_app import celery_app
+from workers import dispatch
+from workers.celery_app import (
+    CHUNK_EMBED,
+    CHUNK_EMBED_BATCH,
+    EXTRACT,
+    EXTRACT_BATCH,
+    MIRROR,
+    REGISTER,
+    REMOVE_OBJECT,
+    celery_app,
+)
 
 __all__ = [
     "chunk_embed",
@@ -30,10 +42,8 @@ __all__ = [
     "extract",
     "extract_batch",
     "mirror",
-    "mirror_batch",
     "register",
     "remove_object",
-    "sweep",
 ]
 
 log = logging.getLogger("doclake.worker")
@@ -48,12 +58,21 @@ def runtime() -> Runtime:
     return Runtime.from_settings(settings, threads=threads)
 
 
-def _run(task: Task, step: str, tenant: str, doc_id: str, version: int) -> StepResult | None:
+def _retry_countdown(task: Task) -> float:
+    """Seconds before the next delivery of ``task``: 2, 4, 8 … at most 60, jittered."""
+    return backoff_delay(task.request.retries + 1, base=2, cap=60)
+
+
+def _outcomes(step: str, tenant: str, versions: dict[str, int], *, can_retry: bool) -> dict[str, StepOutcome]:
     rt = runtime()
-    can_retry = task.request.retries < rt.settings.task_max_retries
-    outcome = run_step(rt, step_named(step, rt.settings), tenant, {doc_id: version}, can_retry=can_retry)[doc_id]
+    return run_step(rt, step_named(step, rt.settings), tenant, versions, can_retry=can_retry)
+
+
+def _run(task: Task, step: str, tenant: str, doc_id: str, version: int) -> StepResult | None:
+    can_retry = task.request.retries < runtime().settings.task_max_retries
+    outcome = _outcomes(step, tenant, {doc_id: version}, can_retry=can_retry)[doc_id]
     if outcome.state == "retry":
-        raise task.retry(countdown=min(60, 2 ** (task.request.retries + 1)))
+        raise task.retry(countdown=_retry_countdown(task))
     if outcome.state != "done":
         raise Ignore()  # stops the chain: the status is recorded (failed) or belongs to a newer version
     return outcome.result
@@ -68,14 +87,11 @@ def _mirror_now(tenant: str, versions: dict[str, int]) -> dict[str, int]:
     separated "embedded" from "searchable". A document whose mirror needs a retry gets a mirror task
     of its own, with that task's retry budget.
     """
-    from workers.dispatch import enqueue_mirror
-
-    rt = runtime()
-    outcomes = run_step(rt, step_named("mirror", rt.settings), tenant, versions, can_retry=True)
+    outcomes = _outcomes("mirror", tenant, versions, can_retry=True)
     for doc_id, outcome in outcomes.items():
         if outcome.state == "retry":
             log.info("mirror doc=%s will be retried: %s", doc_id, outcome.error)
-            enqueue_mirror(tenant, doc_id, versions[doc_id], countdown=2)
+            dispatch.enqueue_mirror(tenant, doc_id, versions[doc_id], countdown=2)
     return {d: versions[d] for d, o in outcomes.items() if o.state == "done"}
 
 
@@ -98,47 +114,37 @@ def _run_many(step: str, tenant: str, versions: dict[str, int]) -> dict[str, int
     when the whole call failed) continues in its own one-document chain, with that chain's retry
     budget, so one bad document never holds back or fails the rest.
     """
-    from workers.dispatch import enqueue_processing
-
-    rt = runtime()
-    outcomes = run_step(rt, step_named(step, rt.settings), tenant, versions, can_retry=True)
+    outcomes = _outcomes(step, tenant, versions, can_retry=True)
     for doc_id, outcome in outcomes.items():
         if outcome.state == "retry":
             log.info("%s doc=%s leaves its batch for a retry: %s", step, doc_id, outcome.error)
-            enqueue_processing(tenant, doc_id, versions[doc_id], from_status=_RESUME_AT[step], countdown=2)
-    # A chunk_embed that found its work done (a duplicate delivery) returns None: as in the
-    # one-document task, nothing follows it (its mirror ran with it).
+            dispatch.enqueue_processing(tenant, doc_id, versions[doc_id], from_status=_RESUME_AT[step], countdown=2)
+    # A chunk_embed that found its work done (a duplicate delivery): as in the one-document task,
+    # nothing follows it (its mirror ran with it).
     done = {d: versions[d] for d, o in outcomes.items() if o.state == "done" and not _already_mirrored(o.result)}
     if not done:
         raise Ignore()  # nothing left for the next step
     return done
 
 
-@celery_app.task(name="doclake.extract_batch", bind=True, acks_late=True)
+@celery_app.task(name=EXTRACT_BATCH, bind=True, acks_late=True)
 def extract_batch(self: Task, versions: dict[str, int], tenant: str) -> dict[str, int]:
     return _run_many("extract", tenant, versions)
 
 
-@celery_app.task(name="doclake.chunk_embed_batch", bind=True, acks_late=True)
+@celery_app.task(name=CHUNK_EMBED_BATCH, bind=True, acks_late=True)
 def chunk_embed_batch(self: Task, versions: dict[str, int], tenant: str) -> dict[str, int]:
     """chunk_embed, then mirror, for a batch (the last task of a batch chain)."""
     return _mirror_now(tenant, _run_many("chunk_embed", tenant, versions))
 
 
-@celery_app.task(name="doclake.mirror_batch", bind=True, acks_late=True)
-def mirror_batch(self: Task, versions: dict[str, int], tenant: str) -> dict[str, int]:
-    # Chains sent before chunk_embed_batch mirrored by itself may still be queued: their mirror is a
-    # no-op re-mirror of indexed documents, or the mirror of documents that chunk_embed left behind.
-    return _mirror_now(tenant, versions)
-
-
-@celery_app.task(name="doclake.extract", bind=True, acks_late=True)
+@celery_app.task(name=EXTRACT, bind=True, acks_late=True)
 def extract(self: Task, tenant: str, doc_id: str, version: int) -> dict[str, Any] | None:
     result = _run(self, "extract", tenant, doc_id, version)
     return result.model_dump() if result else None
 
 
-@celery_app.task(name="doclake.chunk_embed", bind=True, acks_late=True)
+@celery_app.task(name=CHUNK_EMBED, bind=True, acks_late=True)
 def chunk_embed(self: Task, tenant: str, doc_id: str, version: int) -> dict[str, Any] | None:
     """chunk_embed, then mirror (the last task of a document's chain)."""
     result = _run(self, "chunk_embed", tenant, doc_id, version)
@@ -148,19 +154,17 @@ def chunk_embed(self: Task, tenant: str, doc_id: str, version: int) -> dict[str,
     return result.model_dump()
 
 
-@celery_app.task(name="doclake.mirror", bind=True, acks_late=True)
+@celery_app.task(name=MIRROR, bind=True, acks_late=True)
 def mirror(self: Task, tenant: str, doc_id: str, version: int) -> dict[str, Any] | None:
     result = _run(self, "mirror", tenant, doc_id, version)
     return result.model_dump() if result else None
 
 
-@celery_app.task(name="doclake.register", bind=True, acks_late=True)
+@celery_app.task(name=REGISTER, bind=True, acks_late=True)
 def register(
     self: Task, uri: str, filename: str | None, tenant: str, doc_id: str | None, metadata: dict[str, Any] | None
 ) -> dict[str, Any] | None:
     """Register an object that is already in the object store (S3 events), then run the chain."""
-    from workers.dispatch import enqueue_processing
-
     rt = runtime()
     try:
         data = rt.objects.get(uri)
@@ -171,26 +175,20 @@ def register(
         return None
     except DocLakeError as e:
         if e.retryable and self.request.retries < rt.settings.task_max_retries:
-            raise self.retry(countdown=min(60, 2 ** (self.request.retries + 1))) from e
+            raise self.retry(countdown=_retry_countdown(self)) from e
         raise
     if not result.duplicate:
-        enqueue_processing(tenant, result.doc_id, result.version)
+        dispatch.enqueue_processing(tenant, result.doc_id, result.version)
     return result.model_dump(mode="json")
 
 
-@celery_app.task(name="doclake.remove_object", bind=True, acks_late=True)
+@celery_app.task(name=REMOVE_OBJECT, bind=True, acks_late=True)
 def remove_object(self: Task, tenant: str, doc_id: str) -> str | None:
-    """An object was removed from the bucket: delete its document (no-op if it never became one)."""
-    from pipelines.ingest.lifecycle import delete_document
+    """An object was removed from the bucket: delete its document (no-op if it never became one).
 
+    The delete writes its own change event, so stream consumers learn of it as of an API DELETE.
+    """
     try:
         return delete_document(runtime(), tenant, doc_id).status.value
     except DocumentNotFound:
         return None
-
-
-@celery_app.task(name="doclake.sweep", bind=True)
-def sweep(self: Task) -> int:
-    from workers.sweeper import sweep_once
-
-    return sweep_once(runtime())

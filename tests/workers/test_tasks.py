@@ -1,8 +1,8 @@
 """The Celery tasks' own policy: chunk_embed mirrors in the same task; a failed mirror retries alone.
 
 The tasks run in this process on the test's runtime (no worker, no broker); what they would send to
-the broker is recorded by replacing the one dispatch function they call. The end-to-end tests run the
-same tasks in real workers over the real broker.
+the broker is recorded by replacing the one dispatch function they call (what dispatch sends is in
+test_dispatch.py). The end-to-end tests run the same tasks in real workers over the real broker.
 """
 
 from __future__ import annotations
@@ -113,7 +113,9 @@ def test_batch_chunk_embed_mirrors_and_sends_only_the_failed_mirror(
         tasks.chunk_embed_batch(versions, "default")
     assert runtime.embedder().embedded_total == embedded
     assert _table_version(runtime) == table_version
-    # A batch whose documents are all past chunk_embed and whose mirror fails: each gets a mirror task.
+    # A batch embedded but whose mirror fails: each document gets a mirror task of its own.
+    more = {d: _extracted(runtime, d) for d in ("b3", "b4")}
     _flaky(runtime, monkeypatch)
-    assert tasks.mirror_batch(versions, "default") == {}
-    assert sorted(sent) == [("default", "b1", versions["b1"]), ("default", "b2", versions["b2"])]
+    assert tasks.chunk_embed_batch(more, "default") == {}
+    assert all(_status(runtime, d) == DocumentStatus.embedding for d in more)
+    assert sorted(sent) == [("default", "b3", more["b3"]), ("default", "b4", more["b4"])]
