@@ -1,4 +1,7 @@
-"""Shared fixtures: one loaded model per test session, fresh lakes per test, the real corpus."""
+"""Shared fixtures: one loaded model and one SparkSession per test session, fresh lakes per test, the real corpus.
+
+Tests that use the ``spark`` fixture are marked ``spark`` (``-m "not spark"`` runs the rest without a JVM).
+"""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from tests.steps import process_one
 
 if TYPE_CHECKING:
     from fastapi.testclient import TestClient
+    from pyspark.sql import SparkSession
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("DO_NOT_TRACK", "1")
@@ -81,3 +85,19 @@ def inline_api(settings: Settings, embedder: Embedder) -> Iterator[TestClient]:
     with TestClient(create_app(settings, enqueue=enqueue, enqueue_batch=enqueue_batch)) as client:
         holder["c"] = client
         yield client
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[SparkSession]:
+    """Local[2] Spark with Delta (and the Kafka source): started once (~10-35 s), shared by every Spark test."""
+    from pipelines.lakehouse.spark import get_spark
+
+    session = get_spark(Settings(), app_name="doclake-tests")
+    yield session
+    session.stop()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "spark" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.spark)

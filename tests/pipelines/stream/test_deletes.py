@@ -14,7 +14,7 @@ from pipelines.ops.reindex import ReindexParams, reindex
 from pipelines.runtime import Runtime
 from pipelines.stream.changes import append_updates
 from pipelines.stream.job import start_stream
-from tests.stream.helpers import event
+from tests.pipelines.stream.helpers import event
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession

@@ -18,7 +18,7 @@ from pipelines.contracts.documents import ElementKind
 from pipelines.extract import offline_nlp
 from pipelines.extract.extractor import extract_unbounded
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 # One file per format family that goes through unstructured (and one PDF).
 SAMPLES = [

@@ -14,7 +14,7 @@ from pipelines.lakehouse.schemas import QUARANTINE, UPDATES
 from pipelines.runtime import Runtime
 from pipelines.stream.changes import append_updates, event_row
 from pipelines.stream.job import start_stream
-from tests.stream.helpers import assert_exactly_once, event, search_docs
+from tests.pipelines.stream.helpers import assert_exactly_once, event, search_docs
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession

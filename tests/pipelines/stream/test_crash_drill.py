@@ -18,11 +18,11 @@ from pipelines.lakehouse.schemas import CHUNKS
 from pipelines.runtime import Runtime
 from pipelines.stream.batch import HOLD_ENV
 from pipelines.stream.changes import append_updates
-from tests.stream.helpers import assert_exactly_once, event, search_docs
+from tests.pipelines.stream.helpers import assert_exactly_once, event, search_docs
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 TOPICS = ["tides and the moon", "sourdough starters", "volcanic soil", "chess openings", "bee colonies"]
 
 

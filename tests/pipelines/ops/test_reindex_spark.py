@@ -22,7 +22,7 @@ from tests.steps import process_one, register_one
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.spark]
 
 DOCS = ("md/readability__README.md", "txt/unst__book-war-and-peace-1p.txt")
 

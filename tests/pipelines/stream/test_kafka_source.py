@@ -13,12 +13,12 @@ from pipelines.lakehouse.documents import get_document
 from pipelines.lakehouse.schemas import QUARANTINE
 from pipelines.runtime import Runtime
 from pipelines.stream.job import start_stream
-from tests.stream.helpers import assert_exactly_once, event, search_docs
+from tests.pipelines.stream.helpers import assert_exactly_once, event, search_docs
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-    from tests.stream.kafka_broker import KafkaBroker
+    from tests.integration.kafka_broker import KafkaBroker
 
 pytestmark = pytest.mark.integration
 

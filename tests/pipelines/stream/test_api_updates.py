@@ -12,8 +12,8 @@ from app.main import create_app
 from pipelines.embed.model import Embedder
 from pipelines.settings import Settings
 from pipelines.stream.job import start_stream
+from tests.pipelines.stream.helpers import assert_exactly_once
 from tests.steps import process_one
-from tests.stream.helpers import assert_exactly_once
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
