@@ -126,7 +126,14 @@ class Settings(BaseSettings):
     stuck_after_s: float = Field(
         default=1800.0, gt=0, description="A document non-terminal this long is re-enqueued by the sweeper."
     )
-    sweep_interval_s: float = Field(default=60.0, gt=0, description="How often `doclake up` runs the sweeper.")
+    sweep_interval_s: float = Field(
+        default=60.0,
+        gt=0,
+        description=(
+            "How often housekeeping runs (`doclake up`'s thread, `doclake sweep --every`): re-enqueue stuck "
+            "documents, compact small Delta files, vector-store upkeep."
+        ),
+    )
 
     stream_enabled: bool = Field(default=True, description="Start the update stream (Spark) as part of `doclake up`.")
     stream_source: Literal["delta", "kafka"] = Field(
