@@ -5,7 +5,8 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from pipelines.contracts.ids import MetadataValue
 from pipelines.contracts.search import SearchQuery
@@ -13,8 +14,12 @@ from pipelines.contracts.updates import DocumentUpdate, UpdateOp
 from pipelines.lakehouse.schemas import CHUNKS
 from pipelines.runtime import Runtime
 from pipelines.serve.search import search
+from pipelines.stream.job import start_stream
 
-__all__ = ["assert_exactly_once", "event", "search_docs"]
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+__all__ = ["assert_exactly_once", "drain_delta_stream", "event", "search_docs"]
 
 _T0 = datetime(2026, 11, 22, tzinfo=UTC)
 
@@ -53,3 +58,12 @@ def assert_exactly_once(rt: Runtime) -> dict[str, Any]:
     assert all(n == 1 for n in stored_counts.values())
     assert set(stored_counts) == set(counts)
     return {"chunks": len(counts)}
+
+
+def drain_delta_stream(spark: SparkSession, rt: Runtime, checkpoint: Path, driver_max: int) -> None:
+    """Run the stream over bronze.document_updates until it has applied every event, then stop it."""
+    query = start_stream(spark, rt, source="delta", checkpoint=checkpoint, trigger_s=0.2, driver_max_events=driver_max)
+    try:
+        query.processAllAvailable()
+    finally:
+        query.stop()

@@ -13,8 +13,7 @@ from pipelines.lakehouse.indexes import IndexState
 from pipelines.ops.reindex import ReindexParams, reindex
 from pipelines.runtime import Runtime
 from pipelines.stream.changes import append_updates
-from pipelines.stream.job import start_stream
-from tests.pipelines.stream.helpers import event
+from tests.pipelines.stream.helpers import drain_delta_stream, event
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -23,14 +22,6 @@ pytestmark = pytest.mark.integration
 
 KETTLE = "The kettle descales with citric acid.\n\nRinse it twice before boiling water again."
 BIKE = "Bicycle chains need oil every few hundred kilometres.\n\nWipe off the excess oil afterwards."
-
-
-def _run(spark: SparkSession, rt: Runtime, checkpoint: Path, driver_max: int) -> None:
-    query = start_stream(spark, rt, source="delta", checkpoint=checkpoint, trigger_s=0.2, driver_max_events=driver_max)
-    try:
-        query.processAllAvailable()
-    finally:
-        query.stop()
 
 
 def _held(rt: Runtime, doc_id: str) -> dict[str, tuple[int, int]]:
@@ -49,7 +40,7 @@ def test_a_streamed_delete_leaves_every_index(
     rt = runtime
     checkpoint = tmp_path / "checkpoint"
     append_updates(rt.lake, [event("kettle", "upsert", 1, text=KETTLE), event("bike", "upsert", 1, text=BIKE)])
-    _run(spark, rt, checkpoint, driver_max)
+    drain_delta_stream(spark, rt, checkpoint, driver_max)
     # Three indexes hold both documents: the base one retired by a switch, the active one, and one
     # being built that has not been switched to.
     reindex(rt, ReindexParams(chunk_max_tokens=128, chunk_overlap_tokens=16))
@@ -59,7 +50,7 @@ def test_a_streamed_delete_leaves_every_index(
         assert all(gold > 0 and vectors == gold for gold, vectors in _held(rt, doc_id).values()), _held(rt, doc_id)
 
     append_updates(rt.lake, [event("kettle", "delete", 2)])
-    _run(spark, rt, checkpoint, driver_max)
+    drain_delta_stream(spark, rt, checkpoint, driver_max)
     kettle = get_document(rt.lake, "default", "kettle")
     assert kettle is not None and kettle["status"] == DocumentStatus.deleted and kettle["version"] == 2
     assert _held(rt, "kettle") == {"active": (0, 0), "building": (0, 0), "retired": (0, 0)}

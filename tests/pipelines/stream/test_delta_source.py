@@ -13,8 +13,7 @@ from pipelines.lakehouse.documents import get_document, rows_table
 from pipelines.lakehouse.schemas import QUARANTINE, UPDATES
 from pipelines.runtime import Runtime
 from pipelines.stream.changes import append_updates, event_row
-from pipelines.stream.job import start_stream
-from tests.pipelines.stream.helpers import assert_exactly_once, event, search_docs
+from tests.pipelines.stream.helpers import assert_exactly_once, drain_delta_stream, event, search_docs
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -38,14 +37,6 @@ def _long(topic: str, n: int = 3) -> str:
 ENGINES = pytest.mark.parametrize("driver_max", [200, 0], ids=["driver", "spark"])
 
 
-def _run(spark: SparkSession, rt: Runtime, checkpoint: Path, driver_max: int) -> None:
-    query = start_stream(spark, rt, source="delta", checkpoint=checkpoint, trigger_s=0.2, driver_max_events=driver_max)
-    try:
-        query.processAllAvailable()
-    finally:
-        query.stop()
-
-
 @ENGINES
 def test_events_become_searchable_and_replays_are_harmless(
     spark: SparkSession, runtime: Runtime, tmp_path: Path, driver_max: int
@@ -59,7 +50,7 @@ def test_events_become_searchable_and_replays_are_harmless(
             event("bike", "upsert", 1, text=BIKE, metadata={"room": "garage"}),
         ],
     )
-    _run(spark, rt, checkpoint, driver_max)
+    drain_delta_stream(spark, rt, checkpoint, driver_max)
     assert search_docs(rt, "how to descale a kettle")[0] == "kettle"
     assert set(search_docs(rt, "chain oil", room="garage")) == {"bike"}
     assert_exactly_once(rt)
@@ -77,7 +68,7 @@ def test_events_become_searchable_and_replays_are_harmless(
             event("bike", "delete", 2),
         ],
     )
-    _run(spark, rt, checkpoint, driver_max)
+    drain_delta_stream(spark, rt, checkpoint, driver_max)
     kettle = get_document(rt.lake, "default", "kettle", with_text=True)
     assert kettle is not None and kettle["version"] == 3 and kettle["status"] == DocumentStatus.indexed
     # Folded in version order: v2's text, then v3's metadata on top; the stale v1 changed nothing.
@@ -93,14 +84,16 @@ def test_events_become_searchable_and_replays_are_harmless(
     # An edit re-embeds only the chunk whose text changed; a replay of the whole log changes nothing.
     original, edited = _long("tidal currents"), _long("tidal currents").replace("case 205.", "case 205, at dusk.")
     append_updates(rt.lake, [event("tides", "upsert", 1, text=original)])
-    _run(spark, rt, checkpoint, driver_max)
+    drain_delta_stream(spark, rt, checkpoint, driver_max)
     append_updates(rt.lake, [event("tides", "upsert", 2, text=edited)])
-    _run(spark, rt, checkpoint, driver_max)
+    drain_delta_stream(spark, rt, checkpoint, driver_max)
     tides = get_document(rt.lake, "default", "tides")
     assert tides is not None and tides["version"] == 2 and tides["chunks"] == 3
     assert (tides["chunks_embedded"], tides["chunks_reused"]) == (1, 2)
     before = assert_exactly_once(rt)
-    _run(spark, rt, tmp_path / "fresh-checkpoint", driver_max)  # every event again, from the start of the log
+    drain_delta_stream(
+        spark, rt, tmp_path / "fresh-checkpoint", driver_max
+    )  # every event again, from the start of the log
     assert assert_exactly_once(rt) == before
     assert get_document(rt.lake, "default", "kettle")["version"] == 3  # type: ignore[index]
 
@@ -121,7 +114,7 @@ def test_invalid_events_land_in_quarantine(
     rt.lake.append(UPDATES, rows_table(UPDATES, bad_rows))
     ghost = event("ghost", "patch_metadata", 5, metadata={"a": 1})
     append_updates(rt.lake, [good, ghost])
-    _run(spark, rt, tmp_path / "checkpoint", driver_max)
+    drain_delta_stream(spark, rt, tmp_path / "checkpoint", driver_max)
     quarantined = {r["event_id"]: r for r in rt.lake.read(QUARANTINE).to_pylist()}
     assert set(quarantined) == {"bad-op", "bad-version", "no-text", "bad-meta", "bad-doc", ghost.event_id}
     assert any(r["doc_id"] == "ghost" and "not_found" in r["error"] for r in quarantined.values())
