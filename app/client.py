@@ -113,6 +113,7 @@ class _Client(Generic[H]):
     upload_and_wait = _Method(calls.upload_and_wait)
     get = status = _Method(calls.get_document)
     list = _Method(calls.list_documents)
+    patch_metadata = _Method(calls.patch_metadata)
     delete = _Method(calls.delete_document)
     wait = _Method(calls.wait)
     search = _Method(calls.search)

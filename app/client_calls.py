@@ -19,6 +19,7 @@ from app.schemas import (
     DocumentList,
     DocumentPublic,
     LakeStats,
+    PatchAccepted,
     ProductList,
     RagContext,
     RagQuery,
@@ -111,6 +112,12 @@ def list_documents(
     if status is not None:
         params["status"] = status.value
     return request(Request("GET", "/v1/documents", DocumentList.model_validate, {"params": params}))
+
+
+def patch_metadata(doc_id: str, metadata: dict[str, MetadataValue]) -> Operation[PatchAccepted]:
+    """Set metadata keys of a document; the update stream applies them (search filters see them within seconds)."""
+    body = {"json": {"metadata": metadata}}
+    return request(Request("PATCH", f"/v1/documents/{doc_id}", PatchAccepted.model_validate, body))
 
 
 def delete_document(doc_id: str) -> Operation[DocumentPublic]:

@@ -7,6 +7,7 @@ import json
 import pytest
 from fastapi.testclient import TestClient
 
+from app.client import DoclakeClient, DoclakeHTTPError
 from pipelines.lakehouse.schemas import UPDATES
 
 
@@ -44,3 +45,13 @@ def test_patch_rejects_unknown_documents_and_bad_metadata(client: TestClient) ->
     assert client.patch("/v1/documents/a", json={"metadata": {"a": [1]}}).status_code == 422
     assert client.patch("/v1/documents/a", json={"metadata": {"a=b": 1}}).status_code == 422
     assert client.patch("/v1/documents/a", json={}).status_code == 422
+
+
+def test_the_client_patches_metadata(client: TestClient) -> None:
+    api = DoclakeClient(http=client)
+    accepted = api.upload(b"Quarterly budget memo for the ops team.", filename="memo.txt", doc_id="memo2")
+    patched = api.patch_metadata("memo2", {"year": 2026})
+    assert (patched.doc_id, patched.version, patched.metadata) == ("memo2", accepted.version + 1, {"year": 2026})
+    with pytest.raises(DoclakeHTTPError) as info:
+        api.patch_metadata("nope", {"a": 1})
+    assert info.value.status == 404

@@ -132,8 +132,8 @@ def test_corpus_upload_reaches_terminal_states_and_is_searchable(stack: Stack, c
         assert results[0].filename == Path(rel).name
 
     # The failed list is the quarantine operators look at.
-    failed = stack.client._http.get("/v1/documents", params={"status": "failed", "limit": 1000}).json()
-    assert {d["doc_id"] for d in failed["documents"]} >= {ids[rel] for rel in BROKEN}
+    failed = stack.client.list(status=DocumentStatus.failed, limit=1000)
+    assert {d.doc_id for d in failed.documents} >= {ids[rel] for rel in BROKEN}
 
     # Delete: gone from search at once, status says deleted.
     target = ids["eml/unst__family-day.eml"]

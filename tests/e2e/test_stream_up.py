@@ -25,8 +25,8 @@ def test_patch_reaches_search_filters_through_the_stream(stack: Stack, tmp_path:
     accepted = stack.client.upload(path)
     assert stack.client.wait(accepted.doc_id, version=accepted.version).status == "indexed"
 
-    patched = stack.client._http.patch(f"/v1/documents/{accepted.doc_id}", json={"metadata": {"route": "north"}})
-    assert patched.status_code == 202, patched.text
+    patched = stack.client.patch_metadata(accepted.doc_id, {"route": "north"})
+    assert patched.metadata["route"] == "north" and patched.version > accepted.version
     # The stream's JVM may still be starting (tens of seconds on busy cores); then it applies within seconds.
     deadline = time.monotonic() + 420
     while True:
