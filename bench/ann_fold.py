@@ -15,6 +15,7 @@ import argparse
 import sys
 import tempfile
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import lancedb
@@ -48,7 +49,9 @@ def run_variant(variant: str, data: np.ndarray, extra: np.ndarray, root: Path) -
     """[variant, indexes, first pass s, fold s, rows indexed after the fold] for one fresh table."""
     store = fill(root / "vectors", data)
     store.ann_index_min_rows = 10**12 if variant == "full-text only" else 0  # type: ignore[attr-defined]
-    table = lancedb.connect(store.path).open_table(store.table_name)  # type: ignore[attr-defined]
+    # Always the newest version, as the store's own handle sees it (the store commits between our reads).
+    db = lancedb.connect(store.path, read_consistency_interval=timedelta(0))  # type: ignore[attr-defined]
+    table = db.open_table(store.table_name)  # type: ignore[attr-defined]
     t0 = time.perf_counter()
     store.optimize()  # type: ignore[attr-defined]
     first_s = time.perf_counter() - t0

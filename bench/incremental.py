@@ -15,8 +15,6 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.steps import register_one, step_one
-
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -41,15 +39,19 @@ def manual(sections: int, *, edited: int | None = None, salt: str = "") -> bytes
 
 
 def _ingest(rt: object, data: bytes, *, doc_id: str, tenant: str = "default") -> tuple[float, object]:
+    from pipelines.ingest.register import RegisterItem, register_objects
+    from pipelines.ingest.runner import chain, run_step
     from pipelines.runtime import Runtime
 
     assert isinstance(rt, Runtime)
     t0 = time.perf_counter()
-    reg = register_one(rt, data, filename=f"{doc_id}.md", tenant=tenant, doc_id=doc_id)
-    assert step_one(rt, "extract", tenant, doc_id, reg.version)
-    result = step_one(rt, "chunk_embed", tenant, doc_id, reg.version)
-    step_one(rt, "mirror", tenant, doc_id, reg.version)
-    return time.perf_counter() - t0, result
+    reg = register_objects(rt, [RegisterItem(data=data, filename=f"{doc_id}.md", doc_id=doc_id)], tenant=tenant)[0]
+    results = {}
+    for step in chain(rt.settings):
+        outcome = run_step(rt, step, tenant, {doc_id: reg.version}, can_retry=False)[doc_id]
+        assert outcome.state == "done", outcome.error
+        results[step.name] = outcome.result
+    return time.perf_counter() - t0, results["chunk_embed"]
 
 
 def main(argv: list[str] | None = None) -> dict[str, object]:

@@ -184,11 +184,13 @@ def test_duplicate_delivery_and_the_sweeper(stack: Stack) -> None:
     # Register two versions straight into the lake, as an S3 event would, without queueing them.
     stack.python(
         "from pipelines.runtime import Runtime; from pipelines.settings import get_settings; "
-        "from pipelines.ingest.register import register_object; rt = Runtime.from_settings(get_settings()); "
-        "register_one(rt, b'Twice delivered: the quarterly capacity review covers disk growth.', "
-        "filename='twice.txt', doc_id='twice'); "
-        "register_one(rt, b'Swept: nobody queued this note about certificate renewal.', "
-        "filename='swept.txt', doc_id='swept')",
+        "from pipelines.ingest.register import RegisterItem, register_objects; "
+        "rt = Runtime.from_settings(get_settings()); "
+        "register_objects(rt, ["
+        "RegisterItem(data=b'Twice delivered: the quarterly capacity review covers disk growth.', "
+        "filename='twice.txt', doc_id='twice'), "
+        "RegisterItem(data=b'Swept: nobody queued this note about certificate renewal.', "
+        "filename='swept.txt', doc_id='swept')])",
     )
     assert stack.client.get("twice").status == "queued"
     # The same processing chain delivered twice.
