@@ -16,6 +16,7 @@ __all__ = [
     "ChunkRecord",
     "ChunkerConfig",
     "DocFormat",
+    "DocumentIdentity",
     "DocumentRecord",
     "DocumentStatus",
     "Element",
@@ -135,8 +136,8 @@ class RegisterResult(BaseModel):
     duplicate: bool = Field(default=False, description="True when identical bytes were already the current version.")
 
 
-class DocumentRecord(BaseModel):
-    """The public view of a silver.documents row (without its text)."""
+class DocumentIdentity(BaseModel):
+    """What every view of a document version starts with: who it is, its state, and its raw object."""
 
     tenant: str
     doc_id: str
@@ -149,6 +150,11 @@ class DocumentRecord(BaseModel):
     source_uri: str | None = None
     content_sha256: str | None = None
     size_bytes: int | None = None
+
+
+class DocumentRecord(DocumentIdentity):
+    """The public view of a silver.documents row (without its text)."""
+
     metadata: dict[str, MetadataValue] = Field(default_factory=dict)
     chunks: int = 0
     chunks_embedded: int = Field(default=0, description="Chunks embedded for the current version.")

@@ -11,27 +11,16 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from pipelines.contracts.documents import DocumentStatus
+from pipelines.contracts.documents import DocumentIdentity, DocumentStatus
 
 __all__ = ["GoldRow", "SilverRow"]
 
 
-class SilverRow(BaseModel):
+class SilverRow(DocumentIdentity):
     """One row of silver.documents: a document's current version, its text and its state."""
 
     model_config = ConfigDict(use_enum_values=True)
 
-    tenant: str
-    doc_id: str
-    version: int
-    status: DocumentStatus
-    error: str | None = None
-    filename: str | None = None
-    mime: str | None = None
-    format: str | None = None
-    source_uri: str | None = None
-    content_sha256: str | None = None
-    size_bytes: int | None = None
     metadata_json: str | None = "{}"
     text: str | None = None
     elements_json: str | None = None
