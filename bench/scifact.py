@@ -9,7 +9,7 @@ Two ways to run:
     # through the real pipeline: `doclake up` (API → Celery → gold → LanceDB), then /v1/search
     .venv/bin/python bench/scifact.py --backend onnx-int8 --append
     # direct: the same chunker-free abstracts embedded in this process into a LanceDB store, searched
-    # with pipelines.search (no API, no Celery) — quick comparison of embedding backends
+    # with pipelines.serve.search (no API, no Celery) — quick comparison of embedding backends
     .venv/bin/python bench/scifact.py --direct --backend torch --backend onnx-int8 --append
 
 ``--tiny`` uses 5 queries and ~30 abstracts (a smoke run, seconds).
@@ -112,7 +112,7 @@ def _cache_dir() -> Path:
 
 
 def run_direct(data: SciFact, *, backend: str, modes: tuple[str, ...], workdir: Path) -> dict[str, object]:
-    """Whole abstracts embedded in this process into a LanceDB store, searched with pipelines.search."""
+    """Whole abstracts embedded in this process into a LanceDB store, searched with pipelines.serve.search."""
     from pipelines.contracts.documents import VectorRecord
     from pipelines.contracts.search import SearchQuery
     from pipelines.runtime import Runtime
@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, object]]:
         for mode in modes:
             m = metrics[mode]
             rows.append([backend, mode, round(m["ndcg@10"], 4), round(m["recall@10"], 4)])
-    how = "direct (in-process embedding, LanceDB, pipelines.search)" if args.direct else "real pipeline"
+    how = "direct (in-process embedding, LanceDB, pipelines.serve.search)" if args.direct else "real pipeline"
     body = (
         f"{len(data.queries)} queries, {len(data.corpus)} abstracts, {how}; anchor nDCG@10 {ANCHOR_NDCG}.\n\n"
         + markdown_table(["backend", "mode", "nDCG@10", "Recall@10"], rows)
