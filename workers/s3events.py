@@ -1,6 +1,6 @@
 """S3 event intake: the SQS poller and the dispatcher shared with the webhook route.
 
-Both normalise to ``ObjectEvent`` (pipelines.events) and enqueue one Celery task per object. The
+Both normalise to ``ObjectEvent`` (pipelines.objectstore.notifications) and enqueue one Celery task per object. The
 poller deletes an SQS message only after its events were enqueued, so a crash re-delivers it; the
 register step is idempotent on content, so a re-delivered or doubled event is one ingestion.
 """
