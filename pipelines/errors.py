@@ -17,6 +17,8 @@ __all__ = [
     "ExtractionLimitExceeded",
     "InvalidInput",
     "LakeWriteConflict",
+    "LockLost",
+    "LockTimeout",
     "NoTextFound",
     "SearchModeUnsupported",
     "StaleVersion",
@@ -125,3 +127,18 @@ class SearchModeUnsupported(InvalidInput):
     """The configured vector store cannot serve this search mode (keyword/hybrid on a store without text)."""
 
     code = "search_mode_unsupported"
+
+
+class LockTimeout(DocLakeError):
+    """A lock stayed held by another process past the wait bound; the work can run again later."""
+
+    code = "lock_timeout"
+    retryable = True
+
+
+class LockLost(DocLakeError):
+    """A lock's lease lapsed while it was held (a paused process, a lost Redis connection): the work
+    done under it is not trusted as exclusive; it runs again."""
+
+    code = "lock_lost"
+    retryable = True

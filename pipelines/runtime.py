@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -11,8 +10,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-from filelock import FileLock
 
 from pipelines.contracts.ids import sha256_hex
 from pipelines.embed.model import EmbedConfig, Embedder, get_embedder, get_query_embedder, load_tokenizer
@@ -22,6 +19,10 @@ from pipelines.lakehouse.indexes import active_index as read_active_index
 from pipelines.lakehouse.lake import Lake
 from pipelines.objectstore.store import LocalObjectStore, ObjectStore, S3ObjectStore
 from pipelines.settings import Settings
+from pipelines.storage.location import check_remote_scheme, delta_options, is_remote, lance_options
+from pipelines.storage.locks import Locks, locks_for
+from pipelines.storage.probe import verify_object_store
+from pipelines.storage.records import Records, records_for
 from pipelines.vectorstore.base import VectorStore
 from pipelines.vectorstore.lance import LanceVectorStore
 
@@ -38,7 +39,7 @@ def _object_store(settings: Settings) -> ObjectStore:
     return LocalObjectStore(settings.objects_dir)
 
 
-def _vector_store(settings: Settings, index: IndexSpec) -> VectorStore:
+def _vector_store(settings: Settings, index: IndexSpec, locks: Locks) -> VectorStore:
     if settings.vector_store == "pinecone":
         from pipelines.vectorstore.pinecone import PineconeVectorStore
 
@@ -49,9 +50,35 @@ def _vector_store(settings: Settings, index: IndexSpec) -> VectorStore:
             host=settings.pinecone_host,
             namespace_suffix=index.namespace_suffix,
         )
+    root = settings.vectors_root
     return LanceVectorStore(
-        settings.vectors_dir.resolve(), table_name=index.vector_table, ann_index_min_rows=settings.ann_index_min_rows
+        root,
+        table_name=index.vector_table,
+        ann_index_min_rows=settings.ann_index_min_rows,
+        storage_options=lance_options(settings) if is_remote(root) else None,
+        locks=locks,
     )
+
+
+def _lake(settings: Settings, locks: Locks) -> Lake:
+    """The lake at ``settings.lake_root``; on S3 only after the endpoint proved it refuses a second
+    conditional PUT (otherwise concurrent commits would be lost without an error)."""
+    root = settings.lake_root
+    for url in (root, settings.vectors_root):
+        check_remote_scheme(url)
+    if not is_remote(root):
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        return Lake(root, locks=locks)
+    verify_object_store(settings, root)
+    if settings.vector_store == "lancedb" and is_remote(settings.vectors_root):
+        verify_object_store(settings, settings.vectors_root)
+    if not locks.spans_hosts:
+        log.warning(
+            "the lake is on %s but DOCLAKE_LOCK_URL is unset: document and table locks hold on this host only;"
+            " set DOCLAKE_LOCK_URL=redis://… before a second host writes",
+            root,
+        )
+    return Lake(root, locks=locks, storage_options=delta_options(settings))
 
 
 # How long a process trusts its copy of the active index before re-reading meta.indexes. A switch
@@ -68,6 +95,8 @@ class Runtime:
     settings: Settings
     lake: Lake
     objects: ObjectStore
+    locks: Locks
+    records: Records
     _stores: dict[str, VectorStore] = field(default_factory=dict, repr=False)
     _open_store: Callable[[IndexSpec], VectorStore] | None = field(default=None, repr=False)
     _index: IndexSpec | None = field(default=None, repr=False)
@@ -84,7 +113,8 @@ class Runtime:
         threads: int | None = None,
         vector_store: Callable[[IndexSpec], VectorStore] | None = None,
     ) -> Runtime:
-        """Build the embedded-profile services under ``settings.data_dir`` and make sure the tables exist.
+        """Build the services ``settings`` name (a local or S3 lake, file or Redis locks) and make sure
+        the tables exist.
 
         Args:
             settings: the configuration.
@@ -92,13 +122,15 @@ class Runtime:
             vector_store: how this process opens an index's vector store (default: as ``settings``
                 say). Tests pass one to run a process whose store fails on demand.
         """
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        lake = Lake(settings.lake_dir.resolve(), lock_dir=settings.run_dir / "locks")
+        locks = locks_for(settings)
+        lake = _lake(settings, locks)
         lake.ensure_tables()
         runtime = cls(
             settings=settings,
             lake=lake,
             objects=_object_store(settings),
+            locks=locks,
+            records=records_for(settings),
             _threads=threads if threads is not None else settings.torch_threads,
             _open_store=vector_store,
         )
@@ -164,7 +196,9 @@ class Runtime:
         with self._mutex:
             store = self._stores.get(index.index_id)
             if store is None:
-                opened = self._open_store(index) if self._open_store else _vector_store(self.settings, index)
+                opened = (
+                    self._open_store(index) if self._open_store else _vector_store(self.settings, index, self.locks)
+                )
                 store = self._stores[index.index_id] = opened
             return store
 
@@ -201,15 +235,13 @@ class Runtime:
 
     @contextmanager
     def doc_lock(self, tenant: str, doc_id: str) -> Iterator[None]:
-        """Serialise writers of one document across processes (register, steps, delete).
+        """Serialise writers of one document across processes, and hosts with Redis locks (register,
+        steps, delete).
 
         Versions guard correctness; the lock keeps a delete from interleaving with a step that
         already checked the version but has not yet written gold or the vector store.
         """
-        lock_dir = self.settings.run_dir / "locks" / "docs"
-        os.makedirs(lock_dir, exist_ok=True)
-        name = sha256_hex(f"{tenant}\x1f{doc_id}")[:32] + ".lock"
-        with FileLock(str(lock_dir / name), timeout=600):
+        with self.locks.exclusive("docs/" + sha256_hex(f"{tenant}\x1f{doc_id}")[:32], timeout=600):
             yield
 
 

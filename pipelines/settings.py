@@ -42,6 +42,25 @@ class Settings(BaseSettings):
         default=None, description="S3-compatible endpoint (MinIO, moto); default AWS. Credentials: AWS_* variables."
     )
     s3_region: str = Field(default="us-east-1", description="S3 and SQS region.")
+    lake_url: str | None = Field(
+        default=None,
+        description=(
+            "Root of every Delta table: a local path or s3://bucket/prefix (distributed profile). Default: <data>/lake."
+        ),
+    )
+    vectors_url: str | None = Field(
+        default=None, description="LanceDB root: a local path or s3://bucket/prefix. Default: <data>/vectors."
+    )
+    lock_url: str | None = Field(
+        default=None,
+        description=(
+            "redis://… for locks that hold across hosts (documents, tables, bootstrap, destructive operations)."
+            " Default: file locks under the data root (one host only)."
+        ),
+    )
+    lock_lease_s: float = Field(
+        default=30.0, gt=1, description="Redis locks: lease renewed by a heartbeat; a holder silent this long loses it."
+    )
     s3_watch_prefix: str = Field(default="raw/", description="Objects created under this prefix are ingested.")
     sqs_queue_url: str | None = Field(
         default=None, description="SQS queue receiving S3 notifications (direct, via SNS, or via EventBridge)."
@@ -164,6 +183,16 @@ class Settings(BaseSettings):
     @property
     def lake_dir(self) -> Path:
         return self.data_dir / "lake"
+
+    @property
+    def lake_root(self) -> str:
+        """Where the Delta tables live: ``lake_url``, else ``<data>/lake`` (absolute)."""
+        return self.lake_url.rstrip("/") if self.lake_url else str(self.lake_dir.resolve())
+
+    @property
+    def vectors_root(self) -> str:
+        """Where LanceDB keeps its tables: ``vectors_url``, else ``<data>/vectors`` (absolute)."""
+        return self.vectors_url.rstrip("/") if self.vectors_url else str(self.vectors_dir.resolve())
 
     @property
     def objects_dir(self) -> Path:

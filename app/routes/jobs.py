@@ -24,7 +24,7 @@ router = APIRouter(prefix="/v1", tags=["operations"])
 def _store(request: Request, rt: Runtime) -> JobStore:
     store: JobStore | None = getattr(request.app.state, "jobs", None)
     if store is None:
-        store = request.app.state.jobs = JobStore(rt.settings.run_dir / "jobs")
+        store = request.app.state.jobs = JobStore(rt.records)
     return store
 
 

@@ -3,8 +3,11 @@
 Several processes write the same tables (the API registers uploads, every Celery worker process
 records statuses and chunks). delta-rs commits are optimistic: a commit that lost a race raises
 ``CommitFailedError`` and must be re-run against the new snapshot. On a local lake we also take a
-per-table file lock around each write: it costs well under a millisecond and turns a storm of
-conflicting retries into an orderly queue. Remote lakes (S3) rely on the retry alone.
+per-table lock around each write (``Locks.shared``): on a local lake a file lock, which costs well
+under a millisecond and turns a storm of conflicting retries into an orderly queue; on a lake on S3 a
+shared Redis lease, which lets commits race (S3 conditional PUT makes the loser retry) but keeps them
+out while a destructive operation (vacuum, restore) holds the table exclusively. Table creation runs
+once, under the ``bootstrap`` lock: concurrent creates on S3 crash or write a second table id.
 """
 
 from __future__ import annotations
@@ -13,8 +16,7 @@ import logging
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +24,12 @@ import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, QueryBuilder, Transaction
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
 from deltalake.table import TableMerger
-from filelock import FileLock
 
 from pipelines.errors import LakeWriteConflict
 from pipelines.lakehouse.schemas import TABLES, TableSpec
 from pipelines.retry import retry
+from pipelines.storage.location import is_remote
+from pipelines.storage.locks import FileLocks, Locks, NoLocks
 
 __all__ = ["Lake", "Txn", "sql_quote"]
 
@@ -59,26 +62,24 @@ def _commit_properties(txn: Txn | None) -> CommitProperties | None:
     return CommitProperties(app_transactions=[Transaction(txn[0], txn[1], int(time.time() * 1000))])
 
 
-def _is_local(uri: str) -> bool:
-    return "://" not in uri or uri.startswith("file://")
-
-
 class Lake:
     """One lake root holding the bronze, silver and gold tables.
 
     Args:
         root: local folder or object-store URI of the lake.
-        lock_dir: where per-table write locks live (local lakes only).
+        locks: the table and bootstrap locks (default: file locks in ``<root>/_locks``, local lakes).
         storage_options: delta-rs storage options for remote lakes.
     """
 
     def __init__(
-        self, root: str | Path, *, lock_dir: Path | None = None, storage_options: dict[str, str] | None = None
+        self, root: str | Path, *, locks: Locks | None = None, storage_options: dict[str, str] | None = None
     ) -> None:
         self.root = str(root).rstrip("/")
         self.storage_options = storage_options
-        self._local = _is_local(self.root)
-        self._lock_dir = lock_dir if lock_dir is not None else (Path(self.root) / "_locks" if self._local else None)
+        self._local = not is_remote(self.root)
+        if locks is None:
+            locks = FileLocks(Path(self.root.removeprefix("file://")) / "_locks") if self._local else NoLocks()
+        self.locks = locks
         self._tables: dict[str, DeltaTable] = {}
         self._mutex = threading.Lock()
 
@@ -91,25 +92,30 @@ class Lake:
         return self._local
 
     def ensure_tables(self) -> None:
-        """Create every table that does not exist yet (safe to call from many processes)."""
-        for spec in TABLES.values():
-            self.ensure(spec)
+        """Create every table that does not exist yet (safe to call from many processes and hosts)."""
+        missing = [spec for spec in TABLES.values() if not self.exists(spec)]
+        if not missing:
+            return
+        with self.locks.exclusive("bootstrap", timeout=300):
+            for spec in missing:
+                self._create(spec)
 
     def ensure(self, spec: TableSpec) -> None:
-        """Create one table if it does not exist yet."""
-        with self._write_lock(spec):
-            try:
-                DeltaTable(self.uri(spec), storage_options=self.storage_options)
-            except TableNotFoundError:
-                if self._local:
-                    Path(self.uri(spec)).mkdir(parents=True, exist_ok=True)
-                DeltaTable.create(
-                    self.uri(spec),
-                    spec.schema,
-                    mode="ignore",
-                    name=spec.name,
-                    storage_options=self.storage_options,
-                )
+        """Create one table if it does not exist yet (under the bootstrap lock)."""
+        if self.exists(spec):
+            return
+        with self.locks.exclusive("bootstrap", timeout=300):
+            self._create(spec)
+
+    def _create(self, spec: TableSpec) -> None:
+        # Re-checked under the lock: another process may have created it while we waited.
+        if self.exists(spec):
+            return
+        if self._local:
+            Path(self.uri(spec)).mkdir(parents=True, exist_ok=True)
+        DeltaTable.create(
+            self.uri(spec), spec.schema, mode="ignore", name=spec.name, storage_options=self.storage_options
+        )
 
     def exists(self, spec: TableSpec) -> bool:
         try:
@@ -122,7 +128,7 @@ class Lake:
         """Remove a whole table and its files (a dropped index's gold table)."""
         with self._mutex:
             self._tables.pop(spec.name, None)
-        with self._write_lock(spec):
+        with self.locks.exclusive(_table_lock(spec)):
             if self._local:
                 shutil.rmtree(self.uri(spec), ignore_errors=True)
                 return
@@ -228,21 +234,25 @@ class Lake:
             return metrics
 
         metrics = self._commit(spec, run)
-        with self._write_lock(spec):
+        with self.locks.shared(_table_lock(spec)):
             self.table(spec).create_checkpoint()
         return metrics
 
-    def maintain(self, spec: TableSpec, run: Callable[[DeltaTable], dict[str, Any]]) -> dict[str, Any]:
+    def maintain(
+        self, spec: TableSpec, run: Callable[[DeltaTable], dict[str, Any]], *, exclusive: bool = True
+    ) -> dict[str, Any]:
         """Run a maintenance operation (optimize, vacuum, restore, purge) on the newest handle.
 
-        It holds the table's write lock like every other write, so on a local lake a vacuum cannot
+        It holds the table's lock exclusively (on every host, with Redis locks), so a vacuum cannot
         remove a file a concurrent MERGE is about to commit, and it is re-run if it loses a race.
+        ``exclusive=False`` for operations that rewrite without removing (compaction).
         """
-        return self._commit(spec, lambda: run(self.table(spec)))
+        return self._commit(spec, lambda: run(self.table(spec)), exclusive=exclusive)
 
-    def _commit(self, spec: TableSpec, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    def _commit(self, spec: TableSpec, run: Callable[[], dict[str, Any]], *, exclusive: bool = False) -> dict[str, Any]:
         def locked() -> dict[str, Any]:
-            with self._write_lock(spec):
+            hold = self.locks.exclusive if exclusive else self.locks.shared
+            with hold(_table_lock(spec)):
                 return run()
 
         # Another writer committed first: back off and re-run on the new snapshot.
@@ -256,11 +266,6 @@ class Lake:
             give_up=lambda e: LakeWriteConflict(f"{spec.name}: commit kept conflicting: {e}"),
         )
 
-    @contextmanager
-    def _write_lock(self, spec: TableSpec) -> Iterator[None]:
-        if self._lock_dir is None:
-            yield
-            return
-        self._lock_dir.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(self._lock_dir / f"{spec.name}.lock"), timeout=120):
-            yield
+
+def _table_lock(spec: TableSpec) -> str:
+    return f"tables/{spec.name}"

@@ -1,8 +1,9 @@
 """Maintenance commits on Delta tables: optimize, vacuum, restore, purge rows, erase history, clear.
 
-Each one runs through ``Lake.maintain``: it holds the table's write lock, so on a local lake it is
-serialised with the API's and workers' MERGEs instead of racing them, and a commit that lost a
-race is re-run on the new snapshot. Callers (pipelines/ops) decide what to run and report; the
+Each one runs through ``Lake.maintain``: those that remove files (vacuum, restore, purge, erase)
+hold the table's lock exclusively, on every host when the locks are Redis ones, so no MERGE is
+half-way through a commit whose files they would delete; a commit that lost a race is re-run on
+the new snapshot. Callers (pipelines/ops) decide what to run and report; the
 commits themselves live here.
 """
 
@@ -45,7 +46,7 @@ def optimize_table(lake: Lake, spec: TableSpec, *, zorder: Sequence[str] = ()) -
         metrics: dict[str, Any] = dt.optimize.z_order(list(zorder)) if zorder else dt.optimize.compact()
         return metrics
 
-    return lake.maintain(spec, run)
+    return lake.maintain(spec, run, exclusive=False)  # rewrites files, removes none
 
 
 def spark_optimize_table(lake: Lake, spec: TableSpec, spark: SparkSession, *, zorder: Sequence[str] = ()) -> None:
@@ -57,7 +58,7 @@ def spark_optimize_table(lake: Lake, spec: TableSpec, spark: SparkSession, *, zo
         spark.sql(f"OPTIMIZE delta.`{uri}`{clause}").collect()
         return {}
 
-    lake.maintain(spec, run)
+    lake.maintain(spec, run, exclusive=False)
 
 
 def vacuum_table(
@@ -115,13 +116,14 @@ def erase_history(lake: Lake, spec: TableSpec) -> int:
     """Remove every file no longer in the newest version, then the log entries before a new checkpoint.
 
     Returns how many data files were removed. Files: a full vacuum (every unreferenced file, not
-    only the remembered tombstones, whose memory ends after the delete retention) is safe on a local
-    lake because we hold the table's write lock, so no writer has an uncommitted file; on a remote
-    lake only tombstoned files are removed. Log: the add actions of the old files carry min/max
-    statistics (ids, the first characters of the text); a checkpoint plus a log cleanup with a zero
-    retention drops them, then the default retention is put back. Time travel to older versions ends.
+    only the remembered tombstones, whose memory ends after the delete retention) is safe when we hold
+    the table's lock exclusively and every writer takes it (a local lake, or any lake with Redis
+    locks), so no writer has an uncommitted file; otherwise only tombstoned files are removed. Log:
+    the add actions of the old files carry min/max statistics (ids, the first characters of the
+    text); a checkpoint plus a log cleanup with a zero retention drops them, then the default
+    retention is put back. Time travel to older versions ends.
     """
-    full = lake.is_local
+    full = lake.is_local or lake.locks.spans_hosts
 
     def run(dt: DeltaTable) -> dict[str, Any]:
         files = dt.vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=False, full=full)

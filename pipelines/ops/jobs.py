@@ -2,8 +2,9 @@
 background jobs of the API, with status and progress under ``/v1/jobs``.
 
 A job runs the same pipeline function the CLI runs, in a thread of the API process; its record is a
-JSON file under ``run/jobs`` written atomically on every progress change, so any process (the CLI's
-``doclake jobs``, another API worker) can read it. A job whose process died is reported as
+JSON record in the runtime's shared records (files under ``run/jobs`` beside a local lake, objects
+beside a lake on S3) replaced whole on every progress change, so any process on any host (the CLI's
+``doclake jobs``, another API) can read it. A job whose process died is reported as
 ``failed`` with ``interrupted`` once its heartbeat is older than a minute (the commands themselves
 are resumable: run it again).
 """
@@ -13,14 +14,12 @@ from __future__ import annotations
 import importlib
 import json
 import logging
-import os
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime
 from enum import StrEnum
-from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
@@ -28,6 +27,7 @@ from pydantic import BaseModel, Field, ValidationError
 from pipelines.errors import DocLakeError, DocumentNotFound, InvalidInput
 from pipelines.lakehouse.documents import now_utc
 from pipelines.ops.progress import Progress, ProgressState
+from pipelines.storage.records import Records
 
 __all__ = ["OPERATIONS", "JobKind", "JobRecord", "JobRequest", "JobStatus", "JobStore", "resolve", "start_job"]
 
@@ -104,31 +104,31 @@ def resolve(kind: str, params: dict[str, Any]) -> tuple[BaseModel, Callable[...,
 
 
 class JobStore:
-    """Job records as JSON files in one folder (written atomically)."""
+    """Job records as JSON under ``jobs/`` of the shared records (each replaced whole)."""
 
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        folder.mkdir(parents=True, exist_ok=True)
+    def __init__(self, records: Records) -> None:
+        self.records = records
 
     def save(self, record: JobRecord) -> None:
-        path = self.folder / f"{record.job_id}.json"
-        tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.write_text(record.model_dump_json())
-        os.replace(tmp, path)
+        self.records.write(f"jobs/{record.job_id}.json", record.model_dump_json())
 
     def get(self, job_id: str) -> JobRecord:
-        path = self.folder / f"{job_id}.json"
-        if not job_id.isalnum() or not path.exists():
+        text = self.records.read(f"jobs/{job_id}.json") if job_id.isalnum() else None
+        if text is None:
             raise DocumentNotFound(f"no job {job_id}")
-        return self._fresh(JobRecord.model_validate_json(path.read_text()))
+        return self._fresh(JobRecord.model_validate_json(text))
 
     def list(self, limit: int = 50) -> list[JobRecord]:
         records = []
-        for path in self.folder.glob("*.json"):
+        for key in self.records.keys("jobs"):
+            if not key.endswith(".json"):
+                continue
             try:
-                records.append(self._fresh(JobRecord.model_validate_json(path.read_text())))
+                text = self.records.read(key)
+                if text is not None:
+                    records.append(self._fresh(JobRecord.model_validate_json(text)))
             except (ValidationError, OSError, json.JSONDecodeError):
-                continue  # a file being replaced right now; the next listing has it
+                continue  # a record being replaced right now; the next listing has it
         return sorted(records, key=lambda r: r.created_at, reverse=True)[:limit]
 
     @staticmethod

@@ -16,7 +16,6 @@ import json
 import logging
 import math
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
@@ -26,6 +25,7 @@ from pipelines.lakehouse.maintenance import optimize_table, restore_table, spark
 from pipelines.lakehouse.schemas import DOCUMENTS, INDEXES, QUARANTINE, RAW_OBJECTS, TABLES, UPDATES, TableSpec
 from pipelines.ops.progress import Progress
 from pipelines.runtime import Runtime
+from pipelines.storage.location import missing_files
 from pipelines.vectorstore.maintenance import compact_store
 
 __all__ = [
@@ -389,9 +389,8 @@ def _check_target(rt: Runtime, spec: TableSpec, target: int | datetime) -> None:
         uris = dt.file_uris()
     except Exception as e:  # delta-rs: no such version, or the table did not exist yet
         raise InvalidInput(f"cannot restore {spec.name} to {target}: {e}") from e
-    if rt.lake.is_local:
-        gone = [u for u in uris if not Path(u.removeprefix("file://")).exists()]
-        if gone:
-            raise InvalidInput(
-                f"cannot restore {spec.name} to {target}: {len(gone)} of its files were vacuumed (e.g. {gone[0]})"
-            )
+    gone = missing_files(rt.settings, uris)
+    if gone:
+        raise InvalidInput(
+            f"cannot restore {spec.name} to {target}: {len(gone)} of its files were vacuumed (e.g. {gone[0]})"
+        )

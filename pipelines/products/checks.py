@@ -5,18 +5,16 @@ or ``failed``): while a version is being embedded, gold already holds its new ch
 still the old ones, which is the designed order (upsert first, delete stale ids second), not a breach.
 A ``failed`` new version keeps its previous version's chunks searchable, so it is at rest too.
 
-Latest results are written to ``<data>/run/products/latest.json`` (atomically) so the API can serve
+Latest results are written to the runtime's shared records (``<data>/run/products/latest.json`` beside
+a local lake, an object beside a lake on S3), replaced whole, so the API of any host can serve
 them without re-reading every table on each request.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections import Counter
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -185,27 +183,23 @@ def evaluate(rt: Runtime, *, now: datetime | None = None) -> list[ProductReport]
     return reports
 
 
-def _latest_path(rt: Runtime) -> Path:
-    return rt.settings.run_dir / "products" / "latest.json"
+_LATEST = "products/latest.json"
 
 
 def run_checks(rt: Runtime) -> list[ProductReport]:
-    """Evaluate and store the results as the latest (what ``GET /v1/products`` serves)."""
+    """Evaluate and store the results as the latest (what ``GET /v1/products`` serves, on any host)."""
     reports = evaluate(rt)
-    path = _latest_path(rt)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    with os.fdopen(fd, "w") as f:
-        json.dump([r.model_dump(mode="json") for r in reports], f)
-    os.replace(tmp, path)  # readers see the old file or the new one, never half of one
+    rt.records.write(_LATEST, json.dumps([r.model_dump(mode="json") for r in reports]))
     return reports
 
 
 def load_latest(rt: Runtime) -> list[ProductReport] | None:
-    """The last stored results, or None when checks never ran on this data root."""
-    path = _latest_path(rt)
+    """The last stored results, or None when checks never ran on this lake."""
+    text = rt.records.read(_LATEST)
+    if text is None:
+        return None
     try:
-        raw = json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
+        raw = json.loads(text)
+    except json.JSONDecodeError:
         return None
     return [ProductReport.model_validate(r) for r in raw]

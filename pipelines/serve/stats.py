@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
 
 from pydantic import BaseModel, Field
 
@@ -11,6 +10,7 @@ from pipelines.contracts.documents import DocumentStatus
 from pipelines.lakehouse.lake import sql_quote
 from pipelines.lakehouse.schemas import DOCUMENTS
 from pipelines.runtime import Runtime
+from pipelines.storage.location import stored_size
 
 __all__ = ["LakeStats", "collect_stats"]
 
@@ -22,13 +22,7 @@ class LakeStats(BaseModel):
     last_ingested_at: datetime | None = Field(description="When a document last became indexed.")
     chunks: int = Field(description="Rows in gold.chunks.")
     vectors: int = Field(description="Vectors in the vector store.")
-    index_size_bytes: int = Field(description="Bytes on disk of the vector index (0 for a remote store).")
-
-
-def _dir_size(path: Path) -> int:
-    if not path.is_dir():
-        return 0
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    index_size_bytes: int = Field(description="Bytes the LanceDB store holds, on disk or on S3 (0 for Pinecone).")
 
 
 def collect_stats(rt: Runtime, *, tenant: str | None = None) -> LakeStats:
@@ -49,5 +43,7 @@ def collect_stats(rt: Runtime, *, tenant: str | None = None) -> LakeStats:
         last_ingested_at=last,
         chunks=chunks,
         vectors=rt.vectors.count(tenant),
-        index_size_bytes=_dir_size(rt.settings.vectors_dir),
+        index_size_bytes=stored_size(rt.settings, rt.settings.vectors_root)
+        if rt.settings.vector_store == "lancedb"
+        else 0,
     )

@@ -3,6 +3,10 @@
 ``read_consistency_interval=0`` makes every query check for commits made by other processes, which
 is what lets the API see a worker's writes without a restart (measured: the other candidates either
 serve stale reads or refuse a second process).
+
+The root may be a local folder or ``s3://…``: Lance commits a version with a conditional PUT, so
+upserts from many hosts race safely. What rewrites the table (index builds, compaction, erasing,
+dropping) runs under the store's lock, held on every host with Redis locks, and is retried.
 """
 
 from __future__ import annotations
@@ -10,10 +14,10 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow as pa
 
@@ -21,11 +25,15 @@ from pipelines.contracts.documents import VectorRecord
 from pipelines.contracts.ids import MetadataValue
 from pipelines.errors import VectorStoreError
 from pipelines.lakehouse.lake import sql_quote
+from pipelines.retry import retry
+from pipelines.storage.locks import Locks, NoLocks
 from pipelines.vectorstore.base import StoredId, VectorHit, metadata_tags
 
 __all__ = ["LanceVectorStore"]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 _TABLE = "chunks"
 # The ANN index searched with these probes and an exact re-rank of refine_factor * k candidates: recall@10 ≥ 0.95
@@ -89,15 +97,31 @@ def _record(row: dict[str, Any]) -> VectorRecord:
 
 
 class LanceVectorStore:
-    """Vector store over one LanceDB table at ``path``; the table is created on the first upsert."""
+    """Vector store over one LanceDB table at ``path``; the table is created on the first upsert.
 
-    def __init__(self, path: Path | str, *, table_name: str = _TABLE, ann_index_min_rows: int = 50_000) -> None:
+    Args:
+        path: local folder or ``s3://bucket/prefix``.
+        storage_options: LanceDB's object-store options for a remote root.
+        locks: where the lock of table rewrites is taken (default: none, one process).
+    """
+
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        table_name: str = _TABLE,
+        ann_index_min_rows: int = 50_000,
+        storage_options: dict[str, str] | None = None,
+        locks: Locks | None = None,
+    ) -> None:
         import lancedb
 
         self.path = str(path)
         self.table_name = table_name
         self.ann_index_min_rows = ann_index_min_rows
-        self._db = lancedb.connect(self.path, read_consistency_interval=timedelta(0))
+        self.storage_options = storage_options
+        self._locks = locks or NoLocks()
+        self._db = lancedb.connect(self.path, read_consistency_interval=timedelta(0), storage_options=storage_options)
         self._table: Any = None
         self._fts_ready = False
         self._lock = threading.Lock()
@@ -112,11 +136,28 @@ class LanceVectorStore:
     def _open_or_create(self, dim: int) -> Any:
         table = self._open()
         if table is None:
-            with self._lock:
+            with self._lock, self._locks.exclusive(self._lock_name, timeout=120):
                 self._table = self._db.create_table(self.table_name, schema=_schema(dim), exist_ok=True)
+                # The full-text index is made with the (empty) table, so keyword search works from the
+                # first row on; housekeeping keeps it current.
+                self._ensure_fts_index(self._table)
             table = self._table
-            self._ensure_fts_index(table)
         return table
+
+    @property
+    def _lock_name(self) -> str:
+        return f"vectors/{self.table_name}"
+
+    def _rewrite(self, what: str, operation: Callable[[], T]) -> T:
+        """Run a table rewrite under the store's lock, re-run if another writer's commit won."""
+
+        def locked() -> T:
+            with self._locks.exclusive(self._lock_name):
+                return operation()
+
+        return retry(
+            locked, retry_on=lambda e: isinstance(e, VectorStoreError), attempts=4, base=0.5, cap=5.0, what=what
+        )
 
     def _index_types(self, table: Any) -> set[str]:
         return {str(i.index_type) for i in table.list_indices()}
@@ -241,16 +282,22 @@ class LanceVectorStore:
         table = self._open()
         if table is None:
             return
+        self._rewrite(f"optimize of {self.table_name}", lambda: self._optimize(table))
+
+    def _optimize(self, table: Any) -> None:
         # Each merge_insert adds a fragment; compaction keeps search fast. Old files are kept a day
         # because another process may still be reading the previous version. optimize also folds
         # new rows into the existing indices (full-text and ANN).
         self._ensure_fts_index(table)
-        table.optimize(cleanup_older_than=timedelta(days=1))
+        try:
+            table.optimize(cleanup_older_than=timedelta(days=1))
+        except Exception as e:  # lance raises plain RuntimeError/OSError on commit conflicts
+            raise VectorStoreError(f"compacting {self.table_name} failed: {e}") from e
         # The ANN index is first built after compaction, on the compacted fragments: built before,
         # the compaction that follows remaps it, and Lance rebuilds the HNSW graphs while remapping,
         # with less recall. 1M rows, ef 2000 (bench/search_scale.py): built on 20 fragments and then
         # compacted 0.919; built on the compacted table 1.000.
-        self.ensure_ann_index()
+        self._ensure_ann_index(table, None)
 
     def ensure_ann_index(self, *, min_rows: int | None = None) -> bool:
         """Build the IVF_HNSW_SQ vector index once the table has ``min_rows`` rows; True when one exists.
@@ -261,6 +308,9 @@ class LanceVectorStore:
         table = self._open()
         if table is None:
             return False
+        return self._rewrite(f"index build of {self.table_name}", lambda: self._ensure_ann_index(table, min_rows))
+
+    def _ensure_ann_index(self, table: Any, min_rows: int | None) -> bool:
         if any(t.upper().startswith("IVF") for t in self._index_types(table)):  # lance says "IvfHnswSq", "IvfPq"
             return True
         rows = table.count_rows()
@@ -302,11 +352,14 @@ class LanceVectorStore:
         Raises:
             VectorStoreError: the rewrite failed (e.g. a concurrent write won); run it again.
         """
+        self._rewrite(f"erasing deleted rows of {self.table_name}", self._erase_deleted)
+
+    def _erase_deleted(self) -> None:
         import warnings
 
         import lancedb
 
-        db = lancedb.connect(self.path)
+        db = lancedb.connect(self.path, storage_options=self.storage_options)
         if self.table_name not in db.list_tables().tables:
             return
         table = db.open_table(self.table_name)
@@ -320,7 +373,7 @@ class LanceVectorStore:
             raise VectorStoreError(f"rewriting {self.table_name} without its deleted rows failed: {e}") from e
 
     def drop(self) -> None:
-        with self._lock:
+        with self._lock, self._locks.exclusive(self._lock_name):
             if self.table_name in self._db.list_tables().tables:
                 self._db.drop_table(self.table_name)
             self._table = None

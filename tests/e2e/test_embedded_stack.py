@@ -19,6 +19,7 @@ from app.client import DoclakeClient, NamedBytes, Source
 from pipelines.contracts.documents import DocumentStatus
 from pipelines.lakehouse.chunks import doc_chunks
 from pipelines.lakehouse.lake import Lake
+from pipelines.storage.locks import FileLocks
 from pipelines.lakehouse.schemas import CHUNKS, DOCUMENTS
 from pipelines.vectorstore.lance import LanceVectorStore
 from tests.e2e.stack import Stack, embedded_stack
@@ -171,7 +172,7 @@ def test_edit_reembeds_only_the_changed_chunk(stack: Stack, tmp_path: Path) -> N
 
     ids_v2 = set(store.document_ids("default", "runbook"))
     assert len(ids_v2) == 32 and len(ids_v1 - ids_v2) == 1
-    lake = Lake(stack.data_dir.resolve() / "lake", lock_dir=stack.data_dir / "run" / "locks")
+    lake = Lake(stack.data_dir.resolve() / "lake", locks=FileLocks(stack.data_dir / "run" / "locks"))
     assert doc_chunks(lake, "default", "runbook").num_rows == 32
     hit = stack.client.search("freeze writes and snapshot the volume", top_k=1, filter={"team": "sre"}).results[0]
     assert hit.doc_id == "runbook" and hit.version == v2.version and "snapshot the volume" in hit.text
@@ -200,7 +201,7 @@ def test_duplicate_delivery_and_the_sweeper(stack: Stack) -> None:
     )
     assert stack.client.wait("twice", timeout=300).status == "indexed"
     time.sleep(3)  # let the second delivery finish too
-    lake = Lake(stack.data_dir.resolve() / "lake", lock_dir=stack.data_dir / "run" / "locks")
+    lake = Lake(stack.data_dir.resolve() / "lake", locks=FileLocks(stack.data_dir / "run" / "locks"))
     rows = doc_chunks(lake, "default", "twice")
     store = LanceVectorStore(stack.data_dir / "vectors")
     assert rows.num_rows == 1 and len(store.document_ids("default", "twice")) == 1
@@ -234,7 +235,7 @@ def test_batch_upload_and_cli_ingest_go_through_the_batch_tasks(stack: Stack, co
     )
 
     # The extract worker wrote the three readable files' text in one silver commit.
-    lake = Lake(stack.data_dir.resolve() / "lake", lock_dir=stack.data_dir / "run" / "locks")
+    lake = Lake(stack.data_dir.resolve() / "lake", locks=FileLocks(stack.data_dir / "run" / "locks"))
     updated = [
         int((h.get("operationMetrics") or {}).get("num_target_rows_updated", 0))
         for h in lake.table(DOCUMENTS).history()

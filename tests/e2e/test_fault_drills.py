@@ -20,6 +20,7 @@ import pytest
 
 from pipelines.lakehouse.chunks import doc_chunks
 from pipelines.lakehouse.lake import Lake
+from pipelines.storage.locks import FileLocks
 from pipelines.vectorstore.lance import LanceVectorStore
 from tests.e2e.stack import Stack, embedded_stack
 
@@ -42,7 +43,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 def _lake(stack: Stack) -> Lake:
-    return Lake(stack.data_dir.resolve() / "lake", lock_dir=stack.data_dir / "run" / "locks")
+    return Lake(stack.data_dir.resolve() / "lake", locks=FileLocks(stack.data_dir / "run" / "locks"))
 
 
 def _assert_mirrored_once(stack: Stack, doc_id: str, chunks: int) -> None:

@@ -23,6 +23,7 @@ import pytest
 
 from app.client import DoclakeClient
 from pipelines.lakehouse.lake import Lake
+from pipelines.storage.locks import FileLocks
 from pipelines.lakehouse.schemas import CHUNKS, DOCUMENTS
 from pipelines.vectorstore.lance import LanceVectorStore
 from tests.integration.servers import aws_clients, free_port, moto_server, redis_server
@@ -145,7 +146,7 @@ def test_s3_objects_become_searchable_with_a_worker_killed_midway(profile: Profi
         s3.put_object(Bucket=BUCKET, Key=key, Body=data)
     s3.put_object(Bucket=BUCKET, Key="elsewhere/ignored.txt", Body=b"outside the watched prefix")
 
-    lake = Lake(profile.data_dir.resolve() / "lake", lock_dir=profile.data_dir / "run" / "locks")
+    lake = Lake(profile.data_dir.resolve() / "lake", locks=FileLocks(profile.data_dir / "run" / "locks"))
     deadline = time.monotonic() + 240
     while sum(r["status"] == "indexed" for r in _doc_rows(lake)) < 3:
         assert time.monotonic() < deadline, "nothing got indexed"
@@ -191,7 +192,7 @@ def test_api_uploads_on_this_profile_land_in_s3_once(profile: Profile, tmp_path:
     listed = profile.aws["s3"].list_objects_v2(Bucket=BUCKET, Prefix=f"raw/default/{accepted.doc_id}/")
     assert len(listed.get("Contents", [])) == 1
     time.sleep(3)  # its S3 notifications arrive too; they must not create a second document
-    lake = Lake(profile.data_dir.resolve() / "lake", lock_dir=profile.data_dir / "run" / "locks")
+    lake = Lake(profile.data_dir.resolve() / "lake", locks=FileLocks(profile.data_dir / "run" / "locks"))
     assert [r["filename"] for r in _doc_rows(lake)].count("api-upload.md") == 1
     assert profile.client.search("how often are storage credentials rotated", top_k=1).results[0].doc_id == (
         accepted.doc_id

@@ -9,12 +9,13 @@ from pipelines.contracts.documents import DocumentStatus
 from pipelines.lakehouse.chunks import cached_embeddings, doc_chunks
 from pipelines.lakehouse.documents import get_document, record_raw_objects, update_document
 from pipelines.lakehouse.lake import Lake
+from pipelines.storage.locks import FileLocks
 from pipelines.lakehouse.schemas import CHUNKS, DOCUMENTS, RAW_OBJECTS
 from pipelines.lakehouse.writer import delete_chunks, put_versions, replace_chunks
 
 
 def _lake(tmp_path: Path) -> Lake:
-    lake = Lake(tmp_path / "lake", lock_dir=tmp_path / "locks")
+    lake = Lake(tmp_path / "lake", locks=FileLocks(tmp_path / "locks"))
     lake.ensure_tables()
     return lake
 
@@ -97,7 +98,7 @@ def test_replace_doc_chunks_upserts_and_removes_only_that_documents_stale_rows(t
 
 
 def _writer(root: str, locks: str, worker: int, n: int) -> None:
-    lake = Lake(root, lock_dir=Path(locks))
+    lake = Lake(root, locks=FileLocks(Path(locks)))
     for i in range(n):
         put_versions(lake, [{**_doc_row(f"w{worker}-{i}", 1)}])
         update_document(lake, "t1", f"w{worker}-{i}", 1, status="indexed")
