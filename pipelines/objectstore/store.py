@@ -122,3 +122,14 @@ class S3ObjectStore:
     def delete(self, uri: str) -> None:
         bucket, key = split_s3_uri(uri)
         self._s3.delete_object(Bucket=bucket, Key=key)
+
+    def delete_prefix(self, key_prefix: str) -> int:
+        """Delete every object under ``key_prefix`` (below this store's prefix); returns how many."""
+        full = self.prefix + key_prefix
+        removed = 0
+        for page in self._s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=full):
+            keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+            if keys:
+                self._s3.delete_objects(Bucket=self.bucket, Delete={"Objects": keys, "Quiet": True})
+                removed += len(keys)
+        return removed

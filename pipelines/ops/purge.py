@@ -26,9 +26,10 @@ from pipelines.errors import DocLakeError, DocumentNotFound, InvalidInput
 from pipelines.lakehouse.lake import sql_quote
 from pipelines.lakehouse.maintenance import erase_history, purge_rows
 from pipelines.lakehouse.schemas import DOCUMENTS, QUARANTINE, RAW_OBJECTS, UPDATES, TableSpec
-from pipelines.objectstore.store import LocalObjectStore
+from pipelines.objectstore.store import LocalObjectStore, S3ObjectStore
 from pipelines.ops.progress import Progress
 from pipelines.runtime import Runtime
+from pipelines.storage.location import missing_files
 from pipelines.vectorstore.base import VectorStore
 from pipelines.vectorstore.maintenance import erase_deleted
 from pipelines.vectorstore.mirror import remove_documents
@@ -213,13 +214,15 @@ def _delete_objects(rt: Runtime, tenant: str, doc_ids: list[str] | None, uris: l
             removed += _remove_tree(folder, parent=folder.parent)
         if tenant_dir.is_dir() and not any(tenant_dir.iterdir()):
             tenant_dir.rmdir()
+    elif isinstance(rt.objects, S3ObjectStore):
+        # Ids are validated (no "/" or ".."), so these prefixes stay inside the tenant's own keys.
+        prefixes = [f"raw/{tenant}/"] if doc_ids is None else [f"raw/{tenant}/{d}/" for d in doc_ids]
+        removed += sum(rt.objects.delete_prefix(p) for p in prefixes)
     return removed, missing
 
 
 def _object_exists(rt: Runtime, uri: str) -> bool:
-    if isinstance(rt.objects, LocalObjectStore):
-        return Path(uri.removeprefix("file://")).exists()
-    return True  # S3 deletes are idempotent; counting a request as a removal is the best we know
+    return not missing_files(rt.settings, [uri])
 
 
 def _remove_tree(folder: Path, *, parent: Path) -> int:

@@ -136,7 +136,8 @@ def s3_client(settings: Settings) -> Any:
     import boto3
     from botocore.config import Config
 
-    return boto3.client(
+    # A session of its own: boto3's default session resolves credentials once per process.
+    return boto3.session.Session().client(
         "s3",
         endpoint_url=_endpoint(settings),
         region_name=settings.s3_region,
