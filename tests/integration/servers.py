@@ -139,3 +139,12 @@ def seaweed_s3(workdir: Path, *, buckets: tuple[str, ...] = ("lake",), auth: boo
             proc.kill()  # a throwaway data dir: nothing to flush
             proc.wait(5)
         log.close()
+
+
+def seaweed_client(endpoint: str) -> Any:
+    """A boto3 S3 client with the test server's credentials."""
+    import boto3
+
+    return boto3.client(
+        "s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id=S3_KEY, aws_secret_access_key=S3_SECRET
+    )

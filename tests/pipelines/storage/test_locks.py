@@ -70,7 +70,7 @@ def test_shared_holders_overlap_but_never_with_an_exclusive_one(redis_url: str, 
     for p in procs:
         p.join(180)
         assert p.exitcode == 0
-    most, most_with_x = _max_overlap(log)
+    _, most_with_x = _max_overlap(log)
     assert most_with_x == 1  # a vacuum (exclusive) is alone with the table
     assert log.read_text().count("in x") == 10
     assert log.read_text().count("in s") == 120

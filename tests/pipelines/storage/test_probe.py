@@ -16,16 +16,14 @@ from pipelines.errors import ConfigError
 from pipelines.runtime import Runtime
 from pipelines.settings import Settings
 from pipelines.storage import probe
-from tests.integration.servers import S3_KEY, S3_SECRET, seaweed_s3
+from tests.integration.servers import S3_KEY, S3_SECRET, seaweed_client, seaweed_s3
 from tests.pipelines.storage.conftest import s3_settings_kwargs
 
 pytestmark = pytest.mark.integration
 
 
 def _objects(endpoint: str, bucket: str) -> list[str]:
-    s3 = boto3.client(
-        "s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id=S3_KEY, aws_secret_access_key=S3_SECRET
-    )
+    s3 = seaweed_client(endpoint)
     return [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
 
 
@@ -57,7 +55,7 @@ class _DropConditions(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(data)
 
-    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _forward
+    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _forward  # noqa: N815 (http.server's names)
 
     def log_message(self, *args: object) -> None:
         pass
