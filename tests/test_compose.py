@@ -96,3 +96,26 @@ def test_image_installs_every_package() -> None:
     dockerfile = (REPO / "Dockerfile").read_text()
     for package in ("app", "workers", "pipelines"):
         assert f"COPY {package} ./{package}" in dockerfile
+
+
+def test_no_service_shares_a_disk_and_the_lake_lives_in_minio_and_redis(
+    compose: dict[str, Any], dotenv: dict[str, str]
+) -> None:
+    services = compose["services"]
+    doclake = {n: s for n, s in services.items() if s.get("command", [])[:1] == ["doclake"]}
+    mounts: dict[str, list[str]] = {}
+    for name, service in doclake.items():
+        for volume in service.get("volumes", []):
+            mounts.setdefault(volume.split(":")[0], []).append(name)
+    assert all(len(users) == 1 for users in mounts.values()), mounts  # nothing shared between containers
+    assert set(mounts.get("stream-checkpoint", [])) == {"stream"}
+    settings = Settings(
+        **{k.removeprefix("DOCLAKE_").lower(): v for k, v in dotenv.items() if k.startswith("DOCLAKE_")}
+    )
+    bucket = urlparse(settings.object_store_url or "").hostname
+    for url in (settings.lake_url, settings.vectors_url):
+        assert url and url.startswith(f"s3://{bucket}/"), url  # the bucket minio-setup creates
+    assert "mc mb --ignore-existing local/" + str(bucket) in " ".join(services["minio-setup"]["command"])
+    assert urlparse(settings.lock_url or "").hostname == "redis"
+    for name, service in doclake.items():
+        assert service["depends_on"]["minio-setup"]["condition"] == "service_completed_successfully", name
