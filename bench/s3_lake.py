@@ -154,10 +154,17 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
             on_s3 = _stored_on_s3(endpoint, "lake", f"{run}/")
     local, s3 = sides["local"], sides["s3"]
     leftovers = s3["local_tables"]
-    assert not leftovers, f"the S3 side wrote tables under its data dir: {leftovers}"
-    assert on_s3["_delta_log"] and on_s3[".lance"] and on_s3["raw"], f"the bucket lacks lake, vectors or raw: {on_s3}"
-    assert local["chunks"] == s3["chunks"], f"the sides stored different chunks: {local['chunks']} vs {s3['chunks']}"
 
+    problems = []
+    if leftovers:
+        problems.append(f"the S3 side wrote tables under its data dir: {leftovers}")
+    if not (on_s3["_delta_log"] and on_s3[".lance"] and on_s3["raw"]):
+        problems.append(f"the bucket lacks the lake, the vectors or the raw uploads: {on_s3}")
+    for name, side in sides.items():
+        if side["statuses"] != {"indexed": side["uploaded"]}:
+            problems.append(f"{name}: {side['uploaded']} uploaded, documents by status {side['statuses']}")
+    if local["chunks"] != s3["chunks"]:
+        problems.append(f"the sides stored different chunks: {local['chunks']} vs {s3['chunks']}")
     ratio = float(s3["chunks_per_s"]) / float(local["chunks_per_s"])  # type: ignore[arg-type]
     p95_s3 = float(s3["latency"]["p95_ms"])  # type: ignore[index]
 
@@ -186,17 +193,20 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         + f"); S3 p95 {p95_s3:.0f} ms (≤ {P95_GOAL_MS:.0f} ms: "
         + ("met" if goals["s3_p95_ms"][2] else "missed")
         + f"). Documents by status: local {local['statuses']}, S3 {s3['statuses']}. "
-        f"No `_delta_log` or `.lance` under the S3 side's data dir; the bucket held {on_s3['objects']} objects "
+        + ("Found" if leftovers else "No")
+        + f" `_delta_log` or `.lance` under the S3 side's data dir; the bucket held {on_s3['objects']} objects "
         f"({on_s3['_delta_log']} in Delta logs, {on_s3['.lance']} in Lance datasets, {on_s3['raw']} raw uploads)."
         + "\n\nMean time inside each worker step during the freshness uploads: "
         + "; ".join(
             f"{name} " + ", ".join(f"{k} {v} ms" for k, v in side["step_ms"].items()) for name, side in sides.items()
         )  # type: ignore[attr-defined]
         + "."
+        + "".join(f"\n\n**Check failed:** {problem}." for problem in problems)
     )
-    report(
-        "Lake on S3 vs local disk: freshness and ingest throughput", body, append_to=BENCH_DOC if args.append else None
-    )
+    # a run whose checks failed is printed, never appended
+    append_to = BENCH_DOC if args.append and not problems else None
+    report("Lake on S3 vs local disk: freshness and ingest throughput", body, append_to=append_to)
+    assert not problems, "; ".join(problems)
     return {"sides": sides, "throughput_ratio": ratio, "goals": goals, "on_s3": on_s3, "s3_leftovers": leftovers}
 
 
