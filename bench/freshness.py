@@ -25,6 +25,7 @@ import argparse
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 if __package__ in (None, ""):
@@ -73,6 +74,45 @@ def _until_all_searchable(client: object, queries: dict[str, str], timeout: floa
             return found
         time.sleep(0.05)
     raise TimeoutError(f"{sorted(set(queries) - set(found))} not searchable after {timeout:.0f}s")
+
+
+@dataclass
+class UploadRun:
+    """What :func:`measure_uploads` saw: one latency per upload, chunks of the last one, mean step times."""
+
+    latencies: list[float]
+    chunks_per_doc: int
+    step_ms: dict[str, int]
+
+
+def measure_uploads(client: object, *, uploads: int, pages: int, inflight: int = 1, timeout: float = 300) -> UploadRun:
+    """Warm the stack with one upload, then time ``uploads`` uploads of a ``pages``-page PDF until searchable.
+
+    ``inflight`` documents are sent at once per round, each timed from its own upload.
+    """
+    from app.client import DoclakeClient
+
+    assert isinstance(client, DoclakeClient)
+    latencies: list[float] = []
+    client.upload_and_wait(multipage_pdf(pages, seed=-1), filename="warm.pdf", metadata={"probe": "warm"})
+    before = step_seconds(client.metrics())
+    for start in range(0, uploads, inflight):
+        sent: dict[str, float] = {}
+        queries: dict[str, str] = {}
+        for i in range(start, min(uploads, start + inflight)):
+            tag = f"p{i}"
+            sent[tag] = time.perf_counter()
+            accepted = client.upload(multipage_pdf(pages, seed=i), filename=f"fresh-{i}.pdf", metadata={"probe": tag})
+            queries[tag] = f"seed{i}page0"
+        found = _until_all_searchable(client, queries, timeout)
+        latencies.extend(found[tag] - t0 for tag, t0 in sent.items())
+    chunks = client.wait(accepted.doc_id).chunks
+    after = step_seconds(client.metrics())
+    steps = {}
+    for step, (total, count) in after.items():
+        base_total, base_count = before.get(step, (0.0, 0))
+        steps[step] = round(1000 * (total - base_total) / max(1, count - base_count))
+    return UploadRun(latencies=latencies, chunks_per_doc=chunks, step_ms=steps)
 
 
 def _stream_events(client: object, data_dir: Path, count: int, timeout: float) -> dict[str, list[float]]:
@@ -153,30 +193,9 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     }
     if args.stream:
         return _main_stream(args, env)
-    latencies: list[float] = []
-    chunks = 0
     with tempfile.TemporaryDirectory(prefix="freshness-") as tmp, stack(Path(tmp), env=env) as s:
-        client = s.client  # type: ignore[attr-defined]
-        client.upload_and_wait(multipage_pdf(args.pages, seed=-1), filename="warm.pdf", metadata={"probe": "warm"})
-        before = step_seconds(client.metrics())
-        for start in range(0, args.uploads, args.inflight):
-            sent: dict[str, float] = {}
-            queries: dict[str, str] = {}
-            for i in range(start, min(args.uploads, start + args.inflight)):
-                tag = f"p{i}"
-                sent[tag] = time.perf_counter()
-                accepted = client.upload(
-                    multipage_pdf(args.pages, seed=i), filename=f"fresh-{i}.pdf", metadata={"probe": tag}
-                )
-                queries[tag] = f"seed{i}page0"
-            found = _until_all_searchable(client, queries, 300)
-            latencies.extend(found[tag] - t0 for tag, t0 in sent.items())
-        chunks = client.wait(accepted.doc_id).chunks
-        after = step_seconds(client.metrics())
-    steps = {}
-    for step, (total, count) in after.items():
-        base_total, base_count = before.get(step, (0.0, 0))
-        steps[step] = round(1000 * (total - base_total) / max(1, count - base_count))
+        run = measure_uploads(s.client, uploads=args.uploads, pages=args.pages, inflight=args.inflight)  # type: ignore[attr-defined]
+    latencies, chunks, steps = run.latencies, run.chunks_per_doc, run.step_ms
     stats = summary_ms(latencies)
     body = (
         f"{args.uploads} uploads, {'one at a time' if args.inflight == 1 else f'{args.inflight} at a time'}, "

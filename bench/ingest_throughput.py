@@ -16,6 +16,8 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 if __package__ in (None, ""):
@@ -36,12 +38,72 @@ DEFAULT_FILES = [
 TINY_FILES = ["md/readability__README.md", "txt/unst__book-war-and-peace-1p.txt"]
 
 
-def _stored_chunk_texts(vectors_dir: Path) -> list[str]:
-    from pipelines.vectorstore.lance import LanceVectorStore
+@contextmanager
+def stack_environ(env: Mapping[str, str]) -> Iterator[None]:
+    """This process's environment set to a stack's doclake and AWS variables, restored on exit.
 
-    store = LanceVectorStore(vectors_dir)
-    texts: list[str] = store._scan(None, ["text"]).column("text").to_pylist()
-    return texts
+    Settings and the storage layer read ``DOCLAKE_*`` and ``AWS_*`` from the environment, so this is how
+    the bench opens the same lake (local or on S3) as the stack it started.
+    """
+    keys = [k for k in env if k.startswith(("DOCLAKE_", "AWS_"))]
+    saved = {k: os.environ.get(k) for k in keys}
+    os.environ.update({k: env[k] for k in keys})
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def stored_chunk_texts(env: Mapping[str, str], doc_ids: Iterable[str]) -> list[str]:
+    """The chunk texts of ``doc_ids`` in the active index's gold table of the stack run with ``env``."""
+    from pipelines.runtime import Runtime
+    from pipelines.settings import Settings
+
+    wanted = set(doc_ids)
+    with stack_environ(env):
+        runtime = Runtime.from_settings(Settings())
+        gold = runtime.lake.read(runtime.index().gold, columns=["doc_id", "text"])
+    pairs = zip(gold.column("doc_id").to_pylist(), gold.column("text").to_pylist(), strict=True)
+    return [text for doc_id, text in pairs if doc_id in wanted]
+
+
+def measure_pipeline(s: object, files: list[tuple[str, str, bytes]]) -> tuple[float, dict[str, int], list[str]]:
+    """Warm the stack ``s`` with one small upload, upload ``files`` at once and wait for all of them.
+
+    Returns (seconds from the first upload to the last document done, documents by status, the chunk
+    texts the pipeline stored for ``files``).
+    """
+    client = s.client  # type: ignore[attr-defined]
+    client.upload_and_wait(b"# warm\n\nwarm up the workers", filename="warm.md")
+    pipeline_s, statuses = upload_all_and_wait(client, files)
+    texts = stored_chunk_texts(s.env, [doc_id for doc_id, _, _ in files])  # type: ignore[attr-defined]
+    return pipeline_s, statuses, texts
+
+
+def raw_encode_seconds(texts: list[str], *, backend: str) -> float:
+    """Seconds to embed ``texts`` in this process with ``backend`` and every core (after a warm-up batch)."""
+    from pipelines.embed.model import EmbedConfig, Embedder
+    from pipelines.settings import Settings
+
+    settings = Settings()
+    raw = Embedder(
+        EmbedConfig(
+            model_path=settings.resolved_model_path(),
+            model_id=settings.model_id,
+            batch_size=settings.embed_batch_size,
+            threads=os.cpu_count(),
+            backend=backend,
+            cache_dir=settings.resolved_embed_cache_dir(),
+        )
+    )
+    raw.encode(texts[:8])
+    t0 = time.perf_counter()
+    raw.encode(texts)
+    return time.perf_counter() - t0
 
 
 def main(argv: list[str] | None = None) -> dict[str, object]:
@@ -54,31 +116,14 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     args = parser.parse_args(argv)
     names = args.file or (TINY_FILES if args.tiny else DEFAULT_FILES)
 
-    from pipelines.embed.model import EmbedConfig, Embedder
     from pipelines.settings import Settings
 
     settings = Settings()
     env = {"DOCLAKE_EMBED_BACKEND": args.backend, "DOCLAKE_EMBED_CACHE_DIR": str(settings.resolved_embed_cache_dir())}
     files = [(f"tp{i}", Path(n).name, (args.corpus / n).read_bytes()) for i, n in enumerate(names)]
     with tempfile.TemporaryDirectory(prefix="throughput-") as tmp, stack(Path(tmp), env=env) as s:
-        client = s.client  # type: ignore[attr-defined]
-        client.upload_and_wait(b"# warm\n\nwarm up the workers", filename="warm.md")
-        pipeline_s, statuses = upload_all_and_wait(client, files)
-        texts = [t for t in _stored_chunk_texts(s.data_dir / "vectors") if t != "warm\n\nwarm up the workers"]  # type: ignore[attr-defined]
-    raw = Embedder(
-        EmbedConfig(
-            model_path=settings.resolved_model_path(),
-            model_id=settings.model_id,
-            batch_size=settings.embed_batch_size,
-            threads=os.cpu_count(),
-            backend=args.backend,
-            cache_dir=settings.resolved_embed_cache_dir(),
-        )
-    )
-    raw.encode(texts[:8])
-    t0 = time.perf_counter()
-    raw.encode(texts)
-    raw_s = time.perf_counter() - t0
+        pipeline_s, statuses, texts = measure_pipeline(s, files)
+    raw_s = raw_encode_seconds(texts, backend=args.backend)
     pipeline_rate, raw_rate = len(texts) / pipeline_s, len(texts) / raw_s
     rows = [[len(files), len(texts), round(pipeline_rate, 2), round(raw_rate, 2), round(pipeline_rate / raw_rate, 2)]]
     body = f"Backend {args.backend}; files: {', '.join(names)}; statuses {statuses}.\n\n" + markdown_table(

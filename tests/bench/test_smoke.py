@@ -150,3 +150,23 @@ def test_ingest_throughput_smoke() -> None:
 
     result = ingest_throughput.main(["--tiny"])
     assert result["chunks"] and result["pipeline_chunks_per_s"] > 0  # type: ignore[operator]
+
+
+@pytest.mark.integration
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_s3_lake_smoke() -> None:
+    from bench import s3_lake
+
+    result = s3_lake.main(["--tiny"])
+    sides = result["sides"]
+    assert isinstance(sides, dict) and set(sides) == {"local", "s3"}
+    for side in sides.values():
+        assert side["statuses"] == {"indexed": side["uploaded"]}  # both sides indexed everything
+        assert side["chunks"] and side["chunks_per_s"] > 0 and side["latency"]["p50_ms"] > 0
+        assert side["log_errors"] == []
+    assert sides["local"]["local_tables"]  # the local lake is on disk ...
+    assert result["s3_leftovers"] == [] and sides["s3"]["local_tables"] == []  # ... the S3 one is not
+    on_s3 = result["on_s3"]
+    assert isinstance(on_s3, dict) and on_s3["_delta_log"] and on_s3[".lance"] and on_s3["raw"]
+    assert set(result["goals"]) == {"throughput_ratio", "s3_p95_ms"}  # type: ignore[arg-type]
