@@ -64,6 +64,13 @@ build_logstore() {
   local hash jar work cp
   hash="$(logstore_hash)"; jar="$ROOT/s3/libs/doclake-logstore-$hash.jar"
   if [ -f "$jar" ]; then return 0; fi
+  if ! command -v javac >/dev/null; then  # a JRE runs Spark; compiling the LogStore needs the JDK
+    if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+      apt-get update -qq && apt-get install -y -qq openjdk-17-jdk-headless >/dev/null
+    else
+      echo "javac is required to build the S3 LogStore (apt-get install openjdk-17-jdk-headless)" >&2; exit 1
+    fi
+  fi
   work="$(mktemp -d)"
   cp="$(ls "$ROOT"/spark/libs/delta-storage-*.jar "$ROOT"/s3/libs/*.jar "$(pyspark_jars)"/hadoop-client-api-*.jar | paste -sd:)"
   find scripts/logstore/src -name '*.java' -print0 | xargs -0 javac --release 17 -Xlint:-options -cp "$cp" -d "$work"
