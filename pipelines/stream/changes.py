@@ -7,6 +7,7 @@ them with the same pydantic contract.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import uuid
 from datetime import UTC, datetime
@@ -101,6 +102,8 @@ def append_updates(lake: Lake, events: list[DocumentUpdate]) -> None:
     append_events(lake, [event_row(e) for e in events])
 
 
+log = logging.getLogger(__name__)
+
 _producers: dict[str, Any] = {}
 _producers_lock = threading.Lock()
 
@@ -180,7 +183,10 @@ def delete_event(rt: Runtime, tenant: str, doc_id: str, version: int) -> Documen
     """Record a delete that already happened synchronously (version = the tombstone's), for consumers."""
     event = _new_event(tenant, doc_id, UpdateOp.delete, version)
     append_updates(rt.lake, [event])
-    publish_updates(rt.settings, [event])
+    try:
+        publish_updates(rt.settings, [event])
+    except DocLakeError as e:  # the delete itself is done; the event only informs consumers
+        log.warning("%s", e)
     return event
 
 

@@ -196,7 +196,8 @@ def hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoHosts]:
             "DOCLAKE_SWEEP_INTERVAL_S": "20",
             "DOCLAKE_STUCK_AFTER_S": "60",
             "DOCLAKE_STREAM_ENABLED": "true" if STREAM else "false",
-            "DOCLAKE_STREAM_SOURCE": "kafka",
+            # Kafka source: the API sends its PATCH/DELETE events to the topic (without a broker: bronze only).
+            "DOCLAKE_STREAM_SOURCE": "kafka" if STREAM else "delta",
             "DOCLAKE_STREAM_TRIGGER_S": "2",
             "DOCLAKE_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap if broker else "127.0.0.1:9",
         }
