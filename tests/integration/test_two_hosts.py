@@ -427,26 +427,26 @@ def test_operator_commands_from_either_host(hosts: TwoHosts) -> None:
     del hosts.docs[purged]
 
 
-def test_killed_workers_and_stream_leave_no_document_behind(hosts: TwoHosts, tmp_path: Path) -> None:
+def test_killed_workers_leave_no_document_behind(hosts: TwoHosts) -> None:
     a, b = hosts.a, hosts.b
     topics = ["monsoons", "dunes", "reefs", "fjords", "tundra", "lagoons", "mesas", "deltas"]
-    files: list[Any] = []
+    ids = []
     for i, topic in enumerate(topics, start=20):
-        path = tmp_path / f"batch-{i}.md"
-        path.write_text(_note(i, topic) + "\n".join(f"Line {k} of the {topic} appendix." for k in range(40)))
-        files.append(path)
-    batch = a.client.upload_many(files)
-    assert batch.accepted == len(files), batch
-    ids = [item.doc_id for item in batch.items if item.doc_id]
-    for doc_id, topic in zip(ids, topics, strict=True):
-        hosts.docs[doc_id] = topic
+        appendix = "\n".join(
+            f"Line {k} of the {topic} appendix: sample {k * i} was logged at dawn." for k in range(120)
+        )
+        # One request per document: separate tasks, spread over both hosts' workers (a batch is one task).
+        accepted = a.client.upload(_note(i, topic).encode() + appendix.encode(), filename=f"batch-{i}.md")
+        ids.append(accepted.doc_id)
+        hosts.docs[accepted.doc_id] = topic
 
-    # Mid-work: some document already indexed, others not yet. Kill A's workers (both fleets) outright.
-    def some_but_not_all() -> bool:
+    # Mid-work: a document being extracted or embedded, others still queued. Kill A's workers (both fleets)
+    # outright; what they had taken (running or prefetched, unacknowledged) must come back and finish.
+    def in_flight() -> bool:
         statuses = [a.client.get(d).status for d in ids]
-        return "indexed" in statuses and any(not s.terminal for s in statuses)
+        return any(s in ("extracting", "embedding") for s in statuses) and any(not s.terminal for s in statuses)
 
-    _wait("the batch in flight", some_but_not_all, timeout=300, logs=(a.log, b.log))
+    _wait("the uploads in flight", in_flight, timeout=120, logs=(a.log, b.log))
     killed = []
     for queue in ("extract", "embed"):
         child = _up_child(hosts.up, "worker", queue)
