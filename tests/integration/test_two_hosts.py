@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -390,6 +391,35 @@ def test_edit_delete_and_restore_across_hosts(hosts: TwoHosts, tmp_path: Path) -
     assert a.client.delete(victim).status == "deleted"
     assert all(h.doc_id != victim for h in b.client.search(hosts.docs[victim], top_k=10).results)
     hosts.gone.add(victim)
+
+    # The same document edited through both APIs at once: the document lock (Redis) gives each upload
+    # its own version; the document ends indexed at the newer one, with that upload's text.
+    contested = doc_ids[2]
+
+    def edit(host: Host, edition: int) -> int:
+        text = _note(2, "sandbars", edition=edition).encode()
+        return host.client.upload(text, filename="contested.md", doc_id=contested).version
+
+    with ThreadPoolExecutor(2) as pool:
+        versions = dict(zip((3, 4), pool.map(edit, (a, b), (3, 4)), strict=True))  # edition -> version
+    assert len(set(versions.values())) == 2, versions
+    newest = max(versions.values())
+    _wait("the contested edit indexed", lambda: _indexed(b, contested, newest), timeout=300, logs=(a.log, b.log))
+    assert a.client.get(contested).version == newest
+    winner = next(edition for edition, version in versions.items() if version == newest)
+    hits = b.client.search("the survey team measured sandbars", top_k=1).results
+    assert hits[0].doc_id == contested and f"site {2 * 7 + winner}" in hits[0].text, hits[0]
+    hosts.docs[contested] = "sandbars"
+
+    # An object removed from the watched prefix: its ObjectRemoved record delivered to A's webhook
+    # (the notification bridge again) deletes the document everywhere.
+    s3_doc = next(d for d, topic in hosts.docs.items() if topic == "geysers")
+    hosts.s3.delete_object(Bucket=RAW_BUCKET, Key="raw/inbox/geysers.md")
+    removed = _post_event(a, _s3_record("s3:ObjectRemoved:Delete", "raw/inbox/geysers.md", 0, ""))
+    assert removed.status_code == 200 and removed.json()["dispatched"] == 1, removed.text
+    _wait("the removed object's document deleted", lambda: b.client.get(s3_doc).status == "deleted", timeout=120)
+    assert all(h.doc_id != s3_doc for h in a.client.search("the survey team measured geysers", top_k=10).results)
+    hosts.gone.add(s3_doc)
 
 
 def test_operator_commands_from_either_host(hosts: TwoHosts) -> None:
