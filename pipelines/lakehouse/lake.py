@@ -17,6 +17,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +87,15 @@ class Lake:
     def uri(self, spec: TableSpec) -> str:
         return f"{self.root}/{spec.relpath}"
 
+    def commit_lock(self, spec: TableSpec, *, exclusive: bool = False) -> AbstractContextManager[None]:
+        """The table's lock, held around every commit of either engine (shared) or a destructive one (exclusive).
+
+        A Spark MERGE holds it shared like a delta-rs commit, so a vacuum with retention 0 (exclusive)
+        never deletes the files of a commit still in flight.
+        """
+        hold = self.locks.exclusive if exclusive else self.locks.shared
+        return hold(_table_lock(spec))
+
     @property
     def is_local(self) -> bool:
         """The lake is a local folder (write locks apply, data files can be checked on disk)."""
@@ -128,7 +138,7 @@ class Lake:
         """Remove a whole table and its files (a dropped index's gold table)."""
         with self._mutex:
             self._tables.pop(spec.name, None)
-        with self.locks.exclusive(_table_lock(spec)):
+        with self.commit_lock(spec, exclusive=True):
             if self._local:
                 shutil.rmtree(self.uri(spec), ignore_errors=True)
                 return
@@ -234,7 +244,7 @@ class Lake:
             return metrics
 
         metrics = self._commit(spec, run)
-        with self.locks.shared(_table_lock(spec)):
+        with self.commit_lock(spec):
             self.table(spec).create_checkpoint()
         return metrics
 
@@ -251,8 +261,7 @@ class Lake:
 
     def _commit(self, spec: TableSpec, run: Callable[[], dict[str, Any]], *, exclusive: bool = False) -> dict[str, Any]:
         def locked() -> dict[str, Any]:
-            hold = self.locks.exclusive if exclusive else self.locks.shared
-            with hold(_table_lock(spec)):
+            with self.commit_lock(spec, exclusive=exclusive):
                 return run()
 
         # Another writer committed first: back off and re-run on the new snapshot.

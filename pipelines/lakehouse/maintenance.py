@@ -18,6 +18,7 @@ from deltalake import DeltaTable
 
 from pipelines.lakehouse.lake import Lake
 from pipelines.lakehouse.schemas import TableSpec
+from pipelines.storage.location import spark_uri
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -51,7 +52,7 @@ def optimize_table(lake: Lake, spec: TableSpec, *, zorder: Sequence[str] = ()) -
 
 def spark_optimize_table(lake: Lake, spec: TableSpec, spark: SparkSession, *, zorder: Sequence[str] = ()) -> None:
     """``optimize_table`` through Spark: ``OPTIMIZE delta.`<uri>` [ZORDER BY (...)]``, under the table's write lock."""
-    uri = lake.uri(spec).replace("s3://", "s3a://", 1)
+    uri = spark_uri(lake.uri(spec))
     clause = f" ZORDER BY ({', '.join(zorder)})" if zorder else ""
 
     def run(dt: DeltaTable) -> dict[str, Any]:

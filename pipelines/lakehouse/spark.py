@@ -1,12 +1,18 @@
-"""The SparkSession factory: Delta (and the Kafka source) on a local or remote master.
+"""The SparkSession factory: Delta (and the Kafka source) on a local or remote master, a local or S3 lake.
 
 The pyspark wheel ships neither Delta nor the Kafka source. ``scripts/jars.sh spark`` fetches them
 from Maven Central once into the jars folder; the session then loads them from disk, so a second
 start needs no network (and no Ivy resolution, which re-checks remote repositories).
+
+A lake on S3 also needs ``scripts/jars.sh s3``: S3A and doclake's ``ConditionalPutLogStore``
+(scripts/logstore). delta-spark's own S3 LogStore checks for a commit file and then writes it, which
+lets a second writer (another Spark job, any delta-rs process) overwrite a commit; ours writes each
+commit file with one ``If-None-Match: *`` PUT, as delta-rs does, so the store refuses the loser.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import subprocess
@@ -17,30 +23,48 @@ from typing import TYPE_CHECKING
 
 from pipelines.errors import ConfigError
 from pipelines.settings import Settings
+from pipelines.storage.location import is_remote, s3a_conf
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-__all__ = ["REPO", "ensure_jars", "get_spark", "jars_dir"]
+__all__ = ["LOGSTORE_CLASS", "REPO", "ensure_jars", "get_spark", "jars_dir", "s3_spark_conf"]
 
 log = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parents[2]
 _lock = threading.Lock()
 
+LOGSTORE_CLASS = "doclake.ConditionalPutLogStore"
+_LOGSTORE_SRC = REPO / "scripts" / "logstore" / "src"
+
 
 def jars_dir(settings: Settings) -> Path:
     return (settings.jars_dir or REPO / ".cache" / "jars").resolve()
 
 
+def _logstore_jar(folder: Path) -> Path:
+    """The LogStore jar built from today's sources (named by their hash, as scripts/jars.sh does)."""
+    digest = hashlib.sha256()
+    for source in sorted(_LOGSTORE_SRC.rglob("*.java"), key=lambda p: str(p.relative_to(REPO))):
+        digest.update(source.read_bytes())
+    return folder / "libs" / f"doclake-logstore-{digest.hexdigest()[:12]}.jar"
+
+
+def _complete(folder: Path, which: str) -> bool:
+    if not (folder / ".complete").exists():
+        return False
+    return which != "s3" or _logstore_jar(folder).exists()
+
+
 def ensure_jars(settings: Settings, which: str) -> list[Path]:
-    """The jars of a set (``spark`` or ``kafka``), fetched with Maven on first use.
+    """The jars of a set (``spark``, ``kafka`` or ``s3``), fetched with Maven (and built) on first use.
 
     Raises:
-        ConfigError: the jars are missing and cannot be fetched (no Maven, no network).
+        ConfigError: the jars are missing and cannot be fetched (no Maven, no network, no JDK).
     """
     folder = jars_dir(settings) / which
-    if not (folder / ".complete").exists():
+    if not _complete(folder, which):
         script = REPO / "scripts" / "jars.sh"
         env = {**os.environ, "DOCLAKE_JARS_DIR": str(jars_dir(settings))}
         log.info("fetching %s jars from Maven Central into %s", which, folder)
@@ -53,17 +77,37 @@ def ensure_jars(settings: Settings, which: str) -> list[Path]:
     return jars
 
 
+def s3_spark_conf(settings: Settings) -> dict[str, str]:
+    """Spark confs for a lake on S3: S3A's endpoint and credentials, and the conditional-PUT LogStore."""
+    return {
+        **s3a_conf(settings),
+        "spark.delta.logStore.s3a.impl": LOGSTORE_CLASS,
+        "spark.delta.logStore.s3.impl": LOGSTORE_CLASS,
+    }
+
+
 def get_spark(settings: Settings, *, app_name: str = "doclake") -> SparkSession:
     """A SparkSession with Delta Lake and the Kafka source (one per process; reused if it exists).
 
     ``settings.spark_master`` picks local mode (default ``local[2]``) or a cluster. The driver binds
-    127.0.0.1 in local mode: otherwise Spark picks a non-loopback address that may not route.
+    127.0.0.1 in local mode: otherwise Spark picks a non-loopback address that may not route. When
+    the lake is on S3 the session also gets S3A and the conditional-PUT LogStore; these are fixed when
+    the JVM starts, so a session reused from earlier must have been built for the same lake.
+
+    Raises:
+        ConfigError: the jars cannot be fetched, or a reused session lacks the S3 LogStore.
     """
     from pyspark.sql import SparkSession
 
     with _lock:
+        remote = is_remote(settings.lake_root)
         active = SparkSession.getActiveSession()
         if active is not None:
+            if remote and active.conf.get("spark.delta.logStore.s3a.impl", None) != LOGSTORE_CLASS:
+                raise ConfigError(
+                    "the running SparkSession was built for a local lake; an S3 lake needs its own "
+                    "(S3A and the conditional-PUT LogStore are set when the JVM starts)"
+                )
             return active
         local = settings.spark_master.startswith("local")
         if local:
@@ -71,6 +115,8 @@ def get_spark(settings: Settings, *, app_name: str = "doclake") -> SparkSession:
         # Executors must run this interpreter (the venv), not whatever ``python3`` is on PATH.
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         jars = ensure_jars(settings, "spark")
+        if remote:
+            jars += ensure_jars(settings, "s3")
         builder = (
             SparkSession.builder.appName(app_name)
             .master(settings.spark_master)
@@ -88,6 +134,9 @@ def get_spark(settings: Settings, *, app_name: str = "doclake") -> SparkSession:
             # Tables are shared with delta-rs writers: never upgrade their protocol behind their back.
             .config("spark.databricks.delta.properties.defaults.enableDeletionVectors", "false")
         )
+        if remote:
+            for key, value in s3_spark_conf(settings).items():
+                builder = builder.config(key, value)
         if local:
             builder = builder.config("spark.driver.bindAddress", "127.0.0.1").config("spark.driver.host", "127.0.0.1")
         spark = builder.getOrCreate()

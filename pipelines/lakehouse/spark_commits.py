@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TYPE_CHECKING, TypeVar
 
 from pipelines.errors import LakeWriteConflict
@@ -84,11 +84,19 @@ def txn(spark: SparkSession, app_id: str, version: int) -> Iterator[None]:
             spark.conf.unset("spark.databricks.delta.write.txnVersion")
 
 
-def append_idempotent(df: DataFrame, path: str, *, app_id: str, version: int) -> None:
-    """Append ``df`` to the Delta table at ``path`` once per (app_id, version)."""
-    retry_conflicts(
-        lambda: (
-            df.write.format("delta").mode("append").option("txnAppId", app_id).option("txnVersion", version).save(path)
-        ),
-        what=f"append to {path}",
-    )
+def append_idempotent(
+    df: DataFrame,
+    path: str,
+    *,
+    app_id: str,
+    version: int,
+    lock: Callable[[], AbstractContextManager[None]] = nullcontext,
+) -> None:
+    """Append ``df`` to the Delta table at ``path`` once per (app_id, version), each attempt inside ``lock()``."""
+
+    def run() -> None:
+        with lock():
+            writer = df.write.format("delta").mode("append").option("txnAppId", app_id).option("txnVersion", version)
+            writer.save(path)
+
+    retry_conflicts(run, what=f"append to {path}")

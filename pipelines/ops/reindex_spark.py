@@ -21,6 +21,7 @@ from pipelines.lakehouse.indexes import IndexSpec
 from pipelines.lakehouse.schemas import CHUNKS, DOCUMENTS, TableSpec
 from pipelines.runtime import Runtime, executor_runtime
 from pipelines.settings import Settings
+from pipelines.storage.location import spark_uri
 
 __all__ = ["spark_build"]
 
@@ -100,7 +101,7 @@ def spark_build(rt: Runtime, index: IndexSpec, docs: list[dict[str, Any]]) -> Sp
     keys = spark.createDataFrame(
         [(d["tenant"], d["doc_id"], d["version"]) for d in docs], "tenant string, doc_id string, version long"
     )
-    silver = spark.read.format("delta").load(rt.lake.uri(DOCUMENTS)).select(*_SILVER_COLUMNS)
+    silver = spark.read.format("delta").load(spark_uri(rt.lake.uri(DOCUMENTS))).select(*_SILVER_COLUMNS)
     wanted = silver.join(keys, ["tenant", "doc_id", "version"], "inner")
     cache_from = [i.gold.name for i in rt.indexes() if i.model_id == index.model_id and i.index_id != index.index_id]
     partitions = max(1, min(len(docs), spark.sparkContext.defaultParallelism))

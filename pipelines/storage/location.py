@@ -22,6 +22,7 @@ __all__ = [
     "missing_files",
     "s3_client",
     "s3a_conf",
+    "spark_uri",
     "split_s3",
     "stored_size",
 ]
@@ -34,6 +35,14 @@ def is_remote(uri: str | Path) -> bool:
     """
     text = str(uri)
     return "://" in text and not text.startswith("file://")
+
+
+def spark_uri(uri: str) -> str:
+    """The URI Spark (Hadoop) reads a table at: ``s3://`` becomes ``s3a://``, anything else is unchanged.
+
+    Hadoop names its S3 file system ``s3a``; every Spark read, write and SQL path goes through here.
+    """
+    return "s3a://" + uri.removeprefix("s3://") if uri.startswith("s3://") else uri
 
 
 def check_remote_scheme(uri: str) -> None:

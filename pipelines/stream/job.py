@@ -18,6 +18,7 @@ from pipelines.lakehouse.schemas import UPDATES
 from pipelines.lakehouse.spark import get_spark
 from pipelines.runtime import Runtime
 from pipelines.settings import Settings
+from pipelines.storage.location import spark_uri
 from pipelines.stream.batch import process_batch
 
 if TYPE_CHECKING:
@@ -42,7 +43,7 @@ def source_frame(spark: SparkSession, rt: Runtime, source: Source) -> DataFrame:
             .option("maxFilesPerTrigger", settings.stream_max_events)
             # Compaction (dataChange=false) is ignored by the source; a rewrite of old events must be too.
             .option("skipChangeCommits", "true")
-            .load(rt.lake.uri(UPDATES))
+            .load(spark_uri(rt.lake.uri(UPDATES)))
         )
         fields = [c for c in UPDATES.schema.names if c != "received_at"]
         return events.select(sf.to_json(sf.struct(*fields)).alias("payload"))
