@@ -31,6 +31,7 @@ __all__ = [
     "ParsedEvent",
     "append_updates",
     "delete_event",
+    "ensure_topic",
     "event_row",
     "parse_event",
     "patch_metadata",
@@ -140,6 +141,32 @@ def publish_updates(settings: Settings, events: list[DocumentUpdate]) -> None:
             doc_id=events[0].doc_id,
             retryable=True,
         ) from e
+
+
+def ensure_topic(settings: Settings) -> None:
+    """Create the Kafka topic of change events if it does not exist yet.
+
+    Spark's Kafka source fails on a topic nobody has written to (UnknownTopicOrPartition), so a
+    stream started on a fresh cluster exited until the first PATCH created the topic.
+
+    Raises:
+        DocLakeError: (retryable) the broker cannot be reached.
+    """
+    from kafka.admin import KafkaAdminClient, NewTopic
+    from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    except KafkaError as e:
+        raise DocLakeError(f"Kafka ({settings.kafka_bootstrap_servers}) is unreachable: {e}", retryable=True) from e
+    try:
+        if settings.kafka_topic not in admin.list_topics():
+            admin.create_topics([NewTopic(settings.kafka_topic, num_partitions=1, replication_factor=1)])
+            log.info("created the Kafka topic %s", settings.kafka_topic)
+    except TopicAlreadyExistsError:
+        pass  # another process created it meanwhile
+    finally:
+        admin.close()
 
 
 def _pending(lake: Lake, tenant: str, doc_id: str, version: int) -> dict[str, Any] | None:

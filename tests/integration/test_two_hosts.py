@@ -501,22 +501,32 @@ def test_killed_workers_leave_no_document_behind(hosts: TwoHosts) -> None:
 def test_patch_through_the_stream_survives_a_killed_stream(hosts: TwoHosts) -> None:
     a, b = hosts.a, hosts.b
     live = [d for d in hosts.docs if d not in hosts.gone]
-    # A metadata PATCH on B (an event on Kafka), then A's stream killed while it may be in the middle of
-    # that batch; `doclake up` restarts it, and the restarted query resumes from its checkpoint in the lake.
     target = live[0]
-    patched = b.client.patch_metadata(target, {"route": "north"})
+    topic = hosts.docs[target]
+
+    def visible(route: str) -> Callable[[], bool]:
+        def check() -> bool:
+            hits = a.client.search(f"the survey team measured {topic}", top_k=3, filter={"route": route}).results
+            return bool(hits) and hits[0].doc_id == target
+
+        return check
+
+    # A metadata PATCH on B (an event on Kafka) applied by A's stream: once the JVM is up, within seconds.
+    first = b.client.patch_metadata(target, {"route": "north"})
+    _wait("the first patch applied by the stream", visible("north"), timeout=480, logs=(a.log,))
+    # A second PATCH, and A's stream SIGKILLed right after, while it is taking that micro-batch or about to;
+    # `doclake up` restarts it and the new query resumes from its checkpoint: the patch applies once.
+    second = b.client.patch_metadata(target, {"route": "south"})
+    assert second.version > first.version
     stream = _up_child(hosts.up, "stream")
     assert stream is not None, [c.cmdline() for c in _children(hosts.up)]
+    time.sleep(1.0)  # into the 2 s trigger window: the batch holding the event is under way or next
     _kill_tree(stream)
     _wait("the stream restarted", lambda: _up_child(hosts.up, "stream") is not None, timeout=60, logs=(a.log,))
-
-    def patched_visible() -> bool:
-        hits = a.client.search(f"the survey team measured {hosts.docs[target]}", top_k=3, filter={"route": "north"})
-        return bool(hits.results) and hits.results[0].doc_id == target
-
-    _wait("the patch applied by the restarted stream", patched_visible, timeout=480, logs=(a.log,))
+    _wait("the second patch applied by the restarted stream", visible("south"), timeout=480, logs=(a.log,))
+    assert not visible("north")()
     doc = b.client.get(target)
-    assert doc.version == patched.version and doc.metadata.get("route") == "north"
+    assert doc.version == second.version and doc.metadata.get("route") == "south", doc
 
     # reindex on Spark executors, from B: the same documents, A's search intact.
     report = json.loads(b.cli("reindex", "--engine", "spark", "--json", timeout=900).stdout)

@@ -9,7 +9,7 @@ import pytest
 
 from pipelines.contracts.updates import UpdateOp
 from pipelines.runtime import Runtime
-from pipelines.stream.changes import delete_event, parse_event, patch_metadata
+from pipelines.stream.changes import delete_event, ensure_topic, parse_event, patch_metadata
 from tests.steps import process_one, register_one
 
 if TYPE_CHECKING:
@@ -48,3 +48,18 @@ def test_patch_and_delete_events_are_sent_to_kafka(runtime: Runtime, kafka_broke
     assert events[0] is not None and events[0].op == UpdateOp.patch_metadata
     assert events[0].metadata == {"harbour": "west"} and events[0].version == patched.version
     assert {m.key for m in received} == {registered.doc_id.encode()}
+
+
+def test_the_stream_topic_is_created_once(runtime: Runtime, kafka_broker: KafkaBroker) -> None:
+    from kafka.admin import KafkaAdminClient
+
+    settings = runtime.settings.model_copy(
+        update={"kafka_bootstrap_servers": kafka_broker.bootstrap, "kafka_topic": "documents_updates_fresh"}
+    )
+    ensure_topic(settings)
+    ensure_topic(settings)  # already there: nothing to do, no error
+    admin = KafkaAdminClient(bootstrap_servers=kafka_broker.bootstrap)
+    try:
+        assert "documents_updates_fresh" in admin.list_topics()
+    finally:
+        admin.close()
