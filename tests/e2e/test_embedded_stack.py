@@ -19,8 +19,8 @@ from app.client import DoclakeClient, NamedBytes, Source
 from pipelines.contracts.documents import DocumentStatus
 from pipelines.lakehouse.chunks import doc_chunks
 from pipelines.lakehouse.lake import Lake
-from pipelines.storage.locks import FileLocks
 from pipelines.lakehouse.schemas import CHUNKS, DOCUMENTS
+from pipelines.storage.locks import FileLocks
 from pipelines.vectorstore.lance import LanceVectorStore
 from tests.e2e.stack import Stack, embedded_stack
 

@@ -23,8 +23,8 @@ import pytest
 
 from app.client import DoclakeClient
 from pipelines.lakehouse.lake import Lake
-from pipelines.storage.locks import FileLocks
 from pipelines.lakehouse.schemas import CHUNKS, DOCUMENTS
+from pipelines.storage.locks import FileLocks
 from pipelines.vectorstore.lance import LanceVectorStore
 from tests.integration.servers import aws_clients, free_port, moto_server, redis_server
 

@@ -9,9 +9,9 @@ from pipelines.contracts.documents import DocumentStatus
 from pipelines.lakehouse.chunks import cached_embeddings, doc_chunks
 from pipelines.lakehouse.documents import get_document, record_raw_objects, update_document
 from pipelines.lakehouse.lake import Lake
-from pipelines.storage.locks import FileLocks
 from pipelines.lakehouse.schemas import CHUNKS, DOCUMENTS, RAW_OBJECTS
 from pipelines.lakehouse.writer import delete_chunks, put_versions, replace_chunks
+from pipelines.storage.locks import FileLocks
 
 
 def _lake(tmp_path: Path) -> Lake:
