@@ -7,6 +7,8 @@ them with the same pydantic contract.
 from __future__ import annotations
 
 import json
+import logging
+import threading
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -17,20 +19,23 @@ from pipelines.contracts.documents import DocumentStatus
 from pipelines.contracts.ids import MetadataValue, sha256_hex
 from pipelines.contracts.updates import DocumentUpdate, UpdateOp
 from pipelines.contracts.validate import validate_metadata
-from pipelines.errors import DocumentNotFound, InvalidInput
+from pipelines.errors import DocLakeError, DocumentNotFound, InvalidInput
 from pipelines.lakehouse.documents import get_document
 from pipelines.lakehouse.lake import Lake, sql_quote
 from pipelines.lakehouse.schemas import UPDATES
 from pipelines.lakehouse.writer import append_events, version_floors
 from pipelines.runtime import Runtime
+from pipelines.settings import Settings
 
 __all__ = [
     "ParsedEvent",
     "append_updates",
     "delete_event",
+    "ensure_topic",
     "event_row",
     "parse_event",
     "patch_metadata",
+    "publish_updates",
 ]
 
 
@@ -98,6 +103,72 @@ def append_updates(lake: Lake, events: list[DocumentUpdate]) -> None:
     append_events(lake, [event_row(e) for e in events])
 
 
+log = logging.getLogger(__name__)
+
+_producers: dict[str, Any] = {}
+_producers_lock = threading.Lock()
+
+
+def publish_updates(settings: Settings, events: list[DocumentUpdate]) -> None:
+    """Send events to the Kafka topic when the stream reads Kafka (``DOCLAKE_STREAM_SOURCE=kafka``).
+
+    The bronze row stays the record (version floors read it); without this the stream, reading only
+    the topic, would never see the API's own events. Keyed by doc_id: one document's events keep order.
+
+    Raises:
+        DocLakeError: (retryable) the broker did not acknowledge the events.
+    """
+    if settings.stream_source != "kafka" or not events:
+        return
+    from kafka import KafkaProducer
+    from kafka.errors import KafkaError
+
+    try:
+        with _producers_lock:
+            producer = _producers.get(settings.kafka_bootstrap_servers)
+            if producer is None:
+                producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", retries=3)
+                _producers[settings.kafka_bootstrap_servers] = producer
+        futures = [
+            producer.send(settings.kafka_topic, key=e.doc_id.encode(), value=e.model_dump_json().encode())
+            for e in events
+        ]
+        for future in futures:
+            future.get(timeout=30)
+    except KafkaError as e:
+        raise DocLakeError(
+            f"the update event was recorded but Kafka ({settings.kafka_bootstrap_servers}) did not take it: {e}",
+            doc_id=events[0].doc_id,
+            retryable=True,
+        ) from e
+
+
+def ensure_topic(settings: Settings) -> None:
+    """Create the Kafka topic of change events if it does not exist yet.
+
+    Spark's Kafka source fails on a topic nobody has written to (UnknownTopicOrPartition), so a
+    stream started on a fresh cluster exited until the first PATCH created the topic.
+
+    Raises:
+        DocLakeError: (retryable) the broker cannot be reached.
+    """
+    from kafka.admin import KafkaAdminClient, NewTopic
+    from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    except KafkaError as e:
+        raise DocLakeError(f"Kafka ({settings.kafka_bootstrap_servers}) is unreachable: {e}", retryable=True) from e
+    try:
+        if settings.kafka_topic not in admin.list_topics():
+            admin.create_topics([NewTopic(settings.kafka_topic, num_partitions=1, replication_factor=1)])
+            log.info("created the Kafka topic %s", settings.kafka_topic)
+    except TopicAlreadyExistsError:
+        pass  # another process created it meanwhile
+    finally:
+        admin.close()
+
+
 def _pending(lake: Lake, tenant: str, doc_id: str, version: int) -> dict[str, Any] | None:
     where = f"tenant = {sql_quote(tenant)} AND doc_id = {sql_quote(doc_id)} AND version = {int(version)}"
     rows = lake.read(UPDATES, where, columns=["op", "version", "metadata_json"]).to_pylist()
@@ -131,6 +202,7 @@ def patch_metadata(rt: Runtime, tenant: str, doc_id: str, metadata: dict[str, An
         merged = validate_metadata({**base, **patch}, doc_id=doc_id)
         event = _new_event(tenant, doc_id, UpdateOp.patch_metadata, floor + 1, metadata=merged)
         append_updates(rt.lake, [event])
+        publish_updates(rt.settings, [event])
     return event
 
 
@@ -138,6 +210,10 @@ def delete_event(rt: Runtime, tenant: str, doc_id: str, version: int) -> Documen
     """Record a delete that already happened synchronously (version = the tombstone's), for consumers."""
     event = _new_event(tenant, doc_id, UpdateOp.delete, version)
     append_updates(rt.lake, [event])
+    try:
+        publish_updates(rt.settings, [event])
+    except DocLakeError as e:  # the delete itself is done; the event only informs consumers
+        log.warning("%s", e)
     return event
 
 

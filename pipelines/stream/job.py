@@ -92,6 +92,10 @@ def start_stream(
 def run_stream(settings: Settings, *, source: Source | None = None) -> None:
     """Run the stream in the foreground until SIGINT/SIGTERM (``doclake stream``)."""
     rt = Runtime.from_settings(settings)
+    if (source or settings.stream_source) == "kafka":
+        from pipelines.stream.changes import ensure_topic
+
+        ensure_topic(settings)
     spark = get_spark(settings, app_name="doclake-stream")
     query = start_stream(spark, rt, source=source or settings.stream_source)
     stopping = threading.Event()
