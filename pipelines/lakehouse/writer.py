@@ -17,6 +17,7 @@ from the same predicates.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -31,6 +32,7 @@ __all__ = [
     "append_events",
     "delete_chunks",
     "docs_predicate",
+    "follow_index",
     "put_versions",
     "quarantine",
     "replace_chunks",
@@ -144,3 +146,35 @@ def quarantine(lake: Lake, rows: Sequence[Mapping[str, Any]], *, txn: Txn | None
     """Keep events or files that could not be applied, with their error, in bronze.quarantine."""
     if rows:
         lake.append(QUARANTINE, rows_table(QUARANTINE, [dict(r) for r in rows]), txn=txn)
+
+
+def follow_index(lake: Lake, gold: TableSpec, *, model_id: str, chunker_id: str) -> int:
+    """Make silver's ``chunks``, ``model_id`` and ``chunker_id`` describe ``gold``, the index just
+    made active; returns how many documents it updated.
+
+    An indexed document's counts were written for the index active when it was processed; after a
+    blue-green switch to another chunker they would describe the retired one. Only rows at the
+    version gold holds change: a document processed again meanwhile wrote the new index's counts.
+    """
+    counts = Counter(
+        (r["tenant"], r["doc_id"], r["doc_version"])
+        for r in lake.read(gold, columns=["tenant", "doc_id", "doc_version"]).to_pylist()
+    )
+    if not counts:
+        return 0
+    source = [
+        {"tenant": t, "doc_id": d, "version": v, "status": "indexed", "chunks": n, "model_id": model_id,
+         "chunker_id": chunker_id}
+        for (t, d, v), n in counts.items()
+    ]  # fmt: skip
+    metrics = lake.merge(
+        DOCUMENTS,
+        rows_table(DOCUMENTS, source),
+        predicate=DOCUMENTS.merge_on,
+        build=lambda m: m.when_matched_update(
+            updates={c: f"s.{c}" for c in ("chunks", "model_id", "chunker_id")},
+            # One rewrite of silver per switch; delta-rs cannot plan IS DISTINCT FROM over mixed columns.
+            predicate="t.version = s.version AND t.status = 'indexed'",
+        ),
+    )
+    return int(metrics.get("num_target_rows_updated", 0))

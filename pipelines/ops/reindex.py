@@ -34,7 +34,7 @@ from pipelines.lakehouse.indexes import IndexSpec, IndexState, activate_index, i
 from pipelines.lakehouse.lake import sql_quote
 from pipelines.lakehouse.maintenance import clear_table
 from pipelines.lakehouse.schemas import DOCUMENTS, TableSpec
-from pipelines.lakehouse.writer import delete_chunks, replace_chunks
+from pipelines.lakehouse.writer import delete_chunks, follow_index, replace_chunks
 from pipelines.ops.progress import Progress
 from pipelines.ops.reconcile import ReconcileParams, reconcile
 from pipelines.runtime import Runtime
@@ -288,6 +288,7 @@ def _switch(rt: Runtime, target: IndexSpec, report: ReindexReport, progress: Pro
     report.switched = True
     # Steps that read the old index before the switch may have written it since: take them too.
     _catch_up(rt, target, report, progress, "after switch")
+    follow_index(rt.lake, target.gold, model_id=target.model_id, chunker_id=target.chunker.config_id)
 
 
 def _vectors_only(rt: Runtime, index: IndexSpec, params: ReindexParams, progress: Progress) -> ReindexReport:

@@ -576,11 +576,8 @@ def test_end_state_is_one_consistent_lake_in_the_bucket(hosts: TwoHosts) -> None
     results = [(p.manifest.name, r) for p in evaluated.products if p.latest for r in p.latest.results]
     assert results, evaluated
     failing = {(name, r.check): r.examples for name, r in results if not r.ok}
-    if STREAM:
-        # Known product bug: a blue-green switch to another chunker leaves silver's `chunks` at the old
-        # index's counts, so `chunk_counts_match` (silver vs the active gold) fails for every document
-        # the new chunking split differently. Every other check must pass.
-        failing.pop(("documents", "chunk_counts_match"), None)
+    # Every check, `chunk_counts_match` included: after the blue-green switch to another chunker,
+    # silver's counts follow the new index (lakehouse.writer.follow_index).
     assert not failing, failing
     seen = b.admin.products()  # the report was stored beside the lake: B reads A's evaluation
     assert [p.latest.checked_at if p.latest else None for p in seen.products] == [

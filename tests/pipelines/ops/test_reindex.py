@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,8 +21,10 @@ from pipelines.errors import InvalidInput
 from pipelines.ingest.lifecycle import delete_document
 from pipelines.lakehouse.documents import get_document
 from pipelines.lakehouse.indexes import BASE_INDEX, IndexState, get_index
+from pipelines.lakehouse.schemas import DOCUMENTS
 from pipelines.ops.reconcile import ReconcileParams, reconcile
 from pipelines.ops.reindex import ReindexParams, reindex
+from pipelines.products.checks import evaluate
 from pipelines.runtime import Runtime
 from pipelines.serve.search import search
 from pipelines.settings import Settings
@@ -94,6 +97,16 @@ def test_blue_green_reindex_switches_without_a_gap(runtime: Runtime, corpus: Pat
         assert after[0].doc_id == before[q][0].doc_id  # same document wins, from its new chunks
     # The old index still exists until dropped (its vectors answer nothing now but are kept).
     assert runtime.vectors_for(old_index).count() == len(old_ids)
+    # Silver describes the new index: each document's chunk count is its rows in the new gold, and
+    # the data-product check that compares them passes.
+    per_doc = Counter(r["doc_id"] for r in runtime.lake.read(new_index.gold, columns=["doc_id"]).to_pylist())
+    silver = runtime.lake.read(DOCUMENTS, "status = 'indexed'", columns=["doc_id", "chunks", "chunker_id"]).to_pylist()
+    assert {r["doc_id"]: r["chunks"] for r in silver} == dict(per_doc)
+    assert {r["chunker_id"] for r in silver} == {new_index.chunker.config_id}
+    counts = next(
+        c for r in evaluate(runtime) if r.product == "documents" for c in r.results if c.check == "chunk_counts_match"
+    )
+    assert counts.ok
 
     # Running the same reindex again resumes/skips: nothing to build, nothing embedded.
     embedded_before = embedder.embedded_total
