@@ -7,7 +7,6 @@ import multiprocessing as mp
 from datetime import UTC, datetime
 from pathlib import Path
 
-import boto3
 import pytest
 from deltalake import DeltaTable
 
@@ -27,7 +26,7 @@ from pipelines.serve.search import search
 from pipelines.serve.stats import collect_stats
 from pipelines.settings import Settings
 from pipelines.storage.location import delta_options
-from tests.integration.servers import S3_KEY, S3_SECRET
+from tests.integration.servers import S3_KEY, S3_SECRET, seaweed_client
 from tests.pipelines.storage.conftest import s3_settings_kwargs
 from tests.steps import process_one, register_one
 
@@ -93,13 +92,7 @@ def test_purge_and_restore_check_objects_and_files_on_s3(
 
     report = purge(rt, PurgeParams(tenant="default", doc_ids=[gone.doc_id]))
     assert report.objects_removed == 1 and report.objects_missing == 0
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=s3_endpoint,
-        region_name="us-east-1",
-        aws_access_key_id=S3_KEY,
-        aws_secret_access_key=S3_SECRET,
-    )
+    s3 = seaweed_client(s3_endpoint)
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket="objects", Prefix="ops/").get("Contents", [])]
     assert keys and not [k for k in keys if gone.doc_id in k] and [k for k in keys if kept.doc_id in k]
 

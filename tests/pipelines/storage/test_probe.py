@@ -9,14 +9,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import boto3
 import pytest
 
 from pipelines.errors import ConfigError
 from pipelines.runtime import Runtime
 from pipelines.settings import Settings
 from pipelines.storage import probe
-from tests.integration.servers import S3_KEY, S3_SECRET, seaweed_client, seaweed_s3
+from tests.integration.servers import S3_KEY, seaweed_client, seaweed_s3
 from tests.pipelines.storage.conftest import s3_settings_kwargs
 
 pytestmark = pytest.mark.integration
@@ -107,13 +106,7 @@ def test_a_missing_bucket_is_named_and_not_created(s3_endpoint: str, aws_env: No
     kwargs = s3_settings_kwargs(s3_endpoint, None, "x", tmp_path) | {"lake_url": "s3://no-such-bucket/warehouse"}
     with pytest.raises(ConfigError, match="'no-such-bucket' does not exist"):
         Runtime.from_settings(Settings(**kwargs))  # type: ignore[arg-type]
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=s3_endpoint,
-        region_name="us-east-1",
-        aws_access_key_id=S3_KEY,
-        aws_secret_access_key=S3_SECRET,
-    )
+    s3 = seaweed_client(s3_endpoint)
     assert "no-such-bucket" not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
 
 
