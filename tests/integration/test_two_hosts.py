@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import os
 import signal
 import subprocess
@@ -378,10 +379,20 @@ def test_edit_delete_and_restore_across_hosts(hosts: TwoHosts, tmp_path: Path) -
     before_delete = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
     time.sleep(1.5)
     victim = doc_ids[1]
+    stream_log_at = a.log.stat().st_size
     assert b.client.delete(victim).status == "deleted"
     assert a.client.get(victim).status == "deleted"
     hits = a.client.search(f"the survey team measured {hosts.docs[victim]}", top_k=10).results
     assert all(h.doc_id != victim for h in hits)
+    if STREAM:
+        # The delete's change event also reaches A's stream. Restore only once the stream has applied
+        # it: applied after the restore, it deletes the restored document again (a known ordering
+        # limit of restore against in-flight stream events, noted on issue 16).
+        def delete_event_applied() -> bool:
+            tail = a.log.read_bytes()[stream_log_at:].splitlines()
+            return any(b"stream batch" in line and re.search(rb'"applied":[1-9]', line) for line in tail)
+
+        _wait("the delete event applied by A's stream", delete_event_applied, timeout=300, logs=(a.log,))
 
     # Restore of silver and gold from A (a table restore, then the vector stores re-mirrored): B finds it again.
     out = json.loads(a.cli("restore", "all", "--timestamp", before_delete, "--json").stdout)
