@@ -385,12 +385,12 @@ def test_edit_delete_and_restore_across_hosts(hosts: TwoHosts, tmp_path: Path) -
     hits = a.client.search(f"the survey team measured {hosts.docs[victim]}", top_k=10).results
     assert all(h.doc_id != victim for h in hits)
     if STREAM:
-        # The delete's change event also reaches A's stream. Restore only once the stream has applied
-        # it: applied after the restore, it deletes the restored document again (a known ordering
-        # limit of restore against in-flight stream events, noted on issue 16).
+        # The delete's change event also reaches A's stream. Restore only once the stream has taken
+        # it (a no-op then: the document is already deleted); taken after the restore, it deletes the
+        # restored document again (an ordering limit of restore against in-flight stream events).
         def delete_event_applied() -> bool:
             tail = a.log.read_bytes()[stream_log_at:].splitlines()
-            return any(b"stream batch" in line and re.search(rb'"applied":[1-9]', line) for line in tail)
+            return any(b"stream batch" in line and re.search(rb'"events":[1-9]', line) for line in tail)
 
         _wait("the delete event applied by A's stream", delete_event_applied, timeout=300, logs=(a.log,))
 
