@@ -74,42 +74,42 @@ def _credentials() -> dict[str, str]:
     return {k: os.environ[v] for k, v in names.items() if os.environ.get(v)}
 
 
-def delta_options(settings: Settings) -> dict[str, str]:
-    """delta-rs storage options. No locking provider: deltalake ≥ 1.6.1 commits with conditional PUT."""
-    options = {"AWS_REGION": settings.s3_region}
+# The object_store crate's option names, which delta-rs spells in upper case and LanceDB in lower case.
+_OBJECT_STORE_NAMES = {
+    "region": "aws_region",
+    "endpoint": "aws_endpoint",
+    "allow_http": "allow_http",
+    "key": "aws_access_key_id",
+    "secret": "aws_secret_access_key",
+    "token": "aws_session_token",
+}
+
+
+def _object_store_options(settings: Settings) -> dict[str, str]:
+    """Region, endpoint and credentials as object_store options (lower case)."""
+    values = {"region": settings.s3_region, **_credentials()}
     endpoint = _endpoint(settings)
     if endpoint:
-        options["AWS_ENDPOINT_URL"] = endpoint
+        values["endpoint"] = endpoint
         if endpoint.startswith("http://"):
-            options["AWS_ALLOW_HTTP"] = "true"
-    creds = _credentials()
-    for ours, theirs in (
-        ("key", "AWS_ACCESS_KEY_ID"),
-        ("secret", "AWS_SECRET_ACCESS_KEY"),
-        ("token", "AWS_SESSION_TOKEN"),
-    ):
-        if ours in creds:
-            options[theirs] = creds[ours]
+            values["allow_http"] = "true"
+    return {_OBJECT_STORE_NAMES[k]: v for k, v in values.items()}
+
+
+def delta_options(settings: Settings) -> dict[str, str]:
+    """delta-rs storage options. No locking provider: deltalake ≥ 1.6.1 commits with conditional PUT."""
+    options = {k.upper(): v for k, v in _object_store_options(settings).items()}
+    # delta-rs reads the endpoint as AWS_ENDPOINT_URL and plain HTTP as AWS_ALLOW_HTTP.
+    if "AWS_ENDPOINT" in options:
+        options["AWS_ENDPOINT_URL"] = options.pop("AWS_ENDPOINT")
+    if "ALLOW_HTTP" in options:
+        options["AWS_ALLOW_HTTP"] = options.pop("ALLOW_HTTP")
     return options
 
 
 def lance_options(settings: Settings) -> dict[str, str]:
     """LanceDB storage options (its object_store spells them in lower case)."""
-    options = {"aws_region": settings.s3_region}
-    endpoint = _endpoint(settings)
-    if endpoint:
-        options["aws_endpoint"] = endpoint
-        if endpoint.startswith("http://"):
-            options["allow_http"] = "true"
-    creds = _credentials()
-    for ours, theirs in (
-        ("key", "aws_access_key_id"),
-        ("secret", "aws_secret_access_key"),
-        ("token", "aws_session_token"),
-    ):
-        if ours in creds:
-            options[theirs] = creds[ours]
-    return options
+    return _object_store_options(settings)
 
 
 def s3a_conf(settings: Settings) -> dict[str, str]:
