@@ -177,7 +177,7 @@ def register(
         if e.retryable and self.request.retries < rt.settings.task_max_retries:
             raise self.retry(countdown=_retry_countdown(self)) from e
         raise
-    if not result.duplicate:
+    if result.needs_processing:
         dispatch.enqueue_processing(tenant, result.doc_id, result.version)
     return result.model_dump(mode="json")
 

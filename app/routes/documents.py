@@ -74,7 +74,7 @@ def upload_document(
     data = _read_limited(file, rt.settings.max_upload_mb * 1024 * 1024)
     item = RegisterItem(data=data, filename=_clean_filename(file.filename), doc_id=doc_id or None, metadata=parsed_meta)
     result = register_objects(rt, [item], tenant=tenant)[0]
-    if not result.duplicate:
+    if result.needs_processing:
         try:
             request.app.state.enqueue(tenant, result.doc_id, result.version)
         except Exception:
@@ -135,7 +135,7 @@ def upload_batch(
     queued: dict[str, tuple[int, int]] = {}
     for (index, item), result in zip(valid, results, strict=True):
         items.append(BatchItem(index=index, filename=item.filename, **result.model_dump()))
-        if not result.duplicate:
+        if result.needs_processing:
             # A document twice in the batch: its newest version.
             queued[result.doc_id] = (result.version, len(item.data))
     _enqueue_groups(request, tenant, queued, rt.settings.ingest_batch_size)

@@ -135,6 +135,17 @@ class RegisterResult(BaseModel):
     status: DocumentStatus
     duplicate: bool = Field(default=False, description="True when identical bytes were already the current version.")
 
+    @property
+    def needs_processing(self) -> bool:
+        """Whether the caller should enqueue the version's processing.
+
+        A duplicate of a version still ``queued`` is enqueued again: the first registration may have
+        died between its commit and its enqueue (a worker killed mid-task, a broker outage), and a
+        redelivered or repeated registration is then the only thing that moves the document on. An
+        extra enqueue is safe: the steps act only on the statuses they expect.
+        """
+        return not self.duplicate or self.status == DocumentStatus.queued
+
 
 class DocumentIdentity(BaseModel):
     """What every view of a document version starts with: who it is, its state, and its raw object."""

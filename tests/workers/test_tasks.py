@@ -119,3 +119,25 @@ def test_batch_chunk_embed_mirrors_and_sends_only_the_failed_mirror(
     assert tasks.chunk_embed_batch(more, "default") == {}
     assert all(_status(runtime, d) == DocumentStatus.embedding for d in more)
     assert sorted(sent) == [("default", "b3", more["b3"]), ("default", "b4", more["b4"])]
+
+
+def test_a_redelivered_register_enqueues_a_version_still_queued(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker killed between the register commit and its enqueue leaves the version ``queued``; the
+    broker redelivers the register task, which must enqueue the processing (not call it a duplicate)."""
+    monkeypatch.setattr(tasks, "runtime", lambda: runtime)
+    enqueued: list[tuple[str, str, int]] = []
+    monkeypatch.setattr(dispatch, "enqueue_processing", lambda t, d, v: enqueued.append((t, d, v)))
+    uri = runtime.objects.put("incoming/ferry.md", _TEXT.encode())
+    # The first delivery committed 'queued' and died before its enqueue.
+    first = register_one(runtime, _TEXT.encode(), filename="ferry.md", source="s3", stored_uri=uri)
+    assert _status(runtime, first.doc_id) == DocumentStatus.queued
+    again = tasks.register(uri, "ferry.md", "default", None, None)
+    assert again is not None and again["duplicate"] and again["version"] == first.version
+    assert enqueued == [("default", first.doc_id, first.version)]
+    # Once the version has moved on, a repeat of the same object is a duplicate that enqueues nothing.
+    assert step_one(runtime, "extract", "default", first.doc_id, first.version)
+    enqueued.clear()
+    assert tasks.register(uri, "ferry.md", "default", None, None) is not None
+    assert enqueued == []
