@@ -49,6 +49,10 @@ def housekeep_every(
         except Exception:
             log.exception("housekeeping failed")
         else:
+            # How long each part took: on an object store the vector upkeep is what grows first.
+            log.info(
+                "housekeeping: requeued %d, compacted %s, took %s s", report.requeued, report.compacted, report.seconds
+            )
             if on_report is not None:
                 on_report(report)
         if stopping.wait(every_s):

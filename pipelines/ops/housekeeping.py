@@ -8,6 +8,7 @@ in a thread; the distributed profile runs it as the ``doclake sweep --every N`` 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 
 from pydantic import BaseModel, Field
@@ -43,6 +44,9 @@ class CompactionReport(BaseModel):
 
 class HousekeepingReport(CompactionReport):
     requeued: int = Field(description="Stuck documents sent for processing again.")
+    seconds: dict[str, float] = Field(
+        default_factory=dict, description="Wall time of each part of the tick: sweep, delta, vectors."
+    )
 
 
 def sweep_stuck(rt: Runtime, requeue: Requeue, *, older_than_s: float | None = None) -> int:
@@ -71,16 +75,24 @@ def compact_small_files(rt: Runtime, *, min_files: int = COMPACT_MIN_FILES) -> C
     Every status change and chunk MERGE adds a small Delta file and every vector write a Lance
     fragment; this keeps reads and search fast.
     """
+    return _compact(rt, min_files=min_files, seconds={})
+
+
+def _compact(rt: Runtime, *, min_files: int, seconds: dict[str, float]) -> CompactionReport:
     compacted: dict[str, int] = {}
     indexes = rt.indexes()
     specs = {**TABLES, **{i.gold.name: i.gold for i in indexes}}
+    began = time.monotonic()
     for spec in specs.values():
         metrics = rt.lake.compact(spec, min_files=min_files)
         if metrics is not None:
             compacted[spec.name] = int(metrics.get("numFilesRemoved", 0))
             log.info("compacted %s: %s", spec.name, metrics)
+    seconds["delta"] = round(time.monotonic() - began, 3)
+    began = time.monotonic()
     for index in indexes:
         compact_store(rt.vectors_for(index))
+    seconds["vectors"] = round(time.monotonic() - began, 3)
     return CompactionReport(compacted=compacted, vector_stores=[i.index_id for i in indexes])
 
 
@@ -92,6 +104,8 @@ def housekeeping_tick(
     Stuck documents go first: a compaction or an ANN build can take minutes, and they should not
     wait behind it.
     """
+    began = time.monotonic()
     requeued = sweep_stuck(rt, requeue, older_than_s=older_than_s)
-    compaction = compact_small_files(rt, min_files=min_files)
-    return HousekeepingReport(requeued=requeued, **compaction.model_dump())
+    seconds = {"sweep": round(time.monotonic() - began, 3)}
+    compaction = _compact(rt, min_files=min_files, seconds=seconds)
+    return HousekeepingReport(requeued=requeued, seconds=seconds, **compaction.model_dump())

@@ -37,6 +37,7 @@ def test_the_service_ticks_until_stopped_and_resumes_a_stuck_document_where_it_s
 
     housekeep_every(runtime, 0.01, stopping, older_than_s=0, on_report=on_report)
     assert len(reports) == 2 and reports[0].requeued == 1 and reports[0].vector_stores == ["base"]
+    assert set(reports[0].seconds) == {"sweep", "delta", "vectors"}  # what each part of a tick cost
     queue = runtime.settings.run_dir / "broker" / "queue"
     assert not list(queue.glob("*.extract.msg"))  # extraction is done: not redone
     messages = [json.loads(p.read_text()) for p in queue.glob("*.embed.msg")]
