@@ -54,6 +54,12 @@ def _log_errors(log: Path) -> list[str]:
     return [line[:300] for line in bad[:5]]
 
 
+def _housekeeping_lines(log: Path) -> list[str]:
+    """The stack's housekeeping reports (what each tick cost), shortened."""
+    text = log.read_text(errors="replace") if log.exists() else ""
+    return [line[:400] for line in text.splitlines() if "housekeeping: requeued" in line]
+
+
 def _stored_on_s3(endpoint: str, bucket: str, prefix: str) -> dict[str, int]:
     """How many objects under ``prefix`` belong to a Delta log and to a Lance dataset."""
     from tests.integration.servers import seaweed_client
@@ -117,6 +123,7 @@ def _side(
         "local_tables": _stored_under(data_dir),
         "data_dir": sorted(p.name for p in data_dir.iterdir()) if data_dir.exists() else [],
         "log_errors": _log_errors(log),
+        "housekeeping": _housekeeping_lines(log),
     }
 
 
@@ -200,11 +207,15 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         + "; ".join(
             f"{name} " + ", ".join(f"{k} {v} ms" for k, v in side["step_ms"].items()) for name, side in sides.items()
         )  # type: ignore[attr-defined]
+        + ". Housekeeping ticks (sweep, Delta compaction, vector upkeep, seconds): "
+        + "; ".join(f"{name} {len(side['housekeeping'])} ticks" for name, side in sides.items())  # type: ignore[arg-type]
         + "."
         + "".join(f"\n\n**Check failed:** {problem}." for problem in problems)
     )
     # a run whose checks failed is printed, never appended
     append_to = BENCH_DOC if args.append and not problems else None
+    for name, side in sides.items():
+        print(name, "housekeeping:", *side["housekeeping"], sep="\n  ")  # type: ignore[misc]
     report("Lake on S3 vs local disk: freshness and ingest throughput", body, append_to=append_to)
     assert not problems, "; ".join(problems)
     return {"sides": sides, "throughput_ratio": ratio, "goals": goals, "on_s3": on_s3, "s3_leftovers": leftovers}
