@@ -13,6 +13,8 @@ COPY scripts ./scripts
 RUN pip install --no-cache-dir . && DOCLAKE_JARS_DIR=/opt/doclake/jars bash scripts/jars.sh spark \
     && DOCLAKE_JARS_DIR=/opt/doclake/jars bash scripts/jars.sh s3
 ENV HF_HUB_OFFLINE=1 DO_NOT_TRACK=1 DOCLAKE_DATA_DIR=/data DOCLAKE_HOST=0.0.0.0 \
-    DOCLAKE_JARS_DIR=/opt/doclake/jars SPARK_LOCAL_IP=127.0.0.1
+    DOCLAKE_JARS_DIR=/opt/doclake/jars SPARK_LOCAL_IP=127.0.0.1 DOCLAKE_EMBED_CACHE_DIR=/opt/doclake/onnx
+# The int8 model is exported at build, so no container exports it at start or on first upload.
+RUN doclake prepare-model
 EXPOSE 8000
 CMD ["doclake", "serve"]

@@ -65,6 +65,7 @@ def up(
     port = port or settings.port
     host = host or settings.host
     log.warning(_bind_notice(settings, host))  # fail before starting anything
+    _prepare_model_or_exit(settings)
     concurrency = concurrency or settings.worker_concurrency
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     _metrics_dir(settings.run_dir, fresh=True)
@@ -125,6 +126,51 @@ def up(
                 proc.kill()
     failed = any(p.returncode not in (0, -signal.SIGTERM, -signal.SIGINT) for p in procs.values())
     raise typer.Exit(1 if failed and not stopping.is_set() else 0)
+
+
+def _prepare_model_or_exit(settings: Settings) -> None:
+    """Export the active index's ONNX model before any process starts: no upload waits for it, and a
+    failed export stops ``up`` with its reason instead of failing documents."""
+    from pipelines.embed.prepare import prepare_model
+    from pipelines.errors import DocLakeError
+    from pipelines.runtime import Runtime
+
+    try:
+        config = Runtime.from_settings(settings).embed_config
+        exported = prepare_model(config)
+    except DocLakeError as e:
+        typer.echo(f"doclake: {e}", err=True)
+        raise typer.Exit(2) from e
+    log.info("embedding backend %s%s", config.backend, f" ({exported})" if exported else "")
+
+
+@cli.command("prepare-model")
+def prepare_model_command(
+    backend: Annotated[
+        str | None, typer.Option(help="torch, onnx or onnx-int8 (default: what a new lake starts on).")
+    ] = None,
+) -> None:
+    """Export and check the embedding model now (setup runs this), so the first upload does not wait for it."""
+    from pipelines.embed.model import EmbedConfig
+    from pipelines.embed.prepare import ModelPrepareError, prepare_model
+
+    settings = get_settings()
+    chosen = backend or settings.new_lake_embed_backend
+    if chosen not in ("torch", "onnx", "onnx-int8"):
+        typer.echo(f"doclake: unknown embedding backend {chosen!r} (torch, onnx or onnx-int8)", err=True)
+        raise typer.Exit(2)
+    config = EmbedConfig(
+        model_path=settings.resolved_model_path(),
+        model_id=settings.model_id,
+        backend=chosen,  # type: ignore[arg-type]  # checked above
+        cache_dir=settings.resolved_embed_cache_dir(),
+    )
+    try:
+        exported = prepare_model(config, load=chosen != "torch")  # torch has nothing to export or check
+    except ModelPrepareError as e:
+        typer.echo(f"doclake: {e}", err=True)
+        raise typer.Exit(2) from e
+    typer.echo(f"{chosen} model ready" + (f": {exported}" if exported else ""))
 
 
 def _housekeeping_forever(stopping: threading.Event) -> None:

@@ -59,9 +59,16 @@ def create_app(
         app.state.enqueue_batch = enqueue_batch or (_one_by_one(enqueue) if enqueue else _default_enqueue_batch)
         app.state.model_ready = False
 
+        app.state.model_error = None
+
         def warm() -> None:
-            # Loading torch + the model takes seconds: do it off the event loop; /healthz says when done.
-            runtime.query_embedder().encode_query("warm up")  # the instance search uses
+            # Loading the model takes seconds: do it off the event loop; /healthz says when done, or why not.
+            try:
+                runtime.query_embedder().encode_query("warm up")  # the instance search uses
+            except Exception as e:
+                app.state.model_error = str(e)
+                log.error("the query model cannot be loaded: %s", e)
+                return
             app.state.model_ready = True
             log.info("query model loaded")
 

@@ -131,9 +131,10 @@ class SearchResponse(BaseModel):
 
 
 class Health(BaseModel):
-    status: str
+    status: str = Field(description="ok, starting (the query model is loading) or failed (see error).")
     model_loaded: bool
     documents_dir: str
+    error: str | None = Field(default=None, description="Why the query model could not be loaded.")
 
 
 class Problem(BaseModel):

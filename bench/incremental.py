@@ -57,7 +57,7 @@ def _ingest(rt: object, data: bytes, *, doc_id: str, tenant: str = "default") ->
 def main(argv: list[str] | None = None) -> dict[str, object]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sections", type=int, default=100)
-    parser.add_argument("--backend", default="torch", choices=["torch", "onnx", "onnx-int8"])
+    parser.add_argument("--backend", default="onnx-int8", choices=["torch", "onnx", "onnx-int8"])
     parser.add_argument("--tiny", action="store_true", help="a 5-section document")
     parser.add_argument("--append", action="store_true", help=f"append the results to {BENCH_DOC}")
     args = parser.parse_args(argv)

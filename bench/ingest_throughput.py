@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", type=Path, default=SHARED / "corpus")
     parser.add_argument("--file", action="append", help="path under --corpus (repeatable); default: a fixed set")
-    parser.add_argument("--backend", default="torch", choices=["torch", "onnx", "onnx-int8"])
+    parser.add_argument("--backend", default="onnx-int8", choices=["torch", "onnx", "onnx-int8"])
     parser.add_argument("--tiny", action="store_true", help="two small files")
     parser.add_argument("--append", action="store_true", help=f"append the results to {BENCH_DOC}")
     args = parser.parse_args(argv)

@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "--corpus", type=Path, default=Path(os.environ.get("DOCLAKE_CORPUS", SHARED / "corpus")), help="corpus root"
     )
     parser.add_argument("--file", action="append", help="ingest file under --corpus (repeatable); default: a fixed set")
-    parser.add_argument("--backend", default="torch", choices=["torch", "onnx", "onnx-int8"])
+    parser.add_argument("--backend", default="onnx-int8", choices=["torch", "onnx", "onnx-int8"])
     parser.add_argument("--tiny", action="store_true", help="2 uploads of a 2-page PDF and 2 small files")
     parser.add_argument("--append", action="store_true", help=f"append the results to {BENCH_DOC}")
     args = parser.parse_args(argv)

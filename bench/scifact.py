@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, object]]:
     data = load_scifact(args.data, tiny=args.tiny)
     modes = tuple(args.mode or MODES)
     results: dict[str, dict[str, object]] = {}
-    for backend in args.backend or ["torch"]:
+    for backend in args.backend or ["onnx-int8", "torch"]:  # the default beside the exact vectors
         with tempfile.TemporaryDirectory(prefix=f"scifact-{backend}-", dir=args.workdir) as tmp:
             runner = run_direct if args.direct else run_pipeline
             results[backend] = runner(data, backend=backend, modes=modes, workdir=Path(tmp))

@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--clients", type=int, default=4, help="concurrent clients for the QPS run")
     parser.add_argument("--qps-seconds", type=float, default=20.0)
-    parser.add_argument("--backend", default="torch", choices=["torch", "onnx", "onnx-int8"])
+    parser.add_argument("--backend", default="onnx-int8", choices=["torch", "onnx", "onnx-int8"])
     parser.add_argument("--tiny", action="store_true", help="2,000 rows, 20 queries, no API run")
     parser.add_argument("--append", action="store_true", help=f"append the results to {BENCH_DOC}")
     args = parser.parse_args(argv)

@@ -139,17 +139,20 @@ class Runtime:
             model_id=settings.embedding_model_id,
             model_path=settings.resolved_model_path(),
             chunker=settings.chunker,
-            embed_backend=settings.embed_backend,
+            embed_backend=settings.new_lake_embed_backend,
         )
         runtime._index_read_at = time.monotonic()
-        configured = (settings.embedding_model_id, str(settings.resolved_model_path()), settings.chunker)
         active = runtime._index
+        # Unset, the backend follows the lake (a torch lake stays torch); set, it must match the lake.
+        backend = settings.embed_backend or active.embed_backend
+        wanted_id = settings.model_id if backend == "torch" else f"{settings.model_id}+{backend}"
+        configured = (wanted_id, str(settings.resolved_model_path()), settings.chunker)
         if configured != (active.model_id, active.model_path, active.chunker):
             # The registry, not Settings, decides once a lake exists: say so instead of silently ignoring.
             log.warning(
                 "settings name model %s / chunker %s but the active index %s uses %s / %s: run `doclake reindex`"
                 " to change it",
-                settings.embedding_model_id,
+                wanted_id,
                 settings.chunker.model_dump(),
                 active.index_id,
                 active.model_id,

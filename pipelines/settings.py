@@ -17,6 +17,10 @@ from pipelines.contracts.documents import ChunkerConfig
 __all__ = ["Settings", "get_settings"]
 
 DEFAULT_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
+EmbedBackendName = Literal["torch", "onnx", "onnx-int8"]
+# A new lake's first index: int8 encodes 2.2x faster than torch at the same retrieval quality within
+# noise (docs/benchmarks.md, "Embedding backends"); torch stays one setting away.
+DEFAULT_EMBED_BACKEND: EmbedBackendName = "onnx-int8"
 
 
 class Settings(BaseSettings):
@@ -102,9 +106,13 @@ class Settings(BaseSettings):
     torch_threads: int | None = Field(
         default=None, description="Threads per embedding process. Default: cores / that worker's processes."
     )
-    embed_backend: Literal["torch", "onnx", "onnx-int8"] = Field(
-        default="torch",
-        description="Embedding runtime: torch, onnx (ONNX Runtime fp32) or onnx-int8 (dynamic int8 quantization).",
+    embed_backend: EmbedBackendName | None = Field(
+        default=None,
+        description=(
+            "Embedding runtime of a new lake's first index: onnx-int8 (default: dynamic int8 quantization, 2.2x"
+            " faster), onnx (ONNX Runtime fp32) or torch (the published model's exact vectors)."
+            " An existing lake keeps its active index's backend; change it with `doclake reindex --embed-backend`."
+        ),
     )
     embed_cache_dir: Path | None = Field(
         default=None, description="Where ONNX exports of the model are cached. Default: ~/.cache/doclake/onnx."
@@ -217,10 +225,16 @@ class Settings(BaseSettings):
         return ChunkerConfig(max_tokens=self.chunk_max_tokens, overlap_tokens=self.chunk_overlap_tokens)
 
     @property
+    def new_lake_embed_backend(self) -> EmbedBackendName:
+        """The backend a lake without an index starts on: the configured one, else onnx-int8."""
+        return self.embed_backend or DEFAULT_EMBED_BACKEND
+
+    @property
     def embedding_model_id(self) -> str:
         """Id recorded on gold rows: int8 or ONNX vectors differ from torch ones, so a backend switch
         must never reuse cached vectors of another backend."""
-        return self.model_id if self.embed_backend == "torch" else f"{self.model_id}+{self.embed_backend}"
+        backend = self.new_lake_embed_backend
+        return self.model_id if backend == "torch" else f"{self.model_id}+{backend}"
 
     def resolved_embed_cache_dir(self) -> Path:
         return self.embed_cache_dir or Path.home() / ".cache" / "doclake" / "onnx"

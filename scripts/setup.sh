@@ -20,3 +20,6 @@ extras="${1:-}"
 target="."
 if [ -n "$extras" ]; then target=".[$extras]"; fi
 .venv/bin/python -m pip install -q -e "$target"
+# Export and quantize the default (onnx-int8) embedding model into its cache now, so the first upload
+# does not wait for it (a no-op once cached; `doclake up` checks again for the lake's own backend).
+HF_HUB_OFFLINE=1 .venv/bin/doclake prepare-model

@@ -43,14 +43,32 @@ def corpus() -> Path:
 
 @pytest.fixture(scope="session")
 def embed_config() -> EmbedConfig:
+    """What a new lake embeds with (the default backend, onnx-int8), so ``runtime`` reuses the session's model."""
     settings = Settings()
-    return EmbedConfig(model_path=settings.resolved_model_path(), model_id=settings.model_id, batch_size=32)
+    backend = settings.new_lake_embed_backend
+    return EmbedConfig(
+        model_path=settings.resolved_model_path(),
+        model_id=settings.embedding_model_id,
+        batch_size=settings.embed_batch_size,
+        backend=backend,
+        cache_dir=settings.resolved_embed_cache_dir() if backend != "torch" else None,
+    )
 
 
 @pytest.fixture(scope="session")
 def embedder(embed_config: EmbedConfig) -> Embedder:
-    """The real all-MiniLM-L6-v2, loaded once for the whole session."""
+    """The real all-MiniLM-L6-v2 on the default backend, loaded (exported on a fresh machine) once per session."""
     e = get_embedder(embed_config)
+    e.encode(["warm up"])
+    return e
+
+
+@pytest.fixture(scope="session")
+def torch_embedder(embed_config: EmbedConfig) -> Embedder:
+    """The published model's exact vectors (sentence-transformers on torch), for tests that compare backends."""
+    e = get_embedder(
+        embed_config.model_copy(update={"backend": "torch", "cache_dir": None, "model_id": Settings().model_id})
+    )
     e.encode(["warm up"])
     return e
 

@@ -6,6 +6,7 @@ Kept out of the task module so importing tasks (e.g. from the API to send them) 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from typing import Any
 
@@ -41,10 +42,14 @@ def _load_model(**_: Any) -> None:
         from workers.tasks import runtime
 
         try:
-            runtime().embedder().encode(["warm up"])
-            import torch
+            embedder = runtime().embedder()
+            embedder.encode(["warm up"])
+            threads = embedder.config.threads
+            if embedder.config.backend == "torch":
+                import torch  # loaded already by the model
 
-            log.info("worker model loaded (%d torch threads)", torch.get_num_threads())
+                threads = torch.get_num_threads()
+            log.info("worker model loaded (%s, %d threads)", embedder.config.backend, threads or os.cpu_count() or 1)
         except Exception:
             log.exception("model warm-up failed; tasks will retry loading")
 

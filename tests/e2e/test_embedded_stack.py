@@ -94,7 +94,7 @@ def test_only_the_embedding_worker_loads_the_model_and_it_gets_every_core(stack:
     stack.client.upload_and_wait(b"# Threads\n\nThe embedding worker owns the cores.", filename="threads.md")
     deadline = time.monotonic() + 60
     while True:  # the warm-up thread logs after its own first encode
-        loaded = re.findall(r"worker model loaded \((\d+) torch threads\)", stack.log.read_text(errors="replace"))
+        loaded = re.findall(r"worker model loaded \([\w-]+, (\d+) threads\)", stack.log.read_text(errors="replace"))
         if loaded or time.monotonic() > deadline:
             break
         time.sleep(0.5)

@@ -32,13 +32,13 @@ def _onnx(embed_config: EmbedConfig, cache: Path, backend: str) -> Embedder:
 @pytest.mark.slow
 @pytest.mark.parametrize(("backend", "floor"), [("onnx", 0.99), ("onnx-int8", 0.97)])
 def test_onnx_vectors_match_torch(
-    embedder: Embedder, embed_config: EmbedConfig, onnx_cache: Path, backend: str, floor: float
+    torch_embedder: Embedder, embed_config: EmbedConfig, onnx_cache: Path, backend: str, floor: float
 ) -> None:
-    reference = np.array(embedder.encode(TEXTS))
+    reference = np.array(torch_embedder.encode(TEXTS))
     onnx = _onnx(embed_config, onnx_cache, backend)
     vectors = np.array(onnx.encode(TEXTS))  # batch 2 over 5 length-sorted texts: order must come back intact
     assert vectors.shape == reference.shape
-    assert onnx.dim == embedder.dim == 384
+    assert onnx.dim == torch_embedder.dim == 384
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
     cosines = (vectors * reference).sum(axis=1)
     assert cosines.min() >= floor, cosines
@@ -57,7 +57,8 @@ def test_export_is_cached(embed_config: EmbedConfig, onnx_cache: Path) -> None:
 
 
 def test_backend_changes_the_recorded_model_id(tmp_path: Path) -> None:
-    torch_id = Settings(data_dir=tmp_path).embedding_model_id
+    torch_id = Settings(data_dir=tmp_path, embed_backend="torch").embedding_model_id
     int8_id = Settings(data_dir=tmp_path, embed_backend="onnx-int8").embedding_model_id
     assert torch_id == "sentence-transformers/all-MiniLM-L6-v2"
     assert int8_id == torch_id + "+onnx-int8"  # vectors cached for torch are never reused for int8
+    assert Settings(data_dir=tmp_path).embedding_model_id == int8_id  # a new lake starts on int8
