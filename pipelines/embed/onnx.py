@@ -23,6 +23,7 @@ import numpy as np
 from filelock import FileLock
 
 from pipelines.contracts.ids import sha256_hex
+from pipelines.embed.chunker import raw_tokenizer
 from pipelines.errors import EmbeddingError
 
 __all__ = ["OnnxBackend", "OnnxModel", "export_onnx"]
@@ -215,6 +216,10 @@ class OnnxModel:
         self.max_seq_length = _max_seq_length(model_path, self.tokenizer)
         self._input_names = {i.name for i in self.session.get_inputs()}
         self._pad_id = int(self.tokenizer.pad_token_id or 0)
+        raw = raw_tokenizer(self.tokenizer, max_length=self.max_seq_length)
+        if raw is None:
+            raise EmbeddingError(f"the ONNX backend needs a fast tokenizer; {model_path} has a slow one")
+        self._raw = raw
         self.dim = int(self.session.get_outputs()[0].shape[-1])
 
     def encode(self, texts: list[str], *, batch_size: int) -> np.ndarray:
@@ -222,9 +227,9 @@ class OnnxModel:
         # One tokenizer call for all texts (the fast tokenizer parallelises it), then batches cut from
         # the texts sorted by their real token count: characters per token vary several-fold between
         # prose, code and tables, so a character-length sort still padded short chunks to long ones.
-        enc = self.tokenizer(texts, truncation=True, max_length=self.max_seq_length, padding=False)
-        ids: list[list[int]] = enc["input_ids"]
-        types: list[list[int]] | None = enc.get("token_type_ids")
+        encodings = self._raw.encode_batch(texts)
+        ids: list[list[int]] = [e.ids for e in encodings]
+        types: list[list[int]] | None = [e.type_ids for e in encodings]
         order = sorted(range(len(texts)), key=lambda i: -len(ids[i]))
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         for idx in _batches(order, [len(row) for row in ids], batch_size, self.batch_tokens):

@@ -301,17 +301,18 @@ def test_cli_reconcile_exit_code_says_whether_it_was_clean(runtime: Runtime, cor
     assert bad.exit_code == 2 and "doc_ids need a tenant" in bad.output
 
 
-def test_reindex_to_the_onnx_int8_backend_is_a_new_index(
-    settings: Settings, embedder: Embedder, corpus: Path, tmp_path: Path
+def test_a_torch_lake_moves_to_onnx_int8_by_reindex_into_a_new_index(
+    settings: Settings, embedder: Embedder, torch_embedder: Embedder, corpus: Path
 ) -> None:
-    rt = Runtime.from_settings(settings.model_copy(update={"embed_cache_dir": tmp_path / "onnx"}))
+    rt = Runtime.from_settings(settings.model_copy(update={"embed_backend": "torch"}))  # a lake from before int8
+    assert rt.embedder() is torch_embedder and rt.index().embed_backend == "torch"
     _ingest(rt, corpus, DOCS[1:2])
     report = reindex(rt, ReindexParams(embed_backend="onnx-int8"))
     index = rt.index(fresh=True)
     assert report.switched and index.embed_backend == "onnx-int8"
     assert index.model_id == f"{settings.model_id}+onnx-int8"
     # torch vectors are never reused for int8: every chunk was embedded again, by the int8 model.
-    assert report.embedded == report.chunks > 0 and rt.embedder().config.backend == "onnx-int8"
+    assert report.embedded == report.chunks > 0 and rt.embedder() is embedder  # the default int8 model
     hits = search(rt, SearchQuery(query="Prince Vasili and Anna Pavlovna", top_k=1))
     assert hits and "Anna" in hits[0].text
     back = reindex(rt, ReindexParams(embed_backend="torch"))  # switching back finds the retired base index
