@@ -3,7 +3,7 @@
 Starts the real embedded stack (`doclake up`: API + Celery workers), warms it with one upload, then
 uploads documents one at a time; each carries a unique metadata tag, and the clock stops when a
 search filtered on that tag first returns a chunk (a keyword probe every 50 ms: see
-``_until_searchable``). Goal: p95 ≤ 2 s.
+``_until_searchable``). Goal (issue 21, onnx-int8 by default): p95 ≤ 1.0 s, and ≤ 2.5 s with ``--inflight 3``.
 
     .venv/bin/python bench/freshness.py --uploads 30 --pages 10 --append
 
