@@ -58,7 +58,6 @@ def create_app(
         app.state.enqueue = enqueue or _default_enqueue
         app.state.enqueue_batch = enqueue_batch or (_one_by_one(enqueue) if enqueue else _default_enqueue_batch)
         app.state.model_ready = False
-
         app.state.model_error = None
 
         def warm() -> None:

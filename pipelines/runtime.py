@@ -18,7 +18,7 @@ from pipelines.lakehouse.indexes import IndexSpec, ensure_base_index, list_index
 from pipelines.lakehouse.indexes import active_index as read_active_index
 from pipelines.lakehouse.lake import Lake
 from pipelines.objectstore.store import LocalObjectStore, ObjectStore, S3ObjectStore
-from pipelines.settings import Settings
+from pipelines.settings import Settings, backend_model_id
 from pipelines.storage.location import check_remote_scheme, delta_options, is_remote, lance_options
 from pipelines.storage.locks import Locks, locks_for
 from pipelines.storage.probe import verify_object_store
@@ -144,8 +144,7 @@ class Runtime:
         runtime._index_read_at = time.monotonic()
         active = runtime._index
         # Unset, the backend follows the lake (a torch lake stays torch); set, it must match the lake.
-        backend = settings.embed_backend or active.embed_backend
-        wanted_id = settings.model_id if backend == "torch" else f"{settings.model_id}+{backend}"
+        wanted_id = backend_model_id(settings.model_id, settings.embed_backend or active.embed_backend)
         configured = (wanted_id, str(settings.resolved_model_path()), settings.chunker)
         if configured != (active.model_id, active.model_path, active.chunker):
             # The registry, not Settings, decides once a lake exists: say so instead of silently ignoring.

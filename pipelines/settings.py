@@ -14,13 +14,19 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipelines.contracts.documents import ChunkerConfig
 
-__all__ = ["Settings", "get_settings"]
+__all__ = ["Settings", "backend_model_id", "get_settings"]
 
 DEFAULT_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 EmbedBackendName = Literal["torch", "onnx", "onnx-int8"]
 # A new lake's first index: int8 encodes 2.2x faster than torch at the same retrieval quality within
 # noise (docs/benchmarks.md, "Embedding backends"); torch stays one setting away.
 DEFAULT_EMBED_BACKEND: EmbedBackendName = "onnx-int8"
+
+
+def backend_model_id(model_id: str, backend: str) -> str:
+    """Id recorded on gold rows: int8 or ONNX vectors differ from torch ones, so a backend switch must
+    never reuse cached vectors of another backend ("<model>+<backend>"; torch keeps the bare id)."""
+    return model_id if backend == "torch" else f"{model_id}+{backend}"
 
 
 class Settings(BaseSettings):
@@ -231,10 +237,8 @@ class Settings(BaseSettings):
 
     @property
     def embedding_model_id(self) -> str:
-        """Id recorded on gold rows: int8 or ONNX vectors differ from torch ones, so a backend switch
-        must never reuse cached vectors of another backend."""
-        backend = self.new_lake_embed_backend
-        return self.model_id if backend == "torch" else f"{self.model_id}+{backend}"
+        """The id a new lake's gold rows carry (see ``backend_model_id``)."""
+        return backend_model_id(self.model_id, self.new_lake_embed_backend)
 
     def resolved_embed_cache_dir(self) -> Path:
         return self.embed_cache_dir or Path.home() / ".cache" / "doclake" / "onnx"

@@ -15,6 +15,7 @@ from typing import Any
 
 from pipelines.contracts.documents import Chunk, ChunkerConfig, Element, ElementKind, ExtractedDocument
 from pipelines.contracts.ids import sha256_hex
+from pipelines.embed.model import raw_tokenizer
 
 __all__ = ["chunk_document"]
 
@@ -46,35 +47,6 @@ def _token_counts(tokenizer: Any, texts: list[str]) -> list[list[tuple[int, int]
     enc = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
     offsets: list[list[tuple[int, int]]] = [list(map(tuple, o)) for o in enc["offset_mapping"]]
     return offsets
-
-
-_RAW: dict[int, Any] = {}
-
-
-def raw_tokenizer(tokenizer: Any, *, max_length: int | None = None) -> Any:
-    """A private copy of a fast tokenizer's Rust ``tokenizers.Tokenizer`` (no padding; truncated at
-    ``max_length`` when given), or None for a slow tokenizer.
-
-    transformers' Python wrapper converts every encoding into dicts (a third of the chunk_embed step's
-    non-model time on a big document); the Rust object returns ids and offsets directly. A copy, because
-    the wrapper re-configures its own backend's truncation and padding on each call.
-    """
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is None:
-        return None
-    key = id(tokenizer) * 1_000_003 + (max_length or 0)
-    found = _RAW.get(key)
-    if found is None or found[0] is not tokenizer:
-        from tokenizers import Tokenizer
-
-        copy = Tokenizer.from_str(backend.to_str())
-        copy.no_padding()
-        if max_length:
-            copy.enable_truncation(max_length=max_length)
-        else:
-            copy.no_truncation()
-        found = _RAW[key] = (tokenizer, copy)  # the tokenizer is kept alive, so its id is not reused
-    return found[1]
 
 
 def _windows(offsets: list[tuple[int, int]], budget: int, overlap: int) -> list[tuple[int, int, int]]:

@@ -23,7 +23,7 @@ import numpy as np
 from filelock import FileLock
 
 from pipelines.contracts.ids import sha256_hex
-from pipelines.embed.chunker import raw_tokenizer
+from pipelines.embed.model import raw_tokenizer
 from pipelines.errors import EmbeddingError
 
 __all__ = ["OnnxBackend", "OnnxModel", "export_onnx"]
@@ -236,15 +236,15 @@ class OnnxModel:
         # prose, code and tables, so a character-length sort still padded short chunks to long ones.
         encodings = self._raw.encode_batch(texts)
         ids: list[list[int]] = [e.ids for e in encodings]
-        types: list[list[int]] | None = [e.type_ids for e in encodings]
+        types: list[list[int]] = [e.type_ids for e in encodings]
         order = sorted(range(len(texts)), key=lambda i: -len(ids[i]))
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         most = min(batch_size, self.most_per_batch or batch_size)
         for idx in _batches(order, [len(row) for row in ids], most, self.batch_tokens):
-            out[idx] = self._encode_batch([ids[i] for i in idx], [types[i] for i in idx] if types else None)
+            out[idx] = self._encode_batch([ids[i] for i in idx], [types[i] for i in idx])
         return out
 
-    def _encode_batch(self, ids: list[list[int]], types: list[list[int]] | None) -> np.ndarray:
+    def _encode_batch(self, ids: list[list[int]], types: list[list[int]]) -> np.ndarray:
         width = max(len(row) for row in ids)
         input_ids = np.full((len(ids), width), self._pad_id, dtype=np.int64)
         attention = np.zeros((len(ids), width), dtype=np.int64)
@@ -252,8 +252,7 @@ class OnnxModel:
         for n, row in enumerate(ids):
             input_ids[n, : len(row)] = row
             attention[n, : len(row)] = 1
-            if types:
-                token_types[n, : len(row)] = types[n]
+            token_types[n, : len(row)] = types[n]
         feeds = {"input_ids": input_ids, "attention_mask": attention, "token_type_ids": token_types}
         hidden = self.session.run(None, {k: v for k, v in feeds.items() if k in self._input_names})[0]
         mask = attention.astype(np.float32)[:, :, None]

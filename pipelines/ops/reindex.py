@@ -38,6 +38,7 @@ from pipelines.lakehouse.writer import delete_chunks, follow_index, replace_chun
 from pipelines.ops.progress import Progress
 from pipelines.ops.reconcile import ReconcileParams, reconcile
 from pipelines.runtime import Runtime
+from pipelines.settings import backend_model_id
 from pipelines.vectorstore.maintenance import drop_store
 from pipelines.vectorstore.mirror import remove_documents
 
@@ -122,9 +123,7 @@ def _target(rt: Runtime, active: IndexSpec, params: ReindexParams) -> IndexSpec:
     if params.model_path and not params.model_id:
         raise InvalidInput("a new model_path needs a model_id (the id recorded on its gold rows)")
     backend = params.embed_backend or active.embed_backend
-    # Gold rows carry "<model>+<backend>" for non-torch backends so caches never mix their vectors.
-    base_id = params.model_id or active.model_id.split("+", 1)[0]
-    model_id = base_id if backend == "torch" else f"{base_id}+{backend}"
+    model_id = backend_model_id(params.model_id or active.model_id.split("+", 1)[0], backend)
     wanted = IndexSpec(
         index_id=index_id_for(model_id, backend, chunker),
         model_id=model_id,

@@ -93,7 +93,7 @@ def test_int8_gives_a_text_the_same_vector_whatever_its_batch(
     widths: list[list[int]] = []
     original = OnnxModel._encode_batch
 
-    def spy(self: OnnxModel, ids: list[list[int]], types: list[list[int]] | None) -> object:
+    def spy(self: OnnxModel, ids: list[list[int]], types: list[list[int]]) -> object:
         widths.append([len(row) for row in ids])
         return original(self, ids, types)
 
