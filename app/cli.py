@@ -66,6 +66,7 @@ def up(
     host = host or settings.host
     log.warning(_bind_notice(settings, host))  # fail before starting anything
     _prepare_model_or_exit(settings)
+    _check_ocr_or_exit(settings)
     concurrency = concurrency or settings.worker_concurrency
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     _metrics_dir(settings.run_dir, fresh=True)
@@ -142,6 +143,18 @@ def _prepare_model_or_exit(settings: Settings) -> None:
         typer.echo(f"doclake: {e}", err=True)
         raise typer.Exit(2) from e
     log.info("embedding backend %s%s", config.backend, f" ({exported})" if exported else "")
+
+
+def _check_ocr_or_exit(settings: Settings) -> None:
+    """Tesseract and every configured language pack must be there before extraction starts: a missing
+    pack would otherwise fail each scan at its first page, long after the operator has gone."""
+    from pipelines.extract.ocr import OcrUnavailable, check_ocr
+
+    try:
+        check_ocr(settings.ocr_config)
+    except OcrUnavailable as e:
+        typer.echo(f"doclake: {e}", err=True)
+        raise typer.Exit(2) from e
 
 
 @cli.command("prepare-model")
@@ -228,6 +241,8 @@ def worker(
     os.environ.setdefault("DOCLAKE_TORCH_THREADS", str(worker_threads(os.cpu_count() or 1, concurrency)))
     workers.signals.LOAD_MODEL = EMBED_QUEUE in consumed
     workers.signals.IMPORT_PARSERS = EXTRACT_QUEUE in consumed
+    if EXTRACT_QUEUE in consumed:
+        _check_ocr_or_exit(settings)
     argv = [
         "worker",
         "--loglevel=INFO",

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from pipelines.contracts.documents import DocumentRecord, DocumentStatus, PageError
+from pipelines.contracts.documents import DocumentRecord, DocumentStatus, PageError, PageInfo
 from pipelines.contracts.ids import MetadataValue
 from pipelines.contracts.search import SearchHit, SearchQuery
 from pipelines.products.checks import CheckResult, ProductReport
@@ -87,6 +87,10 @@ class DocumentPublic(BaseModel):
     chunks_reused: int
     page_count: int | None
     page_errors: list[PageError]
+    pages: list[PageInfo] = Field(
+        default_factory=list,
+        description="Per page: where its text came from (`text_layer` or `ocr`) and OCR confidence.",
+    )
     created_at: datetime | None
     updated_at: datetime | None
 
@@ -113,6 +117,7 @@ class DocumentPublic(BaseModel):
                     "chunks_reused": 11,
                     "page_count": 4,
                     "page_errors": [],
+                    "pages": [{"page": 1, "source": "text_layer", "chars": 2310, "ocr_confidence": None}],
                     "created_at": "2026-11-22T10:00:00Z",
                     "updated_at": "2026-11-22T10:00:03Z",
                 }

@@ -13,6 +13,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipelines.contracts.documents import ChunkerConfig
+from pipelines.extract.config import OcrConfig, OcrMode
 
 __all__ = ["Settings", "backend_model_id", "get_settings"]
 
@@ -138,6 +139,37 @@ class Settings(BaseSettings):
 
     extract_timeout_s: float = Field(default=120.0, gt=0, description="Wall-clock bound on extracting one file.")
     extract_memory_mb: int = Field(default=2048, ge=128, description="Address-space bound on the extraction process.")
+    ocr: Literal["auto", "off", "force"] = Field(
+        default="auto",
+        description=(
+            "OCR (Tesseract): `auto` reads pages without a usable text layer and images; `off` never; "
+            "`force` every page, ignoring text layers."
+        ),
+    )
+    ocr_languages: str = Field(
+        default="eng",
+        description="Tesseract language packs, `+` or `,` separated (e.g. `eng+deu`); a missing pack stops the start.",
+    )
+    ocr_dpi: int = Field(default=300, ge=72, le=600, description="Resolution PDF pages are rendered at for OCR.")
+    ocr_page_timeout_s: float = Field(
+        default=60.0, gt=0, description="Bound on one page's OCR; a page past it fails alone (in `page_errors`)."
+    )
+    ocr_max_pixels: int = Field(
+        default=90_000_000,
+        ge=1_000_000,
+        description="Most pixels of one image or frame; a larger image fails as a possible decompression bomb.",
+    )
+
+    @property
+    def ocr_config(self) -> OcrConfig:
+        return OcrConfig(
+            mode=OcrMode(self.ocr),
+            languages=self.ocr_languages,  # type: ignore[arg-type]  # split by OcrConfig's validator
+            dpi=self.ocr_dpi,
+            page_timeout_s=self.ocr_page_timeout_s,
+            max_pixels=self.ocr_max_pixels,
+        )
+
     max_upload_mb: int = Field(default=100, ge=1, description="Largest accepted upload (a batch upload: in all).")
     max_batch_files: int = Field(default=1000, ge=1, description="Most files one batch upload may carry.")
     ingest_batch_size: int = Field(

@@ -8,9 +8,20 @@ if ! "$PYTHON" -c 'import sys; assert sys.version_info >= (3, 11)' 2>/dev/null; 
   echo "doclake needs Python >= 3.11 (set PYTHON=...)" >&2
   exit 1
 fi
-# libmagic is used for content sniffing by unstructured; install it when missing and we may (root + apt).
-if ! ldconfig -p 2>/dev/null | grep -q libmagic.so.1 && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
-  apt-get update -qq && apt-get install -y -qq libmagic1 >/dev/null
+# System packages, installed when missing and we may (root + apt): libmagic for unstructured's content
+# sniffing; Tesseract with the English and orientation packs for OCR of scans and images.
+apt_missing=()
+ldconfig -p 2>/dev/null | grep -q libmagic.so.1 || apt_missing+=(libmagic1)
+command -v tesseract >/dev/null || apt_missing+=(tesseract-ocr)
+for pack in eng osd; do
+  [ -n "$(ls /usr/share/tesseract-ocr/*/tessdata/"$pack".traineddata 2>/dev/null)" ] || apt_missing+=("tesseract-ocr-$pack")
+done
+if [ ${#apt_missing[@]} -gt 0 ]; then
+  if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && apt-get install -y -qq "${apt_missing[@]}" >/dev/null
+  else
+    echo "doclake: install these system packages for OCR and type sniffing: ${apt_missing[*]} (or set DOCLAKE_OCR=off)" >&2
+  fi
 fi
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv

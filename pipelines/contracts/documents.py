@@ -24,6 +24,8 @@ __all__ = [
     "ExtractedDocument",
     "IngestTask",
     "PageError",
+    "PageInfo",
+    "PageSource",
     "RegisterResult",
     "VectorRecord",
 ]
@@ -52,6 +54,7 @@ class DocFormat(StrEnum):
     eml = "eml"
     text = "txt"
     csv = "csv"
+    image = "image"
 
 
 class ElementKind(StrEnum):
@@ -60,6 +63,13 @@ class ElementKind(StrEnum):
     list_item = "list_item"
     table = "table"
     other = "other"
+
+
+class PageSource(StrEnum):
+    """Where a page's text came from."""
+
+    text_layer = "text_layer"
+    ocr = "ocr"
 
 
 class Element(BaseModel):
@@ -71,11 +81,23 @@ class Element(BaseModel):
     kind: ElementKind = Field(default=ElementKind.text, description="Structural role.")
     page: int | None = Field(default=None, description="1-based page (slide, sheet) number, if known.")
     level: int = Field(default=0, description="Heading depth for titles (0 = top level).")
+    ocr: bool = Field(default=False, description="The text was read by OCR from a page image.")
 
 
 class PageError(BaseModel):
     page: int = Field(description="1-based page number that failed.")
     error: str = Field(description="Why its text could not be read.")
+
+
+class PageInfo(BaseModel):
+    """How one page's text was obtained: the extraction-quality record of a page (PDFs, images)."""
+
+    page: int = Field(description="1-based page (image frame) number.")
+    source: PageSource = Field(description="`text_layer` (the file's own text) or `ocr` (read from the page image).")
+    chars: int = Field(description="Characters of text the page yielded.")
+    ocr_confidence: float | None = Field(
+        default=None, description="Tesseract's mean word confidence on the page, 0-1 (OCR pages only)."
+    )
 
 
 class ExtractedDocument(BaseModel):
@@ -86,6 +108,7 @@ class ExtractedDocument(BaseModel):
     elements: list[Element]
     page_count: int | None = None
     page_errors: list[PageError] = Field(default_factory=list)
+    pages: list[PageInfo] = Field(default_factory=list, description="Per-page text source and OCR confidence.")
 
     @property
     def text(self) -> str:
@@ -172,6 +195,7 @@ class DocumentRecord(DocumentIdentity):
     chunks_reused: int = Field(default=0, description="Chunks whose vector was reused from gold.")
     page_count: int | None = None
     page_errors: list[PageError] = Field(default_factory=list)
+    pages: list[PageInfo] = Field(default_factory=list, description="Per-page text source and OCR confidence.")
     created_at: datetime | None = None
     updated_at: datetime | None = None
 

@@ -26,6 +26,7 @@ class SilverRow(DocumentIdentity):
     elements_json: str | None = None
     page_count: int | None = None
     page_errors_json: str | None = None
+    pages_json: str | None = None
     chunks: int | None = 0
     chunks_embedded: int | None = 0
     chunks_reused: int | None = 0

@@ -2,9 +2,55 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from enum import StrEnum
 
-__all__ = ["ExtractConfig"]
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+__all__ = ["ExtractConfig", "OcrConfig", "OcrMode"]
+
+
+class OcrMode(StrEnum):
+    auto = "auto"
+    """OCR the pages that have no usable text layer, and every image."""
+    off = "off"
+    """Never OCR: image-only pages and images yield no text."""
+    force = "force"
+    """OCR every page, ignoring any text layer (a text layer known to be wrong)."""
+
+
+class OcrConfig(BaseModel):
+    """How pages without a usable text layer, and images, are read."""
+
+    model_config = ConfigDict(frozen=True)
+
+    mode: OcrMode = Field(default=OcrMode.auto, description="When to OCR a page.")
+    languages: tuple[str, ...] = Field(
+        default=("eng",), min_length=1, description="Tesseract language packs, tried together on every page."
+    )
+    dpi: int = Field(default=300, ge=72, le=600, description="Resolution PDF pages are rendered at for OCR.")
+    page_timeout_s: float = Field(
+        default=60.0, gt=0, description="Wall-clock bound on one page's OCR; a page past it fails alone."
+    )
+    max_pixels: int = Field(
+        default=90_000_000,
+        ge=1_000_000,
+        description=(
+            "Most pixels one image (or image frame) may have; a larger one is refused as a decompression bomb. "
+            "PDF pages are rendered at a lower resolution instead when the DPI would exceed it."
+        ),
+    )
+
+    @field_validator("languages", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        # "eng+deu" (Tesseract's own syntax) or "eng,deu" (an environment variable) both mean two packs.
+        if isinstance(value, str):
+            return tuple(p.strip() for p in value.replace("+", ",").split(",") if p.strip())
+        return value
+
+    @property
+    def tesseract_lang(self) -> str:
+        return "+".join(self.languages)
 
 
 class ExtractConfig(BaseModel):
@@ -15,7 +61,10 @@ class ExtractConfig(BaseModel):
     timeout_s: float = Field(
         default=120.0,
         gt=0,
-        description="Wall-clock bound on extracting one file; the extraction process is killed past it.",
+        description=(
+            "Wall-clock bound on extracting one file; the extraction process is killed past it. Each page "
+            "OCR'd extends it by up to `ocr.page_timeout_s`, so a long scan is bounded per page, not refused."
+        ),
     )
     memory_mb: int = Field(
         default=2048,
@@ -30,3 +79,4 @@ class ExtractConfig(BaseModel):
         ge=1,
         description="Most characters of text one document may yield; beyond it extraction fails as too large.",
     )
+    ocr: OcrConfig = Field(default_factory=OcrConfig, description="OCR of scans, image-only pages and images.")

@@ -16,6 +16,7 @@ from typing import NamedTuple, NoReturn
 from pipelines.contracts.documents import DocFormat
 from pipelines.errors import EncryptedDocument, ExtractionError, NoTextFound, UnsupportedFormat
 from pipelines.extract.encoding import decode_text
+from pipelines.extract.images import image_mime
 
 __all__ = ["MIME_TYPES", "TSV_MIME", "Detected", "detect", "detect_format"]
 
@@ -51,12 +52,8 @@ _OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")
 # Binary formats we recognise only to name them in the error.
 _BINARY_MAGICS: tuple[tuple[bytes, str], ...] = (
-    (b"\xff\xd8\xff", "image/jpeg"),
-    (b"\x89PNG\r\n\x1a\n", "image/png"),
     (b"GIF87a", "image/gif"),
     (b"GIF89a", "image/gif"),
-    (b"II*\x00", "image/tiff"),
-    (b"MM\x00*", "image/tiff"),
     (b"\x1f\x8b", "application/gzip"),
     (b"7z\xbc\xaf\x27\x1c", "application/x-7z-compressed"),
     (b"Rar!\x1a\x07", "application/vnd.rar"),
@@ -109,7 +106,7 @@ def detect_format(data: bytes, *, filename: str | None = None, doc_id: str | Non
 
     Raises:
         EncryptedDocument: a password-protected Office file (OOXML inside an OLE2 container).
-        UnsupportedFormat: legacy Office, RTF, OpenDocument, EPUB, images and other binary data.
+        UnsupportedFormat: legacy Office, RTF, OpenDocument, EPUB, GIF, audio, video and other binary data.
         NoTextFound: empty or whitespace-only input.
         ExtractionError: a damaged container whose kind cannot be told.
     """
@@ -127,6 +124,9 @@ def detect(data: bytes, *, filename: str | None = None, doc_id: str | None = Non
         return _binary(_detect_zip(data, doc_id))
     if data.startswith(_OLE2_MAGIC):
         _reject_ole2(data, doc_id)
+    image = image_mime(data)
+    if image is not None:
+        return Detected(DocFormat.image, image, None)
     for magic, mime in _BINARY_MAGICS:
         if data.startswith(magic):
             raise UnsupportedFormat(f"unsupported format {mime}", doc_id=doc_id)

@@ -6,7 +6,7 @@ import functools
 
 from pipelines.contracts.documents import DocFormat, ExtractedDocument
 from pipelines.errors import DocLakeError, ExtractionError, ExtractionLimitExceeded, NoTextFound
-from pipelines.extract.config import ExtractConfig
+from pipelines.extract.config import ExtractConfig, OcrMode
 from pipelines.extract.detect import detect
 
 __all__ = ["extract_bytes", "extract_unbounded", "warm_up"]
@@ -25,7 +25,10 @@ def warm_up() -> None:
     import charset_normalizer  # noqa: F401
     import cryptography.hazmat.primitives.ciphers  # noqa: F401  (pypdf's AES decryption)
     import olefile  # noqa: F401
+    import PIL.Image  # noqa: F401
     import pypdf  # noqa: F401
+    import pypdfium2  # noqa: F401
+    import pytesseract  # noqa: F401
 
     from pipelines.extract import office
     from pipelines.extract.pdf import minimal_pdf
@@ -81,21 +84,27 @@ def extract_bytes(
 
     config = config or ExtractConfig()
     work = functools.partial(extract_unbounded, doc_id=doc_id, filename=filename, config=config)
-    return run_bounded(work, data, timeout_s=config.timeout_s, memory_mb=config.memory_mb, doc_id=doc_id)
+    # Each OCR'd page restarts the time bound (up to the page's own bound): a long scan is not refused
+    # for its length, and a hung parser is still stopped.
+    beat_s = config.ocr.page_timeout_s + 5.0 if config.ocr.mode is not OcrMode.off else 0.0
+    return run_bounded(work, data, timeout_s=config.timeout_s, memory_mb=config.memory_mb, doc_id=doc_id, beat_s=beat_s)
 
 
 def _extract(data: bytes, *, doc_id: str, filename: str | None, config: ExtractConfig) -> ExtractedDocument:
     found = detect(data, filename=filename, doc_id=doc_id)
-    if found.format is DocFormat.pdf:
+    if found.format in (DocFormat.pdf, DocFormat.image):
+        from pipelines.extract.images import extract_image
         from pipelines.extract.pdf import extract_pdf
 
-        pdf = extract_pdf(data, doc_id=doc_id, max_chars=config.max_chars)
+        read = extract_pdf if found.format is DocFormat.pdf else extract_image
+        paged = read(data, doc_id=doc_id, max_chars=config.max_chars, ocr=config.ocr)
         return ExtractedDocument(
             format=found.format,
             mime=found.mime,
-            elements=pdf.elements,
-            page_count=pdf.page_count,
-            page_errors=pdf.page_errors,
+            elements=paged.elements,
+            page_count=paged.page_count,
+            page_errors=paged.page_errors,
+            pages=paged.pages,
         )
     if found.format in _PLAIN_FORMATS and found.text is not None and len(found.text) > config.max_chars:
         raise ExtractionLimitExceeded(

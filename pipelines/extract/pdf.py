@@ -1,21 +1,28 @@
-"""PDF text through pypdf, page by page.
+"""PDF text through pypdf, page by page, and OCR for the pages that have no usable text layer.
 
 pypdf rather than unstructured's PDF path: it reads the text layer 3-17x faster (see FACTS.md), needs
 no model downloads, and lets a page that fails be recorded and skipped instead of failing the document.
-There is no OCR: a PDF without a text layer is reported as such.
+The decision to OCR is made per page (:func:`pipelines.extract.ocr.needs_ocr`): a scan with a born-digital
+cover page keeps the cover's text and has its scanned pages read. Pages are rendered by pdfium
+(pypdfium2), which also opens files pypdf only reads after repair.
 """
 
 from __future__ import annotations
 
 import io
 import logging
+import math
 import re
+from typing import Any
 
-from pipelines.contracts.documents import Element, ElementKind, PageError
+from pipelines.contracts.documents import Element, ElementKind, PageError, PageInfo, PageSource
 from pipelines.errors import EncryptedDocument, ExtractionError, NoTextFound
 from pipelines.extract.cleanup import CharBudget
+from pipelines.extract.config import OcrConfig, OcrMode
+from pipelines.extract.ocr import needs_ocr
+from pipelines.extract.paged import PagedText, read_page_by_ocr
 
-__all__ = ["PdfText", "assemble_pdf", "extract_pdf", "minimal_pdf"]
+__all__ = ["assemble_pdf", "extract_pdf", "minimal_pdf"]
 
 _PARAGRAPH_BREAK_RE = re.compile(r"\n[ \t\r\f\v]*\n")
 # A text layer with no letter or digit at all (only punctuation, as from glyphs without a Unicode
@@ -23,21 +30,12 @@ _PARAGRAPH_BREAK_RE = re.compile(r"\n[ \t\r\f\v]*\n")
 _MIN_ALNUM = 1
 
 
-class PdfText:
-    """What :func:`extract_pdf` found: elements in page order, the page count and the pages that failed."""
-
-    def __init__(self, elements: list[Element], page_count: int, page_errors: list[PageError]) -> None:
-        self.elements = elements
-        self.page_count = page_count
-        self.page_errors = page_errors
-
-
-def extract_pdf(data: bytes, *, doc_id: str, max_chars: int) -> PdfText:
-    """Extract each page's text layer.
+def extract_pdf(data: bytes, *, doc_id: str, max_chars: int, ocr: OcrConfig | None = None) -> PagedText:
+    """Extract each page's text layer, and OCR the pages that need it (``ocr.mode``).
 
     Raises:
         EncryptedDocument: a user password is needed (owner-password-only files are opened).
-        NoTextFound: no page has a text layer (scans, image-only pages); OCR is not supported.
+        NoTextFound: no page yielded text (an image-only PDF with OCR off, or blank pages).
         ExtractionError: the file cannot be parsed, or every page failed.
         ExtractionLimitExceeded: the text exceeds ``max_chars``.
     """
@@ -75,35 +73,97 @@ def extract_pdf(data: bytes, *, doc_id: str, max_chars: int) -> PdfText:
     if page_count == 0:
         raise ExtractionError("the PDF has no pages", doc_id=doc_id)
 
+    ocr = ocr or OcrConfig()
     budget = CharBudget(max_chars, doc_id=doc_id)
-    elements: list[Element] = []
-    errors: list[PageError] = []
+    out = PagedText(elements=[], page_count=page_count)
+    renderer = _Renderer(data, ocr, doc_id)
     for number in range(1, page_count + 1):
-        try:
-            text = pages[number - 1].extract_text()
-        except MemoryError:
-            raise
-        except Exception as e:  # any parser failure on one page: record it, keep the other pages
-            errors.append(PageError(page=number, error=_describe(e)))
+        text: str | None = None
+        error: str | None = None
+        if ocr.mode is not OcrMode.force:
+            try:
+                text = pages[number - 1].extract_text() or ""
+            except MemoryError:
+                raise
+            except Exception as e:  # any parser failure on one page: record it, keep the other pages
+                error = _describe(e)
+        if ocr.mode is not OcrMode.off and (text is None or needs_ocr(text)):
+            image = renderer.render(number, out)
+            if image is not None:
+                chars = read_page_by_ocr(image, ocr, page=number, budget=budget, out=out, doc_id=doc_id)
+                if chars == 0 and error is not None:
+                    # Nothing to see on the rendered page either: the text layer's failure is the story.
+                    out.page_errors.append(PageError(page=number, error=error))
+                continue
+            if text is None:
+                continue  # the render error is the page's error
+        if text is None:
+            out.page_errors.append(PageError(page=number, error=error or "unreadable page"))
             continue
-        for paragraph in _PARAGRAPH_BREAK_RE.split(text or ""):
+        chars = 0
+        for paragraph in _PARAGRAPH_BREAK_RE.split(text):
             paragraph = budget.take(paragraph)
             if paragraph:
-                elements.append(Element(text=paragraph, kind=ElementKind.text, page=number))
+                chars += len(paragraph)
+                out.elements.append(Element(text=paragraph, kind=ElementKind.text, page=number))
+        out.pages.append(PageInfo(page=number, source=PageSource.text_layer, chars=chars))
 
+    errors = out.page_errors
     if len(errors) == page_count:
         raise ExtractionError(
             f"text could not be read from any of the {page_count} page(s): {errors[0].error}", doc_id=doc_id
         )
-    if sum(ch.isalnum() for e in elements for ch in e.text) < _MIN_ALNUM:
+    if sum(ch.isalnum() for e in out.elements for ch in e.text) < _MIN_ALNUM:
         if repaired_from is not None:
             raise ExtractionError(f"not a readable PDF: {repaired_from}; no text after repair", doc_id=doc_id)
         if errors:
             raise ExtractionError(
                 f"no text found; {len(errors)} of {page_count} page(s) failed: {errors[0].error}", doc_id=doc_id
             )
-        raise NoTextFound("the PDF has no text layer; OCR is not supported", doc_id=doc_id)
-    return PdfText(elements, page_count, errors)
+        if ocr.mode is OcrMode.off:
+            raise NoTextFound("the PDF has no text layer and OCR is off (DOCLAKE_OCR=off)", doc_id=doc_id)
+        raise NoTextFound(f"no text found: OCR read no text on any of the {page_count} page(s)", doc_id=doc_id)
+    return out
+
+
+class _Renderer:
+    """Pages as images for OCR, through pdfium; opened on the first page that needs it."""
+
+    def __init__(self, data: bytes, config: OcrConfig, doc_id: str) -> None:
+        self.data = data
+        self.config = config
+        self.doc_id = doc_id
+        self._pdf: Any = None
+        self._open_error: str | None = None
+
+    def render(self, number: int, out: PagedText) -> Any:
+        """The page as a grayscale Pillow image, or None with the failure recorded for the page."""
+        import pypdfium2 as pdfium
+
+        if self._pdf is None and self._open_error is None:
+            try:
+                # An empty password opens owner-password-only files, as pypdf's decrypt("") does.
+                self._pdf = pdfium.PdfDocument(self.data, password="")
+            except pdfium.PdfiumError as e:
+                self._open_error = f"the page could not be rendered for OCR: {_describe(e)}"
+        if self._pdf is None:
+            out.page_errors.append(PageError(page=number, error=self._open_error or "not rendered"))
+            return None
+        try:
+            page = self._pdf[number - 1]
+            width, height = page.get_size()  # points (1/72 inch)
+            scale = self.config.dpi / 72
+            if width * height * scale * scale > self.config.max_pixels:
+                # A page of a poster's size would be a decompression bomb at full DPI: read it coarser.
+                scale = math.sqrt(self.config.max_pixels / max(1.0, width * height))
+            return page.render(scale=scale, grayscale=True).to_pil()
+        except MemoryError:
+            raise
+        except Exception as e:
+            out.page_errors.append(
+                PageError(page=number, error=f"the page could not be rendered for OCR: {_describe(e)}")
+            )
+            return None
 
 
 def _decrypt(reader: object, doc_id: str) -> None:

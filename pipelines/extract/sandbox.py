@@ -22,13 +22,26 @@ from typing import Any, TypeVar
 
 from pipelines.errors import DocLakeError, ExtractionError, ExtractionLimitExceeded
 
-__all__ = ["RemoteTraceback", "run_bounded"]
+__all__ = ["RemoteTraceback", "heartbeat", "run_bounded"]
 
 T = TypeVar("T")
 
 # How long to wait for a child that already answered to exit before killing it (a library may have left a
 # non-daemon thread that multiprocessing's exit path waits for).
 _EXIT_GRACE_S = 2.0
+
+
+# In a bounded child: the pipe to the parent, over which heartbeat() reports progress.
+_progress_conn: Connection | None = None
+
+
+def heartbeat() -> None:
+    """Tell the parent that a unit of bounded work (one OCR'd page) finished: its time bound restarts.
+
+    A no-op outside a bounded child (in-process extraction, tests).
+    """
+    if _progress_conn is not None:
+        _progress_conn.send(("beat",))
 
 
 class RemoteTraceback(Exception):
@@ -38,11 +51,20 @@ class RemoteTraceback(Exception):
         return str(self.args[0]) if self.args else ""
 
 
-def run_bounded(fn: Callable[..., T], *args: Any, timeout_s: float, memory_mb: int, doc_id: str | None = None) -> T:
+def run_bounded(
+    fn: Callable[..., T],
+    *args: Any,
+    timeout_s: float,
+    memory_mb: int,
+    doc_id: str | None = None,
+    beat_s: float = 0.0,
+) -> T:
     """Call ``fn(*args)`` in a child process and return its result.
 
     The child's address space is limited to what it inherited plus ``memory_mb``; it is SIGKILLed after
-    ``timeout_s`` seconds. The child is always reaped before this returns or raises.
+    ``timeout_s`` seconds, or, when ``beat_s`` > 0, ``beat_s`` seconds after its last :func:`heartbeat`
+    if that is later: work made of many bounded units (a scan's pages) is bounded per unit, while a
+    child that hangs is still stopped. The child is always reaped before this returns or raises.
 
     Raises:
         ExtractionLimitExceeded: the time bound passed, the child ran out of memory, or it died by a signal.
@@ -64,20 +86,35 @@ def run_bounded(fn: Callable[..., T], *args: Any, timeout_s: float, memory_mb: i
             # The parent's copy of the write end must be closed, or the pipe never reports EOF when the
             # child dies without answering.
             sender.close()
-        # poll() also returns as soon as the child dies (EOF), so a crash is not mistaken for slowness.
-        if not receiver.poll(timeout_s):
-            _kill(proc)
-            raise ExtractionLimitExceeded(f"extraction took longer than {timeout_s:g} s and was stopped", doc_id=doc_id)
-        try:
-            outcome = receiver.recv()
-        except EOFError:
-            outcome = None
+        deadline = started + timeout_s
+        while True:
+            # poll() also returns as soon as the child dies (EOF), so a crash is not mistaken for slowness.
+            if not receiver.poll(max(0.0, deadline - time.monotonic())):
+                _kill(proc)
+                raise ExtractionLimitExceeded(
+                    f"extraction took longer than {_bound(timeout_s, beat_s)} and was stopped", doc_id=doc_id
+                )
+            try:
+                outcome = receiver.recv()
+            except EOFError:
+                outcome = None
+            if outcome is not None and outcome[0] == "beat":
+                deadline = max(deadline, time.monotonic() + beat_s)
+                outcome = None
+                continue
+            break
     finally:
         receiver.close()
         exitcode = _reap(proc)
     if outcome is None:
         raise _died_without_answer(exitcode, time.monotonic() - started, doc_id)
     return _unwrap(outcome, doc_id)  # type: ignore[no-any-return]
+
+
+def _bound(timeout_s: float, beat_s: float) -> str:
+    if beat_s > 0:
+        return f"{timeout_s:g} s (or {beat_s:g} s without progress)"
+    return f"{timeout_s:g} s"
 
 
 @contextmanager
@@ -103,6 +140,8 @@ def _context() -> Any:
 
 
 def _child_main(conn: Connection, fn: Callable[..., Any], args: tuple[Any, ...], memory_mb: int) -> None:
+    global _progress_conn
+    _progress_conn = conn
     try:
         _limit_address_space(memory_mb)
         outcome: tuple[Any, ...] = ("ok", fn(*args))

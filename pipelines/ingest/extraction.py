@@ -36,7 +36,11 @@ class Extract(Step):
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Extract:
-        return cls(limits=ExtractConfig(timeout_s=settings.extract_timeout_s, memory_mb=settings.extract_memory_mb))
+        return cls(
+            limits=ExtractConfig(
+                timeout_s=settings.extract_timeout_s, memory_mb=settings.extract_memory_mb, ocr=settings.ocr_config
+            )
+        )
 
     def run(self, rt: Runtime, tenant: str, versions: dict[str, int]) -> StepResults:
         # The parsers are heavy: imported when a step first extracts, never by the API.
@@ -66,6 +70,7 @@ class Extract(Step):
                 "elements_json": json.dumps([e.model_dump(mode="json") for e in document.elements]),
                 "page_count": document.page_count,
                 "page_errors_json": json.dumps([p.model_dump() for p in document.page_errors]),
+                "pages_json": json.dumps([p.model_dump(mode="json") for p in document.pages]),
             }
         columns = {name: {d: c[name] for d, c in changes.items()} for name in next(iter(changes.values()), {})}
         updated = update_documents(

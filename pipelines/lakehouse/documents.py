@@ -12,7 +12,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from pipelines.contracts.documents import DocumentRecord, DocumentStatus, PageError
+from pipelines.contracts.documents import DocumentRecord, DocumentStatus, PageError, PageInfo
 from pipelines.lakehouse.lake import Lake, sql_quote
 from pipelines.lakehouse.schemas import DOCUMENTS, RAW_OBJECTS, TableSpec
 
@@ -76,6 +76,7 @@ def list_documents(
 
 def to_record(row: dict[str, Any]) -> DocumentRecord:
     errors = [PageError.model_validate(e) for e in json.loads(row.get("page_errors_json") or "[]")]
+    pages = [PageInfo.model_validate(p) for p in json.loads(row.get("pages_json") or "[]")]
     return DocumentRecord(
         tenant=row["tenant"],
         doc_id=row["doc_id"],
@@ -94,6 +95,7 @@ def to_record(row: dict[str, Any]) -> DocumentRecord:
         chunks_reused=row.get("chunks_reused") or 0,
         page_count=row.get("page_count"),
         page_errors=errors,
+        pages=pages,
         created_at=row.get("created_at"),
         updated_at=row.get("updated_at"),
     )

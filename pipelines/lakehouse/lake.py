@@ -102,13 +102,38 @@ class Lake:
         return self._local
 
     def ensure_tables(self) -> None:
-        """Create every table that does not exist yet (safe to call from many processes and hosts)."""
-        missing = [spec for spec in TABLES.values() if not self.exists(spec)]
-        if not missing:
+        """Create every table that does not exist yet, and add the columns a newer doclake defines to the
+        tables an older one created (safe to call from many processes and hosts)."""
+        missing: list[TableSpec] = []
+        outdated: list[TableSpec] = []
+        for spec in TABLES.values():
+            try:
+                dt = DeltaTable(self.uri(spec), storage_options=self.storage_options)
+            except TableNotFoundError:
+                missing.append(spec)
+                continue
+            if _missing_columns(dt, spec):
+                outdated.append(spec)
+        if not missing and not outdated:
             return
         with self.locks.exclusive("bootstrap", timeout=300):
             for spec in missing:
                 self._create(spec)
+            for spec in outdated:
+                self._add_missing_columns(spec)
+
+    def _add_missing_columns(self, spec: TableSpec) -> None:
+        from deltalake import Schema as DeltaSchema
+
+        # Re-read under the lock: another process may have added them while we waited.
+        dt = DeltaTable(self.uri(spec), storage_options=self.storage_options)
+        columns = _missing_columns(dt, spec)
+        if not columns:
+            return
+        fields = DeltaSchema.from_arrow(pa.schema([spec.schema.field(c) for c in columns])).fields
+        with self.commit_lock(spec, exclusive=True):
+            dt.alter.add_columns(fields)
+        log.info("added column(s) %s to %s", ", ".join(columns), spec.name)
 
     def ensure(self, spec: TableSpec) -> None:
         """Create one table if it does not exist yet (under the bootstrap lock)."""
@@ -274,6 +299,12 @@ class Lake:
             what=f"{spec.name} commit",
             give_up=lambda e: LakeWriteConflict(f"{spec.name}: commit kept conflicting: {e}"),
         )
+
+
+def _missing_columns(dt: DeltaTable, spec: TableSpec) -> list[str]:
+    """Columns of ``spec`` (all nullable additions) that the stored table does not have yet."""
+    have = {f.name for f in dt.schema().fields}
+    return [name for name in spec.schema.names if name not in have]
 
 
 def _table_lock(spec: TableSpec) -> str:

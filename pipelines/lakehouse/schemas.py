@@ -70,6 +70,8 @@ DOCUMENTS = TableSpec(
             pa.field("elements_json", pa.string()),
             pa.field("page_count", pa.int32()),
             pa.field("page_errors_json", pa.string()),
+            # Added after v1: Lake.ensure_tables adds it to older lakes (JSON list of PageInfo).
+            pa.field("pages_json", pa.string()),
             pa.field("chunks", pa.int32()),
             pa.field("chunks_embedded", pa.int32()),
             pa.field("chunks_reused", pa.int32()),

@@ -135,6 +135,50 @@ def _documents(snap: _Snapshot) -> list[CheckResult]:
             [d["doc_id"] for d in indexed if (d["chunks"] or 0) != per_doc[(d["tenant"], d["doc_id"])]],
             "indexed documents whose chunk count differs from gold",
         ),
+        *_page_quality(indexed, manifest),
+    ]
+
+
+def _page_quality(indexed: list[dict[str, Any]], manifest: ProductManifest) -> list[CheckResult]:
+    """Extraction quality as a service level: pages that yielded text, and OCR pages read with low confidence."""
+    slo = manifest.pages_with_text_slo if manifest.pages_with_text_slo is not None else 1.0
+    floor = manifest.low_confidence_below if manifest.low_confidence_below is not None else 0.0
+    pages = 0
+    empty: list[str] = []
+    ocr_pages = 0
+    low: list[str] = []
+    for d in indexed:
+        if not d.get("page_count"):
+            continue
+        pages += d["page_count"]
+        read = {p["page"]: p for p in json.loads(d.get("pages_json") or "[]")}
+        for number in range(1, d["page_count"] + 1):
+            page = read.get(number)
+            if page is None or not page["chars"]:
+                empty.append(f"{d['doc_id']} p.{number}")
+            if page is not None and page["source"] == "ocr":
+                ocr_pages += 1
+                if page.get("ocr_confidence") is not None and page["ocr_confidence"] < floor:
+                    low.append(f"{d['doc_id']} p.{number} ({page['ocr_confidence']:.2f})")
+    share = 1.0 - len(empty) / pages if pages else 1.0
+    low_share = len(low) / ocr_pages if ocr_pages else 0.0
+    return [
+        CheckResult(
+            check="pages_with_text",
+            ok=share >= slo,
+            observed=round(share, 4),
+            detail=f"{pages - len(empty)} of {pages} pages yielded text (SLO {slo:.0%})" if pages else "no pages yet",
+            examples=empty[:_EXAMPLES],
+        ),
+        CheckResult(
+            check="ocr_low_confidence",
+            ok=low_share <= 1.0 - slo,
+            observed=len(low),
+            detail=f"{len(low)} of {ocr_pages} OCR'd pages under confidence {floor:.2f}"
+            if ocr_pages
+            else "no OCR'd pages",
+            examples=low[:_EXAMPLES],
+        ),
     ]
 
 

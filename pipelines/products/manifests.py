@@ -31,6 +31,12 @@ class ProductManifest(BaseModel):
     freshness_slo_s: float = Field(description="Oldest input this product may leave unprocessed, in seconds.")
     freshness: str = Field(description="What the freshness SLO measures.")
     checks: list[CheckSpec]
+    pages_with_text_slo: float | None = Field(
+        default=None, description="Least share of the pages of indexed documents that must yield text (0-1)."
+    )
+    low_confidence_below: float | None = Field(
+        default=None, description="OCR confidence (0-1) under which a page is listed as low-confidence."
+    )
 
 
 _DOCUMENTS = ProductManifest(
@@ -50,7 +56,23 @@ _DOCUMENTS = ProductManifest(
         CheckSpec(
             name="chunk_counts_match", description="An indexed document's `chunks` equals its rows in gold.chunks."
         ),
+        CheckSpec(
+            name="pages_with_text",
+            description=(
+                "Extraction quality: the share of pages of indexed documents that yielded text (by their text "
+                "layer or by OCR) is at least the SLO; pages without text are listed."
+            ),
+        ),
+        CheckSpec(
+            name="ocr_low_confidence",
+            description=(
+                "OCR'd pages whose mean word confidence is under the threshold are listed; the check fails when "
+                "they are more than the SLO allows (1 - pages_with_text_slo of the OCR'd pages)."
+            ),
+        ),
     ],
+    pages_with_text_slo=0.98,
+    low_confidence_below=0.6,
 )
 
 _CHUNKS = ProductManifest(

@@ -88,6 +88,7 @@ def _upserted(state: SilverRow | None, event: DocumentUpdate, document: Extracte
         elements_json=json.dumps([e.model_dump(mode="json") for e in document.elements]),
         page_count=None,
         page_errors_json="[]",
+        pages_json="[]",
         metadata_json=json.dumps(metadata, sort_keys=True),
         created_at=state.created_at if state is not None else now,
     )

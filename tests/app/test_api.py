@@ -81,6 +81,30 @@ def test_upload_get_search_delete_roundtrip(client: TestClient, inline: _Inline)
     assert client.get("/v1/documents", params={"status": "deleted"}).json()["total"] == 1
 
 
+def test_scans_and_photos_are_searchable_and_say_how_they_were_read(client: TestClient) -> None:
+    from tests.scans import image_pdf, png_bomb, text_image, to_bytes
+
+    scan = image_pdf([text_image(["Incident review: the cooling pump seized at 03:10."])])
+    photo = to_bytes([text_image(["Whiteboard: migrate the billing database on Friday."])], "PNG")
+    _upload(client, "scan.pdf", scan, doc_id="scan")
+    _upload(client, "IMG_0042.png", photo, doc_id="photo")
+    doc = client.get("/v1/documents/scan").json()
+    assert doc["status"] == "indexed" and doc["format"] == "pdf" and doc["page_count"] == 1
+    (page,) = doc["pages"]
+    assert page["source"] == "ocr" and page["chars"] > 20 and 0.5 < page["ocr_confidence"] <= 1
+    photo_doc = client.get("/v1/documents/photo").json()
+    assert photo_doc["status"] == "indexed" and photo_doc["format"] == "image" and photo_doc["mime"] == "image/png"
+
+    hits = client.post("/v1/search", json={"query": "cooling pump seized", "mode": "keyword", "top_k": 1}).json()
+    assert [h["doc_id"] for h in hits["results"]] == ["scan"]
+    hits = client.post("/v1/search", json={"query": "billing database migration", "top_k": 1}).json()
+    assert [h["doc_id"] for h in hits["results"]] == ["photo"]
+
+    _upload(client, "bomb.png", png_bomb(), doc_id="bomb")
+    bomb = client.get("/v1/documents/bomb").json()
+    assert bomb["status"] == "failed" and "pixels" in bomb["error"] and "decompression bomb" in bomb["error"]
+
+
 def test_failed_extraction_is_visible_with_a_reason(client: TestClient) -> None:
     body = _upload(client, "report.pdf", b"%PDF-1.7\n this is not really a pdf")
     doc = client.get(f"/v1/documents/{body['doc_id']}").json()

@@ -28,6 +28,7 @@ BOUND = ExtractConfig(timeout_s=60, memory_mb=1500)
 # The 619-page PDF needs ~35 s alone on this 2-core machine; give it room when the machine is busy.
 SLOW_BOUND = ExtractConfig(timeout_s=180, memory_mb=1500)
 SLOW_FILES = {"pdf/unst__DA-619p.pdf"}
+# OCR'd pages extend the bound page by page (ExtractConfig.timeout_s), so scans need no entry here.
 
 # Known outcomes: the error each of these files must raise (anything else in the corpus must yield text).
 EXPECTED_ERRORS: dict[str, type[ExtractionError]] = {
@@ -44,12 +45,7 @@ EXPECTED_ERRORS: dict[str, type[ExtractionError]] = {
     "docx/poi__bug53475-password-is-pass.docx": EncryptedDocument,
     "docx/poi__protected_agile.docx": EncryptedDocument,
     "xlsx/unst__password_protected.xlsx": EncryptedDocument,
-    # no text layer / nothing to extract
-    "pdf/unst__loremipsum-flat.pdf": NoTextFound,
-    "pdf/unst__single_table.pdf": NoTextFound,
-    "pdf/unst__table-multi-row-column-cells.pdf": NoTextFound,
-    "pdf/pdfminer__175.pdf": NoTextFound,
-    "pdf/pdfminer__pdf-with-jbig2.pdf": NoTextFound,
+    # nothing to extract: blank pages, or images without text (OCR reads none)
     "pdf/pypdf__cmyk-image.pdf": NoTextFound,
     "pdf/pypdf__grayscale-image.pdf": NoTextFound,
     "pdf/pypdf__imagemagick-CCITTFaxDecode.pdf": NoTextFound,
@@ -72,7 +68,6 @@ EXPECTED_ERRORS: dict[str, type[ExtractionError]] = {
     # not formats we accept
     "other/unst__fake-doc.rtf": UnsupportedFormat,
     "other/unst__fake.odt": UnsupportedFormat,
-    "other/unst__layout-parser-paper-fast.jpg": UnsupportedFormat,
     "other/unst__winter-sports.epub": UnsupportedFormat,
     "other/unst__fake.doc": UnsupportedFormat,
     "other/unst__fake-power-point.ppt": UnsupportedFormat,
@@ -107,6 +102,24 @@ EXPECTED_TEXT: dict[str, tuple[DocFormat, str]] = {
     "txt/unst__fake-text-utf-32.txt": (DocFormat.text, "This is a test document to use for unit tests."),
     "csv/countrycodes__country-codes.csv": (DocFormat.csv, "Afghanistan"),
     "csv/unst__stanley-cups.tsv": (DocFormat.csv, "Maple Leafs | TOR | 13"),
+    # scans and image-only pages, read by OCR
+    "pdf/unst__loremipsum-flat.pdf": (DocFormat.pdf, "Lorem ipsum dolor sit amet"),
+    "pdf/pdfminer__175.pdf": (DocFormat.pdf, "ACCESSORY KIT"),
+    "pdf/pdfminer__pdf-with-jbig2.pdf": (DocFormat.pdf, "Doesn't"),
+    "pdf/unst__single_table.pdf": (DocFormat.pdf, "total chunks"),
+    "other/unst__layout-parser-paper-fast.jpg": (DocFormat.image, "LayoutParser"),
+    # a text layer of unmapped glyph names ("/g18/g152..."): those pages are read by OCR
+    "pdf/pdfjs__TAMReview.pdf": (DocFormat.pdf, "Technology Acceptance Model"),
+}
+
+# Files whose text must come (at least partly) from OCR, as recorded per page.
+EXPECTED_OCR = {
+    "pdf/unst__loremipsum-flat.pdf",
+    "pdf/pdfminer__175.pdf",
+    "pdf/pdfjs__TAMReview.pdf",
+    "pdf/pdfminer__pdf-with-jbig2.pdf",
+    "pdf/unst__single_table.pdf",
+    "other/unst__layout-parser-paper-fast.jpg",
 }
 
 
@@ -137,6 +150,16 @@ def test_every_corpus_file_yields_text_or_an_extraction_error(corpus_file: Path,
             fmt, phrase = EXPECTED_TEXT[rel]
             assert doc.format is fmt
             assert phrase in doc.text
+        if doc.page_count:
+            assert [p.page for p in doc.pages] == sorted({p.page for p in doc.pages})
+            assert {p.page for p in doc.pages} | {e.page for e in doc.page_errors} == set(range(1, doc.page_count + 1))
+        if rel in EXPECTED_TEXT and doc.page_count:
+            ocr_pages = [p.page for p in doc.pages if p.source.value == "ocr"]
+            assert bool(ocr_pages) == (rel in EXPECTED_OCR), f"{rel}: OCR'd pages {ocr_pages}"
+        # Each OCR'd page may extend the bound by up to its own (the sandbox's heartbeat).
+        bound_s = bound.timeout_s + sum(bound.ocr.page_timeout_s + 5 for p in doc.pages if p.source.value == "ocr")
+        assert time.monotonic() - started < bound_s + 5
+        return
     assert time.monotonic() - started < bound.timeout_s + 5
 
 

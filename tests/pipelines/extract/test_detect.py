@@ -49,7 +49,7 @@ OTHER_FOLDER: dict[str, DocFormat | type[Exception]] = {
     "unst__fake-doc.rtf": UnsupportedFormat,
     "unst__fake.odt": UnsupportedFormat,
     "unst__winter-sports.epub": UnsupportedFormat,
-    "unst__layout-parser-paper-fast.jpg": UnsupportedFormat,
+    "unst__layout-parser-paper-fast.jpg": DocFormat.image,
     "unst__fake.doc": UnsupportedFormat,
     "unst__fake-power-point.ppt": UnsupportedFormat,
     "unst__tests-example.xls": UnsupportedFormat,
@@ -127,8 +127,12 @@ def test_empty_and_binary_input() -> None:
         detect_format(codecs.BOM_UTF16_LE + " \n".encode("utf-16-le"))
     with pytest.raises(UnsupportedFormat):
         detect_format(bytes(range(256)) * 8)
-    with pytest.raises(UnsupportedFormat):
-        detect_format(b"\x89PNG\r\n\x1a\n" + b"\x00" * 100)
+    # Images are documents (read by OCR), told from their magic bytes whatever the name; GIF is not.
+    assert detect_format(b"\x89PNG\r\n\x1a\n" + b"\x00" * 100, filename="x.txt") == (DocFormat.image, "image/png")
+    assert detect_format(b"RIFF\x00\x00\x00\x00WEBPVP8 ") == (DocFormat.image, "image/webp")
+    assert detect_format(b"II*\x00" + b"\x00" * 100) == (DocFormat.image, "image/tiff")
+    with pytest.raises(UnsupportedFormat, match="image/gif"):
+        detect_format(b"GIF89a" + b"\x00" * 100)
     with pytest.raises(UnsupportedFormat):
         detect_format(b"PK\x03\x04" + b"\x00" * 200)  # a zip with no OOXML parts in sight
 

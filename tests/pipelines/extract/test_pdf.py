@@ -12,6 +12,7 @@ import pytest
 
 from pipelines.contracts.documents import DocFormat
 from pipelines.errors import EncryptedDocument, ExtractionError, NoTextFound
+from pipelines.extract.config import ExtractConfig, OcrConfig, OcrMode
 from pipelines.extract.extractor import extract_unbounded
 from pipelines.extract.pdf import assemble_pdf, minimal_pdf
 
@@ -38,8 +39,11 @@ def build_pdf(pages: list[tuple[bytes, bytes]]) -> bytes:
     return assemble_pdf(bodies)
 
 
+NO_OCR = ExtractConfig(ocr=OcrConfig(mode=OcrMode.off))
+
+
 def test_a_failing_page_is_recorded_and_the_others_kept() -> None:
-    doc = extract_unbounded(build_pdf([GOOD, CORRUPT_LZW, GOOD, UNKNOWN_FILTER]), doc_id="d")
+    doc = extract_unbounded(build_pdf([GOOD, CORRUPT_LZW, GOOD, UNKNOWN_FILTER]), doc_id="d", config=NO_OCR)
     assert doc.format is DocFormat.pdf
     assert doc.page_count == 4
     assert [e.page for e in doc.elements] == [1, 3]
@@ -49,16 +53,26 @@ def test_a_failing_page_is_recorded_and_the_others_kept() -> None:
     assert "NoSuchDecode" in doc.page_errors[1].error
 
 
+def test_ocr_reads_a_page_whose_text_layer_pypdf_cannot_decode() -> None:
+    # pdfium renders the page pypdf could not read (it ignores the unknown filter): OCR recovers its text;
+    # the page nobody can decode keeps its error.
+    doc = extract_unbounded(build_pdf([GOOD, CORRUPT_LZW, GOOD, UNKNOWN_FILTER]), doc_id="d")
+    assert [(e.page, e.ocr) for e in doc.elements] == [(1, False), (3, False), (4, True)]
+    assert doc.elements[-1].text == "hidden"
+    assert [pe.page for pe in doc.page_errors] == [2]
+    assert doc.page_errors[0].error.startswith("PdfStreamError")
+
+
 def test_every_page_failing_is_an_extraction_error() -> None:
     with pytest.raises(ExtractionError) as info:
-        extract_unbounded(build_pdf([CORRUPT_LZW, UNKNOWN_FILTER]), doc_id="d")
+        extract_unbounded(build_pdf([CORRUPT_LZW, UNKNOWN_FILTER]), doc_id="d", config=NO_OCR)
     assert type(info.value) is ExtractionError
     assert "any of the 2 page(s)" in info.value.message
     assert info.value.doc_id == "d"
 
 
 def test_blank_pages_only_is_no_text() -> None:
-    with pytest.raises(NoTextFound, match="OCR is not supported"):
+    with pytest.raises(NoTextFound, match="OCR read no text on any of the 1 page"):
         extract_unbounded(build_pdf([(b"", b"0 0 m 100 100 l S")]), doc_id="d")
 
 
@@ -86,9 +100,12 @@ def test_user_password_pdfs_are_encrypted_documents(corpus: Path, name: str) -> 
     assert info.value.doc_id == name
 
 
-def test_image_only_pdf_has_no_text(corpus: Path) -> None:
-    with pytest.raises(NoTextFound, match="no text layer"):
-        extract_unbounded((corpus / "pdf" / "unst__loremipsum-flat.pdf").read_bytes(), doc_id="scan")
+def test_image_only_pdf_is_read_by_ocr_unless_it_is_off(corpus: Path) -> None:
+    data = (corpus / "pdf" / "unst__loremipsum-flat.pdf").read_bytes()
+    with pytest.raises(NoTextFound, match="no text layer and OCR is off"):
+        extract_unbounded(data, doc_id="scan", config=NO_OCR)
+    doc = extract_unbounded(data, doc_id="scan")
+    assert "Lorem ipsum dolor sit amet" in doc.text and doc.pages[0].source.value == "ocr"
 
 
 @pytest.mark.parametrize(

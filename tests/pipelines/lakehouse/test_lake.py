@@ -7,7 +7,7 @@ from deltalake import DeltaTable
 
 from pipelines.contracts.documents import DocumentStatus
 from pipelines.lakehouse.chunks import cached_embeddings, doc_chunks
-from pipelines.lakehouse.documents import get_document, record_raw_objects, update_document
+from pipelines.lakehouse.documents import get_document, record_raw_objects, to_record, update_document
 from pipelines.lakehouse.lake import Lake
 from pipelines.lakehouse.schemas import CHUNKS, DOCUMENTS, RAW_OBJECTS
 from pipelines.lakehouse.writer import delete_chunks, put_versions, replace_chunks
@@ -143,3 +143,26 @@ def test_compaction_merges_small_files_and_keeps_every_row(tmp_path: Path) -> No
     assert len(lake.table(DOCUMENTS).file_uris()) < files_before
     rows = lake.read(DOCUMENTS).to_pylist()
     assert len(rows) == 12 and {r["status"] for r in rows} == {"indexed"}
+
+
+def test_a_lake_made_by_an_older_doclake_gains_the_new_columns(tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    root = tmp_path / "lake"
+    old_schema = pa.schema([f for f in DOCUMENTS.schema if f.name != "pages_json"])
+    DeltaTable.create(str(root / DOCUMENTS.relpath), old_schema, name=DOCUMENTS.name)
+    old = Lake(root, locks=FileLocks(tmp_path / "locks"))
+    put_versions(old, [_doc_row("before", 1)])  # a row written before the upgrade
+
+    lake = _lake(tmp_path)  # the upgraded doclake starting on the same lake
+    dt = DeltaTable(lake.uri(DOCUMENTS))
+    assert sorted(f.name for f in dt.schema().fields) == sorted(DOCUMENTS.schema.names)  # added at the end
+    version = dt.version()
+    lake.ensure_tables()  # nothing left to add: no new commit
+    assert DeltaTable(lake.uri(DOCUMENTS)).version() == version
+
+    row = get_document(lake, "t1", "before")
+    assert row is not None and to_record(row).pages == []  # the old row reads with no page records
+    update_document(lake, "t1", "before", 1, pages_json='[{"page": 1, "source": "ocr", "chars": 5}]')
+    row = get_document(lake, "t1", "before")
+    assert row is not None and [p.source.value for p in to_record(row).pages] == ["ocr"]

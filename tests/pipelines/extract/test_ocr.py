@@ -1,0 +1,183 @@
+"""OCR with the real Tesseract: scans and images made in the test are read back, page by page.
+
+Every image here is text drawn by Pillow, so a phrase exists only in the pixels: finding it proves the
+page went through OCR. Pages are small (a few lines) to keep each OCR call well under a second.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+
+import pytest
+from pypdf import PdfReader, PdfWriter
+
+from pipelines.contracts.documents import DocFormat, PageSource
+from pipelines.errors import ExtractionError, ExtractionLimitExceeded, NoTextFound
+from pipelines.extract.config import ExtractConfig, OcrConfig, OcrMode
+from pipelines.extract.extractor import extract_bytes, extract_unbounded
+from pipelines.extract.ocr import OcrUnavailable, check_ocr, needs_ocr
+from pipelines.extract.pdf import minimal_pdf
+from pipelines.extract.sandbox import heartbeat, run_bounded
+from tests.scans import image_pdf, png_bomb, text_image, to_bytes
+
+SCAN_LINES = ["Quarterly maintenance report", "The harbour crane was inspected by Ingrid Novak."]
+
+
+def _config(**ocr: object) -> ExtractConfig:
+    return ExtractConfig(ocr=OcrConfig(**ocr))  # type: ignore[arg-type]
+
+
+def _merge(*pdfs: bytes) -> bytes:
+    writer = PdfWriter()
+    for pdf in pdfs:
+        for page in PdfReader(io.BytesIO(pdf)).pages:
+            writer.add_page(page)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def test_an_image_only_pdf_is_read_by_ocr() -> None:
+    data = image_pdf([text_image(SCAN_LINES)])
+    assert not PdfReader(io.BytesIO(data)).pages[0].extract_text().strip()  # truly no text layer
+    doc = extract_bytes(data, doc_id="scan")
+    assert doc.format is DocFormat.pdf
+    assert "Ingrid Novak" in doc.text
+    assert [p.source for p in doc.pages] == [PageSource.ocr]
+    page = doc.pages[0]
+    assert page.ocr_confidence is not None and 0.6 < page.ocr_confidence <= 1.0
+    assert page.chars == sum(len(e.text) for e in doc.elements)
+    assert all(e.ocr and e.page == 1 for e in doc.elements)
+
+
+def test_ocr_is_decided_per_page() -> None:
+    text_page = minimal_pdf("This page has a real text layer with plenty of letters in it.")
+    data = _merge(text_page, image_pdf([text_image(SCAN_LINES)]))
+    doc = extract_bytes(data, doc_id="mixed")
+    assert [(p.page, p.source) for p in doc.pages] == [(1, PageSource.text_layer), (2, PageSource.ocr)]
+    assert doc.pages[0].ocr_confidence is None
+    by_page = {e.page: e for e in doc.elements}
+    assert not by_page[1].ocr and "real text layer" in by_page[1].text
+    assert "Ingrid Novak" in doc.text and all(e.ocr for e in doc.elements if e.page == 2)
+
+
+def test_ocr_off_keeps_text_layers_and_refuses_scans() -> None:
+    with pytest.raises(NoTextFound, match="OCR is off"):
+        extract_bytes(image_pdf([text_image(SCAN_LINES)]), doc_id="scan", config=_config(mode=OcrMode.off))
+    with pytest.raises(NoTextFound, match="OCR is off"):
+        extract_unbounded(to_bytes([text_image(SCAN_LINES)], "PNG"), doc_id="png", config=_config(mode=OcrMode.off))
+
+
+def test_ocr_force_reads_pages_that_have_a_text_layer() -> None:
+    data = minimal_pdf("Forced optical recognition")
+    doc = extract_unbounded(data, doc_id="forced", config=_config(mode=OcrMode.force, dpi=300))
+    assert [p.source for p in doc.pages] == [PageSource.ocr]
+    assert all(e.ocr for e in doc.elements)
+
+
+@pytest.mark.parametrize("fmt, mime", [("PNG", "image/png"), ("JPEG", "image/jpeg"), ("WEBP", "image/webp")])
+def test_images_are_documents(fmt: str, mime: str) -> None:
+    doc = extract_unbounded(to_bytes([text_image(SCAN_LINES)], fmt), doc_id=f"img-{fmt}", filename="upload.bin")
+    assert doc.format is DocFormat.image and doc.mime == mime
+    assert "Ingrid Novak" in doc.text
+    assert doc.page_count == 1 and doc.pages[0].source is PageSource.ocr
+
+
+def test_every_tiff_frame_is_a_page() -> None:
+    frames = [text_image(["Fax page one: invoice 4417"]), text_image(["Fax page two: payment overdue"])]
+    doc = extract_bytes(to_bytes(frames, "TIFF"), doc_id="fax")
+    assert doc.format is DocFormat.image and doc.mime == "image/tiff"
+    assert doc.page_count == 2 and [p.page for p in doc.pages] == [1, 2]
+    assert {e.page for e in doc.elements if "4417" in e.text} == {1}
+    assert {e.page for e in doc.elements if "overdue" in e.text} == {2}
+
+
+def test_a_page_scanned_sideways_is_read_in_its_orientation() -> None:
+    lines = [*SCAN_LINES, "Orientation is detected from the script itself, not from the file."]
+    doc = extract_unbounded(to_bytes([text_image(lines, rotate=90)], "PNG"), doc_id="sideways")
+    assert "Ingrid Novak" in doc.text
+
+
+def test_a_decompression_bomb_image_fails_clearly_and_fast() -> None:
+    started = time.monotonic()
+    with pytest.raises(ExtractionLimitExceeded, match="pixels") as caught:
+        extract_bytes(png_bomb(), doc_id="bomb")
+    assert caught.value.doc_id == "bomb"
+    assert time.monotonic() - started < 10
+
+
+def test_the_pixel_limit_is_a_setting() -> None:
+    image = text_image(SCAN_LINES, width=1400)  # 1400 x 194 = 271,600 pixels
+    small = _config(max_pixels=1_000_000)
+    assert extract_unbounded(to_bytes([image], "PNG"), doc_id="ok", config=small).text
+    wide = text_image(SCAN_LINES, width=6000)  # 6000 x 194: over a million pixels
+    with pytest.raises(ExtractionLimitExceeded, match="1,000,000"):
+        extract_unbounded(to_bytes([wide], "PNG"), doc_id="wide", config=small)
+
+
+def test_a_page_past_its_ocr_time_bound_fails_alone() -> None:
+    text_page = minimal_pdf("This page has a real text layer with plenty of letters in it.")
+    data = _merge(text_page, image_pdf([text_image(SCAN_LINES)]))
+    doc = extract_unbounded(data, doc_id="slow", config=_config(page_timeout_s=0.001))
+    assert [e.page for e in doc.page_errors] == [2]
+    assert "longer than 0.001 s" in doc.page_errors[0].error
+    assert "real text layer" in doc.text
+    with pytest.raises(ExtractionError, match="longer than"):
+        extract_unbounded(image_pdf([text_image(SCAN_LINES)]), doc_id="slow", config=_config(page_timeout_s=0.001))
+
+
+def test_an_undecodable_image_is_an_extraction_error() -> None:
+    data = to_bytes([text_image(SCAN_LINES)], "PNG")
+    with pytest.raises(ExtractionError) as caught:
+        extract_bytes(data[:200], doc_id="cut")
+    assert caught.value.doc_id == "cut" and "Traceback" not in caught.value.message
+
+
+@pytest.mark.parametrize(
+    "text, needed",
+    [
+        ("", True),
+        ("  12  ", True),  # a page number stamped on a scan
+        ("/g18/g152/g135/g148/g152/g139/g135/g153/g3/g145/g136/g3/g150/g138" * 5, True),  # unmapped glyph names
+        ("\ue000\ue001\ue002" * 20, True),  # private-use code points
+        ("The harbour crane was inspected on Monday by the yard crew.", False),
+        ("Überprüfung der Kräne am Montag durch die Werftmannschaft.", False),
+    ],
+)
+def test_a_text_layer_is_unusable_when_it_has_too_few_letters(text: str, needed: bool) -> None:
+    assert needs_ocr(text) is needed
+
+
+def test_a_missing_language_pack_is_a_start_error() -> None:
+    check_ocr(OcrConfig(languages=("eng",)))
+    with pytest.raises(OcrUnavailable, match="tesseract-ocr-xyz"):
+        check_ocr(OcrConfig(languages=("eng", "xyz")))
+    check_ocr(OcrConfig(mode=OcrMode.off, languages=("xyz",)))  # off: nothing to check
+
+
+def test_missing_tesseract_is_a_start_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pytesseract
+
+    monkeypatch.setattr(pytesseract.pytesseract, "tesseract_cmd", "/nonexistent/tesseract")
+    with pytest.raises(OcrUnavailable, match="apt-get install tesseract-ocr"):
+        check_ocr(OcrConfig())
+
+
+def test_languages_accept_tesseract_and_list_syntax() -> None:
+    assert OcrConfig(languages="eng+deu").languages == ("eng", "deu")  # type: ignore[arg-type]
+    assert OcrConfig(languages="eng, fra").tesseract_lang == "eng+fra"  # type: ignore[arg-type]
+
+
+def _three_slow_units(beat: bool) -> str:
+    for _ in range(3):
+        time.sleep(0.6)
+        if beat:
+            heartbeat()
+    return "done"
+
+
+def test_heartbeats_bound_long_work_per_unit_not_in_all() -> None:
+    assert run_bounded(_three_slow_units, True, timeout_s=1.0, memory_mb=512, beat_s=1.0) == "done"
+    with pytest.raises(ExtractionLimitExceeded, match="longer than 1 s"):
+        run_bounded(_three_slow_units, False, timeout_s=1.0, memory_mb=512, beat_s=1.0)
