@@ -49,3 +49,7 @@ class SearchHit(BaseModel):
     char_start: int
     char_end: int
     metadata: dict[str, MetadataValue] = Field(default_factory=dict)
+    ocr: bool = Field(default=False, description="The chunk's text (some of its pages) was read by OCR from images.")
+    parent_doc_id: str | None = Field(
+        default=None, description="The document (an e-mail) this one was attached to, for attachments."
+    )

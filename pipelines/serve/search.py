@@ -13,6 +13,7 @@ from pipelines.lakehouse.schemas import TableSpec
 from pipelines.observability.metrics import SEARCH_LATENCY
 from pipelines.runtime import Runtime
 from pipelines.serve.fusion import reciprocal_rank_fusion
+from pipelines.serve.provenance import annotate
 from pipelines.vectorstore.base import VectorHit
 
 __all__ = ["HYBRID_DEPTH", "search"]
@@ -35,7 +36,7 @@ def search(rt: Runtime, query: SearchQuery, *, tenant: str = DEFAULT_TENANT) -> 
             raise InvalidInput("as_of search is exact dense search over a gold snapshot: use mode dense")
         from pipelines.serve.timetravel import search_as_of
 
-        results = search_as_of(rt, query, tenant=tenant)
+        results = annotate(rt, tenant, search_as_of(rt, query, tenant=tenant))
         SEARCH_LATENCY.labels(kind="as_of").observe(time.perf_counter() - started)
         return results
     index = rt.index()  # one index per query: a switch mid-query never mixes two
@@ -57,6 +58,7 @@ def search(rt: Runtime, query: SearchQuery, *, tenant: str = DEFAULT_TENANT) -> 
         )
         for h in hits
     ]
+    results = annotate(rt, tenant, results)
     SEARCH_LATENCY.labels(kind="search").observe(time.perf_counter() - started)
     return results
 

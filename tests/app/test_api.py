@@ -96,9 +96,12 @@ def test_scans_and_photos_are_searchable_and_say_how_they_were_read(client: Test
     assert photo_doc["status"] == "indexed" and photo_doc["format"] == "image" and photo_doc["mime"] == "image/png"
 
     hits = client.post("/v1/search", json={"query": "cooling pump seized", "mode": "keyword", "top_k": 1}).json()
-    assert [h["doc_id"] for h in hits["results"]] == ["scan"]
+    assert [(h["doc_id"], h["ocr"]) for h in hits["results"]] == [("scan", True)]
     hits = client.post("/v1/search", json={"query": "billing database migration", "top_k": 1}).json()
-    assert [h["doc_id"] for h in hits["results"]] == ["photo"]
+    assert [(h["doc_id"], h["ocr"]) for h in hits["results"]] == [("photo", True)]
+    _upload(client, "notes.md", b"# Notes\n\nThe cooling pump was replaced in May.", doc_id="born-digital")
+    hits = client.post("/v1/search", json={"query": "cooling pump", "mode": "keyword", "top_k": 5}).json()
+    assert {h["doc_id"]: h["ocr"] for h in hits["results"]} == {"scan": True, "born-digital": False}
 
     _upload(client, "bomb.png", png_bomb(), doc_id="bomb")
     bomb = client.get("/v1/documents/bomb").json()
