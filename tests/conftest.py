@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -53,6 +53,14 @@ def embed_config() -> EmbedConfig:
         backend=backend,
         cache_dir=settings.resolved_embed_cache_dir() if backend != "torch" else None,
     )
+
+
+@pytest.fixture(scope="session")
+def tokenizer() -> Any:
+    """The embedding model's tokenizer alone (no weights), which the chunker counts tokens with."""
+    from pipelines.embed.model import load_tokenizer
+
+    return load_tokenizer(Settings().resolved_model_path())
 
 
 @pytest.fixture(scope="session")

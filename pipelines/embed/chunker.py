@@ -2,15 +2,28 @@
 
 Elements (headings, paragraphs, tables, PDF pages) are packed whole into chunks of at most
 ``max_tokens`` model tokens; a heading always starts a new chunk, and an element longer than a chunk
-is cut into overlapping token windows. Each chunk's text is exactly ``document.text[char_start:char_end]``.
+is cut into overlapping token windows. Each chunk's text is exactly ``document.text[char_start:char_end]``,
+except a table continuation chunk, which is prefixed with its header row (see below).
 
 Why headings break chunks: packing is greedy, so an edit that changes a paragraph's length can shift
 every later boundary. Breaking at headings re-synchronises the boundaries after each section, so an
 edit re-embeds the chunks of one section instead of the rest of the document.
+
+Tables (one row per line, cells joined by `` | ``) longer than a chunk are cut between rows, and every
+chunk after the first starts with the table's first row, its header, followed by a newline: a chunk
+holding rows 150-200 of "name | maintainer | team" must still say which column is the maintainer. Its
+``char_start``/``char_end`` span only the rows it took from the document, so ``text`` is
+``header + "\\n" + document.text[char_start:char_end]`` and the header counts against the budget. A
+single row longer than a chunk falls back to token windows (each prefixed with the header when the
+header takes at most half the budget). When a table starts a new chunk, the short element right before
+it (a "Table 3: ..." caption or a lead-in sentence, at most a quarter of the budget) and the headings
+just above that move with it, so the table is not separated from what introduces it.
 """
 
 from __future__ import annotations
 
+import bisect
+import re
 from typing import Any
 
 from pipelines.contracts.documents import Chunk, ChunkerConfig, Element, ElementKind, ExtractedDocument
@@ -22,20 +35,38 @@ __all__ = ["chunk_document"]
 # [CLS] and [SEP]: the model's max_seq_length counts them, so a chunk's own tokens must leave room.
 _SPECIAL_TOKENS = 2
 
+# A table's rows: its non-blank lines.
+_ROW_RE = re.compile(r"[^\n]*\S[^\n]*")
+
 
 class _Piece:
     """A span of the document text with its token count, the unit the packer moves around."""
 
-    __slots__ = ("char_end", "char_start", "is_title", "page", "tokens")
+    __slots__ = ("char_end", "char_start", "kind", "page", "tokens")
 
     def __init__(
-        self, char_start: int, char_end: int, tokens: int, page: int | None, *, is_title: bool = False
+        self, char_start: int, char_end: int, tokens: int, page: int | None, kind: ElementKind = ElementKind.text
     ) -> None:
         self.char_start = char_start
         self.char_end = char_end
         self.tokens = tokens
         self.page = page
-        self.is_title = is_title
+        self.kind = kind
+
+    @property
+    def is_title(self) -> bool:
+        return self.kind == ElementKind.title
+
+
+class _Draft:
+    """A chunk before its text is cut: contiguous pieces, the heading path, and the header prefix of a table."""
+
+    __slots__ = ("path", "pieces", "prefix")
+
+    def __init__(self, pieces: list[_Piece], path: list[str], prefix: str = "") -> None:
+        self.pieces = pieces
+        self.path = path
+        self.prefix = prefix
 
 
 def _token_counts(tokenizer: Any, texts: list[str]) -> list[list[tuple[int, int]]]:
@@ -63,6 +94,37 @@ def _windows(offsets: list[tuple[int, int]], budget: int, overlap: int) -> list[
     return windows
 
 
+def _rows(text: str, offsets: list[tuple[int, int]]) -> list[tuple[int, int, list[tuple[int, int]]]]:
+    """A table element's rows: (char_start, char_end, token offsets), relative to the element's text.
+
+    A token belongs to the row its first character is in; WordPiece never joins across a newline, so the
+    rows' counts add up to the element's.
+    """
+    token_starts = [s for s, _ in offsets]
+    rows = []
+    for m in _ROW_RE.finditer(text):
+        lo = bisect.bisect_left(token_starts, m.start())
+        hi = bisect.bisect_left(token_starts, m.end())
+        rows.append((m.start(), m.end(), offsets[lo:hi]))
+    return rows
+
+
+def _lead(current: list[_Piece], budget: int) -> int:
+    """How many trailing pieces of the open chunk introduce a table that follows them.
+
+    At most one short text or list element (a caption, a lead-in sentence) and the headings right above
+    it, within a quarter of the budget; never part of another table.
+    """
+    limit = budget // 4
+    taken, tokens = 0, 0
+    if current and current[-1].kind in (ElementKind.text, ElementKind.list_item) and current[-1].tokens <= limit:
+        taken, tokens = 1, current[-1].tokens
+    while taken < len(current) and current[-1 - taken].is_title and tokens + current[-1 - taken].tokens <= limit:
+        tokens += current[-1 - taken].tokens
+        taken += 1
+    return taken
+
+
 def chunk_document(
     document: ExtractedDocument,
     *,
@@ -82,17 +144,51 @@ def chunk_document(
     budget = config.max_tokens - _SPECIAL_TOKENS
     token_offsets = _token_counts(tokenizer, [e.text for e in elements])
 
-    chunks_spans: list[tuple[list[_Piece], list[str]]] = []
+    drafts: list[_Draft] = []
     current: list[_Piece] = []
     current_tokens = 0
+    current_prefix = ""
     headings: list[tuple[int, str]] = []  # (level, title) stack
     current_path: list[str] = []
 
-    def flush() -> None:
-        nonlocal current, current_tokens
-        if current:
-            chunks_spans.append((current, current_path))
-        current, current_tokens = [], 0
+    def heading_path() -> list[str]:
+        return [t for _, t in headings]
+
+    def flush(keep: int = 0) -> None:
+        """Close the open chunk; its last ``keep`` pieces start the next one."""
+        nonlocal current, current_tokens, current_prefix, current_path
+        split = len(current) - keep
+        if split:
+            drafts.append(_Draft(current[:split], current_path, current_prefix))
+            current_path = heading_path()
+        current = current[split:]
+        current_tokens = sum(p.tokens for p in current)
+        current_prefix = ""
+
+    def add_table(element: Element, start: int, offsets: list[tuple[int, int]]) -> None:
+        """Pack a table longer than a chunk row by row into the open chunk and the chunks after it."""
+        nonlocal current_tokens, current_prefix
+        rows = _rows(element.text, offsets)
+        header_start, header_end, header_offsets = rows[0]
+        header_tokens = len(header_offsets)
+        repeat = len(rows) > 1 and header_tokens <= budget // 2
+        prefix = element.text[header_start:header_end] + "\n" if repeat else ""
+        for i, (row_start, row_end, row_offsets) in enumerate(rows):
+            n = len(row_offsets)
+            if current and current_tokens + n > budget:
+                flush()
+            if not current and i > 0 and repeat:
+                current_prefix, current_tokens = prefix, header_tokens
+            if current_tokens + n > budget:  # one row longer than a chunk, even alone
+                row_prefix, room = current_prefix, budget - current_tokens  # the open chunk is empty here
+                flush()
+                relative = [(s - row_start, e - row_start) for s, e in row_offsets]
+                for ws, we, wn in _windows(relative, room, config.overlap_tokens):
+                    piece = _Piece(start + row_start + ws, start + row_start + we, wn, element.page, element.kind)
+                    drafts.append(_Draft([piece], current_path, row_prefix))
+                continue
+            current.append(_Piece(start + row_start, start + row_end, n, element.page, element.kind))
+            current_tokens += n
 
     for element, start, offsets in zip(elements, starts, token_offsets, strict=True):
         n = len(offsets)
@@ -105,26 +201,35 @@ def chunk_document(
                 headings.pop()
             headings.append((element.level, element.text[:200]))
         if all(p.is_title for p in current):
-            current_path = [t for _, t in headings]
-        if n > budget:
+            current_path = heading_path()
+        if element.kind == ElementKind.table and (n > budget or (current and current_tokens + n > budget)):
+            # The table starts a new chunk; what introduces it goes along when there is room for it.
+            lead = _lead(current, budget)
+            lead_tokens = sum(p.tokens for p in current[len(current) - lead :])
+            first_row = _rows(element.text, offsets)[0][2] if n > budget else offsets
+            flush(keep=lead if lead_tokens + len(first_row) <= budget else 0)
+            if n > budget:
+                add_table(element, start, offsets)
+                continue
+        elif n > budget:
             flush()
-            current_path = [t for _, t in headings]
             for ws, we, wn in _windows(offsets, budget, config.overlap_tokens):
-                chunks_spans.append(([_Piece(start + ws, start + we, wn, element.page)], current_path))
+                piece = _Piece(start + ws, start + we, wn, element.page, element.kind)
+                drafts.append(_Draft([piece], current_path))
             continue
-        # The blank-line separator costs no tokens (whitespace), so counts simply add up.
-        if current and current_tokens + n > budget:
+        elif current and current_tokens + n > budget:
+            # The blank-line separator costs no tokens (whitespace), so counts simply add up.
             flush()
-            current_path = [t for _, t in headings]
-        current.append(_Piece(start, start + len(element.text), n, element.page, is_title=is_title))
+        current.append(_Piece(start, start + len(element.text), n, element.page, element.kind))
         current_tokens += n
     flush()
 
     chunks: list[Chunk] = []
     seen: dict[str, int] = {}
-    for ordinal, (pieces, path) in enumerate(chunks_spans):
+    for ordinal, draft in enumerate(drafts):
+        pieces = draft.pieces
         char_start, char_end = pieces[0].char_start, pieces[-1].char_end
-        chunk_text = text[char_start:char_end]
+        chunk_text = draft.prefix + text[char_start:char_end]
         sha = sha256_hex(chunk_text)
         occurrence = seen.get(sha, 0)
         seen[sha] = occurrence + 1
@@ -139,7 +244,7 @@ def chunk_document(
                 page_end=max(pages) if pages else None,
                 char_start=char_start,
                 char_end=char_end,
-                heading_path=list(path),
+                heading_path=list(draft.path),
             )
         )
     return chunks

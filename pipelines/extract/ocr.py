@@ -18,12 +18,20 @@ import os
 import shutil
 import unicodedata
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from pipelines.errors import ConfigError, ExtractionError
 from pipelines.extract.config import OcrConfig, OcrMode
 
-__all__ = ["OcrPage", "OcrPageFailed", "OcrUnavailable", "check_ocr", "needs_ocr", "ocr_image"]
+__all__ = [
+    "OcrPage",
+    "OcrPageFailed",
+    "OcrUnavailable",
+    "check_ocr",
+    "needs_ocr",
+    "ocr_image",
+    "text_layer_quality",
+]
 
 # Fewer letters than this on a page means "no text layer": a scan often carries a stamp, a page number
 # or a few glyphs of a running head as text while its content is only an image.
@@ -81,6 +89,12 @@ def check_ocr(config: OcrConfig) -> None:
 
 def needs_ocr(text: str) -> bool:
     """True when a page's text layer is missing or unusable (too few letters, or mostly non-letters)."""
+    return text_layer_quality(text) != "ok"
+
+
+def text_layer_quality(text: str) -> Literal["ok", "sparse", "garbage"]:
+    """``garbage``: mostly non-letters (unmapped glyphs); ``sparse``: real but under a handful of letters
+    (a stamp on a scan, or a short born-digital page); ``ok`` otherwise."""
     letters = 0
     visible = 0
     for ch in text:
@@ -90,7 +104,9 @@ def needs_ocr(text: str) -> bool:
         # Private-use code points are what unmapped glyphs often become; isalpha() is False for them.
         if ch.isalpha() and unicodedata.category(ch) != "Co":
             letters += 1
-    return letters < _MIN_LETTERS or letters < _MIN_LETTER_SHARE * visible
+    if letters < _MIN_LETTER_SHARE * visible:
+        return "garbage"
+    return "sparse" if letters < _MIN_LETTERS else "ok"
 
 
 def ocr_image(image: Any, config: OcrConfig, *, page: int, doc_id: str | None = None) -> OcrPage:

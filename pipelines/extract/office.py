@@ -16,7 +16,7 @@ from typing import Any
 from pipelines.contracts.documents import DocFormat, Element, ElementKind
 from pipelines.errors import DocLakeError, EncryptedDocument, ExtractionError
 from pipelines.extract import offline_nlp
-from pipelines.extract.cleanup import CharBudget
+from pipelines.extract.cleanup import CharBudget, clean_text
 from pipelines.extract.detect import TSV_MIME
 
 __all__ = ["CATEGORY_KINDS", "SKIPPED_CATEGORIES", "import_partitioners", "partition"]
@@ -148,6 +148,7 @@ def _email_subject(elements: list[Any], data: bytes) -> str | None:
 
 
 def _map_elements(raw: Iterable[Any], fmt: DocFormat, budget: CharBudget) -> Iterable[Element]:
+    sheet: str | None = None
     for e in raw:
         category = str(getattr(e, "category", "") or "")
         if category in SKIPPED_CATEGORIES:
@@ -161,12 +162,27 @@ def _map_elements(raw: Iterable[Any], fmt: DocFormat, budget: CharBudget) -> Ite
         if not text:
             continue
         page = getattr(meta, "page_number", None)
+        page = page if isinstance(page, int) else None
         depth = getattr(meta, "category_depth", None)
         depth = depth if isinstance(depth, int) and depth >= 0 else 0
         if kind is ElementKind.title and _is_heuristic_title(fmt, meta, depth) and _SENTENCE_END_RE.search(text):
             kind = ElementKind.text
         level = depth if kind is ElementKind.title else 0
-        yield Element(text=text, kind=kind, page=page if isinstance(page, int) else None, level=level)
+        if fmt is DocFormat.xlsx:
+            # Each sheet is a section headed by its name (level 0), so the heading path of every chunk
+            # says which sheet it came from; titles found inside the sheet nest under it.
+            name = getattr(meta, "page_name", None)
+            if isinstance(name, str) and name.strip() and name != sheet:
+                sheet = name
+                if kind is ElementKind.title and text == clean_text(name):
+                    yield Element(text=text, kind=kind, page=page, level=0)  # the sheet already starts with it
+                    continue
+                title = budget.take(name)
+                if title:
+                    yield Element(text=title, kind=ElementKind.title, page=page, level=0)
+            if sheet is not None and kind is ElementKind.title:
+                level += 1
+        yield Element(text=text, kind=kind, page=page, level=level)
 
 
 # Sentence-final punctuation, optionally followed by closing quotes or brackets.

@@ -30,19 +30,33 @@ class PagedText:
 
 
 def read_page_by_ocr(
-    image: Any, config: OcrConfig, *, page: int, budget: CharBudget, out: PagedText, doc_id: str
+    image: Any,
+    config: OcrConfig,
+    *,
+    page: int,
+    budget: CharBudget,
+    out: PagedText,
+    doc_id: str,
+    text_layer: str | None = None,
 ) -> int | None:
     """OCR one page image into ``out``: its paragraphs as elements and its :class:`PageInfo`, or its error.
 
-    Returns the characters read, or None when the page's OCR failed (its error is in ``out.page_errors``).
+    ``text_layer`` is the page's own (sparse) text: when OCR reads no more letters and digits than it has,
+    the page keeps it instead (a born-digital page that is short, not a scan), and None is returned.
+
+    Returns the characters read, or None when the page's OCR failed (its error is in ``out.page_errors``)
+    or its text layer was kept.
     """
     try:
         result = ocr_image(image, config, page=page, doc_id=doc_id)
     except OcrPageFailed as e:
-        out.page_errors.append(PageError(page=page, error=e.message))
+        if text_layer is None or not _alnum(text_layer):
+            out.page_errors.append(PageError(page=page, error=e.message))
         return None
     finally:
         heartbeat()  # the sandbox's time bound restarts with each page, done or failed
+    if text_layer is not None and sum(map(_alnum, result.paragraphs)) <= _alnum(text_layer):
+        return None
     chars = 0
     for paragraph in result.paragraphs:
         text = budget.take(paragraph)
@@ -51,3 +65,7 @@ def read_page_by_ocr(
             out.elements.append(Element(text=text, kind=ElementKind.text, page=page, ocr=True))
     out.pages.append(PageInfo(page=page, source=PageSource.ocr, chars=chars, ocr_confidence=result.confidence))
     return chars
+
+
+def _alnum(text: str) -> int:
+    return sum(ch.isalnum() for ch in text)

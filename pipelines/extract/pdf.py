@@ -19,8 +19,9 @@ from pipelines.contracts.documents import Element, ElementKind, PageError, PageI
 from pipelines.errors import EncryptedDocument, ExtractionError, NoTextFound
 from pipelines.extract.cleanup import CharBudget
 from pipelines.extract.config import OcrConfig, OcrMode
-from pipelines.extract.ocr import needs_ocr
+from pipelines.extract.ocr import needs_ocr, text_layer_quality
 from pipelines.extract.paged import PagedText, read_page_by_ocr
+from pipelines.extract.pdf_tables import find_tables, page_elements, ruled_pages
 
 __all__ = ["assemble_pdf", "extract_pdf", "minimal_pdf"]
 
@@ -77,6 +78,7 @@ def extract_pdf(data: bytes, *, doc_id: str, max_chars: int, ocr: OcrConfig | No
     budget = CharBudget(max_chars, doc_id=doc_id)
     out = PagedText(elements=[], page_count=page_count)
     renderer = _Renderer(data, ocr, doc_id)
+    tables = _tables(data, renderer, page_count) if ocr.mode is not OcrMode.force else {}
     for number in range(1, page_count + 1):
         text: str | None = None
         error: str | None = None
@@ -90,22 +92,32 @@ def extract_pdf(data: bytes, *, doc_id: str, max_chars: int, ocr: OcrConfig | No
         if ocr.mode is not OcrMode.off and (text is None or needs_ocr(text)):
             image = renderer.render(number, out)
             if image is not None:
-                chars = read_page_by_ocr(image, ocr, page=number, budget=budget, out=out, doc_id=doc_id)
+                # A sparse but real text layer is kept if OCR reads even less; a garbage one never is.
+                sparse = text if text is not None and text_layer_quality(text) == "sparse" else None
+                chars = read_page_by_ocr(
+                    image, ocr, page=number, budget=budget, out=out, doc_id=doc_id, text_layer=sparse
+                )
                 if chars == 0 and error is not None:
                     # Nothing to see on the rendered page either: the text layer's failure is the story.
                     out.page_errors.append(PageError(page=number, error=error))
-                continue
-            if text is None:
+                if chars is not None or text is None:
+                    continue
+                # OCR read less than the sparse text layer has: a short born-digital page; keep its text.
+            elif text is None:
                 continue  # the render error is the page's error
         if text is None:
             out.page_errors.append(PageError(page=number, error=error or "unreadable page"))
             continue
         chars = 0
-        for paragraph in _PARAGRAPH_BREAK_RE.split(text):
-            paragraph = budget.take(paragraph)
-            if paragraph:
-                chars += len(paragraph)
-                out.elements.append(Element(text=paragraph, kind=ElementKind.text, page=number))
+        if number in tables:
+            found = page_elements(text, tables[number], page=number)
+        else:
+            found = [Element(text=p, kind=ElementKind.text, page=number) for p in _PARAGRAPH_BREAK_RE.split(text)]
+        for element in found:
+            kept = budget.take(element.text)
+            if kept:
+                chars += len(kept)
+                out.elements.append(element.model_copy(update={"text": kept}) if kept != element.text else element)
         out.pages.append(PageInfo(page=number, source=PageSource.text_layer, chars=chars))
 
     errors = out.page_errors
@@ -126,6 +138,15 @@ def extract_pdf(data: bytes, *, doc_id: str, max_chars: int, ocr: OcrConfig | No
     return out
 
 
+def _tables(data: bytes, renderer: _Renderer, page_count: int) -> dict[int, list[str]]:
+    """Ruled tables of the pages that draw rules (pdfplumber only lays those out), by page number."""
+    pdf = renderer.document()
+    if pdf is None:
+        return {}
+    candidates = ruled_pages(pdf, page_count)
+    return find_tables(data, pages=set(candidates)) if candidates else {}
+
+
 class _Renderer:
     """Pages as images for OCR, through pdfium; opened on the first page that needs it."""
 
@@ -136,8 +157,8 @@ class _Renderer:
         self._pdf: Any = None
         self._open_error: str | None = None
 
-    def render(self, number: int, out: PagedText) -> Any:
-        """The page as a grayscale Pillow image, or None with the failure recorded for the page."""
+    def document(self) -> Any:
+        """The pdfium document, or None when pdfium cannot open the file (the reason is kept)."""
         import pypdfium2 as pdfium
 
         if self._pdf is None and self._open_error is None:
@@ -146,7 +167,11 @@ class _Renderer:
                 self._pdf = pdfium.PdfDocument(self.data, password="")
             except pdfium.PdfiumError as e:
                 self._open_error = f"the page could not be rendered for OCR: {_describe(e)}"
-        if self._pdf is None:
+        return self._pdf
+
+    def render(self, number: int, out: PagedText) -> Any:
+        """The page as a grayscale Pillow image, or None with the failure recorded for the page."""
+        if self.document() is None:
             out.page_errors.append(PageError(page=number, error=self._open_error or "not rendered"))
             return None
         try:

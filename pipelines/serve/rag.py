@@ -131,12 +131,16 @@ class _Block:
         out = self.parts[0].text
         end = self.parts[0].char_end
         for p in self.parts[1:]:
+            # A chunk's text is text[char_start:char_end], except a table continuation chunk, which
+            # starts with its header row: the block already shows that header, so only the span is added.
+            span = p.text[max(0, len(p.text) - (p.char_end - p.char_start)) :]
             if p.char_start < end:
-                # Windows of one long element overlap (chunk text is exactly text[char_start:char_end]),
-                # so the overlap is written once.
-                out += p.text[end - p.char_start :]
+                # Windows of one long element overlap, so the overlap is written once.
+                out += span[end - p.char_start :]
+            elif p.char_start - end == 1:
+                out += "\n" + span  # the next rows of one table
             else:
-                out += ELEMENT_SEPARATOR + p.text
+                out += ELEMENT_SEPARATOR + span
             end = max(end, p.char_end)
         return out
 

@@ -181,3 +181,21 @@ def test_heartbeats_bound_long_work_per_unit_not_in_all() -> None:
     assert run_bounded(_three_slow_units, True, timeout_s=1.0, memory_mb=512, beat_s=1.0) == "done"
     with pytest.raises(ExtractionLimitExceeded, match="longer than 1 s"):
         run_bounded(_three_slow_units, False, timeout_s=1.0, memory_mb=512, beat_s=1.0)
+
+
+def test_a_short_born_digital_page_keeps_its_text_layer() -> None:
+    # Seven letters: sparse enough to be checked by OCR, but OCR reads nothing more, so the layer stays.
+    doc = extract_unbounded(minimal_pdf("Secret!"), doc_id="short")
+    assert doc.text == "Secret!" and [p.source for p in doc.pages] == [PageSource.text_layer]
+
+
+def test_a_stamp_on_a_scan_does_not_hide_the_scan() -> None:
+    # A scan whose only text layer is a page stamp: OCR reads far more, so the page is OCR'd.
+    stamp = minimal_pdf("p. 3")
+    scan = image_pdf([text_image(SCAN_LINES)])
+    writer = PdfWriter(clone_from=io.BytesIO(scan))
+    writer.pages[0].merge_page(PdfReader(io.BytesIO(stamp)).pages[0])
+    out = io.BytesIO()
+    writer.write(out)
+    doc = extract_unbounded(out.getvalue(), doc_id="stamped")
+    assert [p.source for p in doc.pages] == [PageSource.ocr] and "Ingrid Novak" in doc.text
