@@ -105,12 +105,15 @@ def get_document(doc_id: str) -> Operation[DocumentPublic]:
 
 
 def list_documents(
-    *, status: DocumentStatus | None = None, limit: int = 100, offset: int = 0
+    *, status: DocumentStatus | None = None, parent: str | None = None, limit: int = 100, offset: int = 0
 ) -> Operation[DocumentList]:
-    """A page of documents (``limit`` from ``offset``), optionally only those in ``status``, and the total."""
+    """A page of documents (``limit`` from ``offset``), optionally only those in ``status`` or only the
+    attachments of ``parent`` (an e-mail or an archive), and the total."""
     params: dict[str, Any] = {"limit": limit, "offset": offset}
     if status is not None:
         params["status"] = status.value
+    if parent is not None:
+        params["parent"] = parent
     return request(Request("GET", "/v1/documents", DocumentList.model_validate, {"params": params}))
 
 

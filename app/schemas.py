@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from pipelines.contracts.documents import DocumentRecord, DocumentStatus, PageError, PageInfo
+from pipelines.contracts.documents import AttachmentError, DocumentRecord, DocumentStatus, PageError, PageInfo
 from pipelines.contracts.ids import MetadataValue
 from pipelines.contracts.search import SearchHit, SearchQuery
 from pipelines.products.checks import CheckResult, ProductReport
@@ -91,6 +91,17 @@ class DocumentPublic(BaseModel):
         default_factory=list,
         description="Per page: where its text came from (`text_layer` or `ocr`) and OCR confidence.",
     )
+    parent_doc_id: str | None = Field(
+        default=None,
+        description=(
+            "The e-mail or archive this document was extracted from as an attachment (null for uploads); "
+            "`GET /v1/documents?parent=<doc_id>` lists a document's attachments."
+        ),
+    )
+    attachment_errors: list[AttachmentError] = Field(
+        default_factory=list,
+        description='Attachments of this e-mail or archive that were not extracted, and why ("attachment bomb: …").',
+    )
     created_at: datetime | None
     updated_at: datetime | None
 
@@ -118,6 +129,8 @@ class DocumentPublic(BaseModel):
                     "page_count": 4,
                     "page_errors": [],
                     "pages": [{"page": 1, "source": "text_layer", "chars": 2310, "ocr_confidence": None}],
+                    "parent_doc_id": None,
+                    "attachment_errors": [],
                     "created_at": "2026-11-22T10:00:00Z",
                     "updated_at": "2026-11-22T10:00:03Z",
                 }

@@ -161,3 +161,28 @@ def multipage_pdf(pages: int, *, seed: int = 0, words_per_page: int = 220) -> by
         bodies.append(b"<< /Length %d >>\nstream\n%s\nendstream" % (len(ops), ops))
     bodies.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
     return assemble_pdf(bodies)
+
+
+def scan_pdf(pages: int, *, seed: int = 0, lines_per_page: int = 30) -> bytes:
+    """An image-only PDF of ``pages`` scanned-looking pages (text drawn by Pillow at 200 DPI): OCR work."""
+    import io
+    import random
+
+    from PIL import Image, ImageDraw, ImageFont
+
+    rng = random.Random(seed)
+    vocab = _VOCAB.split()
+    font = ImageFont.load_default(size=28)
+    images = []
+    for page in range(pages):
+        image = Image.new("L", (1654, 2339), color=255)  # A4 at 200 DPI
+        draw = ImageDraw.Draw(image)
+        for line in range(lines_per_page):
+            words = " ".join(rng.choice(vocab) for _ in range(10))
+            draw.text(
+                (120, 150 + line * 64), f"scan{seed}page{page} {words}" if line == 0 else words, fill=0, font=font
+            )
+        images.append(image)
+    out = io.BytesIO()
+    images[0].save(out, "PDF", save_all=True, append_images=images[1:], resolution=200.0)
+    return out.getvalue()

@@ -104,6 +104,7 @@ class Runtime:
     _threads: int | None = field(default=None, repr=False)
     _mutex: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _index_refreshing: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _doc_locks_held: threading.local = field(default_factory=threading.local, repr=False)
 
     @classmethod
     def from_settings(
@@ -242,9 +243,21 @@ class Runtime:
 
         Versions guard correctness; the lock keeps a delete from interleaving with a step that
         already checked the version but has not yet written gold or the vector store.
+
+        Re-entrant in a thread: a step holding a container's lock registers or deletes its attachments
+        (their locks), and a batch may hold an attachment's lock already.
         """
-        with self.locks.exclusive("docs/" + sha256_hex(f"{tenant}\x1f{doc_id}")[:32], timeout=600):
+        name = "docs/" + sha256_hex(f"{tenant}\x1f{doc_id}")[:32]
+        held: set[str] = self._doc_locks_held.__dict__.setdefault("names", set())
+        if name in held:
             yield
+            return
+        with self.locks.exclusive(name, timeout=600):
+            held.add(name)
+            try:
+                yield
+            finally:
+                held.discard(name)
 
 
 _EXECUTOR_RUNTIMES: dict[str, Runtime] = {}

@@ -13,7 +13,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipelines.contracts.documents import ChunkerConfig
-from pipelines.extract.config import OcrConfig, OcrMode
+from pipelines.extract.config import AttachmentConfig, OcrConfig, OcrMode
 
 __all__ = ["Settings", "backend_model_id", "get_settings"]
 
@@ -168,6 +168,31 @@ class Settings(BaseSettings):
             dpi=self.ocr_dpi,
             page_timeout_s=self.ocr_page_timeout_s,
             max_pixels=self.ocr_max_pixels,
+        )
+
+    attachment_max_depth: int = Field(
+        default=3,
+        ge=0,
+        description=(
+            "Levels of e-mail attachments and archive members extracted as documents of their own below an "
+            "upload (an attachment of an attachment is level 2); deeper ones are refused on their container."
+        ),
+    )
+    attachment_max_count: int = Field(
+        default=50, ge=0, description="Most attachments (or archive members) extracted from one e-mail or archive."
+    )
+    attachment_max_mb: int = Field(
+        default=50,
+        ge=0,
+        description="Most megabytes of attachments (decoded, or inflated) extracted from one e-mail or archive.",
+    )
+
+    @property
+    def attachment_config(self) -> AttachmentConfig:
+        return AttachmentConfig(
+            max_depth=self.attachment_max_depth,
+            max_count=self.attachment_max_count,
+            max_total_bytes=self.attachment_max_mb * 1024 * 1024,
         )
 
     max_upload_mb: int = Field(default=100, ge=1, description="Largest accepted upload (a batch upload: in all).")

@@ -17,9 +17,10 @@ from celery.exceptions import Ignore
 from pipelines.contracts.documents import DocumentStatus
 from pipelines.errors import DocLakeError, DocumentNotFound
 from pipelines.ingest.chunk_embed import Embedded
+from pipelines.ingest.extraction import Extracted
 from pipelines.ingest.lifecycle import delete_document
 from pipelines.ingest.register import RegisterItem, register_objects
-from pipelines.ingest.runner import StepOutcome, run_step, step_named
+from pipelines.ingest.runner import StepOutcome, children_of, run_step, step_named
 from pipelines.ingest.step import StepResult
 from pipelines.retry import backoff_delay
 from pipelines.runtime import Runtime
@@ -95,6 +96,19 @@ def _mirror_now(tenant: str, versions: dict[str, int]) -> dict[str, int]:
     return {d: versions[d] for d, o in outcomes.items() if o.state == "done"}
 
 
+def _enqueue_children(tenant: str, children: dict[str, int]) -> None:
+    """Send the attachments an extract registered as documents, as a batch upload's are sent (groups of
+    DOCLAKE_INGEST_BATCH_SIZE). They are queued in Delta already: a lost message is re-sent by the sweeper."""
+    items = sorted(children.items())
+    size = runtime().settings.ingest_batch_size
+    for start in range(0, len(items), size):
+        group = dict(items[start : start + size])
+        try:
+            dispatch.enqueue_batch(tenant, group)
+        except Exception:
+            log.exception("enqueue of %d attachments failed; the sweeper will retry", len(group))
+
+
 def _already_mirrored(result: StepResult | None) -> bool:
     """An idle chunk_embed (a duplicate delivery) found its document embedded: its mirror ran with it."""
     return isinstance(result, Embedded) and result.idle
@@ -115,6 +129,7 @@ def _run_many(step: str, tenant: str, versions: dict[str, int]) -> dict[str, int
     budget, so one bad document never holds back or fails the rest.
     """
     outcomes = _outcomes(step, tenant, versions, can_retry=True)
+    _enqueue_children(tenant, children_of(outcomes))
     for doc_id, outcome in outcomes.items():
         if outcome.state == "retry":
             log.info("%s doc=%s leaves its batch for a retry: %s", step, doc_id, outcome.error)
@@ -141,6 +156,8 @@ def chunk_embed_batch(self: Task, versions: dict[str, int], tenant: str) -> dict
 @celery_app.task(name=EXTRACT, bind=True, acks_late=True)
 def extract(self: Task, tenant: str, doc_id: str, version: int) -> dict[str, Any] | None:
     result = _run(self, "extract", tenant, doc_id, version)
+    if isinstance(result, Extracted) and result.children:
+        _enqueue_children(tenant, result.children)
     return result.model_dump() if result else None
 
 

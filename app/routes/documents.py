@@ -189,15 +189,18 @@ def _clean_filename(name: str | None) -> str | None:
     return "".join(ch for ch in base if ch.isprintable())[:255] or None
 
 
-@router.get("", response_model=DocumentList, summary="List documents, optionally by status")
+@router.get("", response_model=DocumentList, summary="List documents, optionally by status or parent")
 def list_route(
     rt: RuntimeDep,
     tenant: TenantDep,
     status_: Annotated[DocumentStatus | None, Query(alias="status")] = None,
+    parent: Annotated[
+        str | None, Query(description="Only the attachments extracted from this document (an e-mail, an archive).")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> DocumentList:
-    rows, total = list_documents(rt.lake, tenant, status=status_, limit=limit, offset=offset)
+    rows, total = list_documents(rt.lake, tenant, status=status_, parent_doc_id=parent, limit=limit, offset=offset)
     return DocumentList(documents=[DocumentPublic.of(to_record(r)) for r in rows], total=total)
 
 
@@ -214,6 +217,7 @@ def get_route(doc_id: str, rt: RuntimeDep, tenant: TenantDep) -> DocumentPublic:
     response_model=DocumentPublic,
     responses=_PROBLEMS,
     summary="Delete a document from search and the lake",
+    description="An e-mail's or an archive's attachments are deleted with it; deleting an attachment alone is allowed.",
 )
 def delete_route(doc_id: str, rt: RuntimeDep, tenant: TenantDep) -> DocumentPublic:
     return DocumentPublic.of(delete_document(rt, tenant, doc_id))

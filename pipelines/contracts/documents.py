@@ -12,6 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from pipelines.contracts.ids import ELEMENT_SEPARATOR, MetadataValue, sha256_hex
 
 __all__ = [
+    "Attachment",
+    "AttachmentError",
     "Chunk",
     "ChunkRecord",
     "ChunkerConfig",
@@ -52,9 +54,16 @@ class DocFormat(StrEnum):
     html = "html"
     markdown = "md"
     eml = "eml"
+    msg = "msg"
     text = "txt"
     csv = "csv"
     image = "image"
+    zip = "zip"
+
+    @property
+    def container(self) -> bool:
+        """A format whose files carry other files (e-mail attachments, archive members): see ``Attachment``."""
+        return self in (DocFormat.eml, DocFormat.msg, DocFormat.zip)
 
 
 class ElementKind(StrEnum):
@@ -100,6 +109,27 @@ class PageInfo(BaseModel):
     )
 
 
+class Attachment(BaseModel):
+    """A file carried by a container document (an e-mail's attachment, an archive's member).
+
+    Extraction returns it beside the text, never in it; the extract step registers it as a child document.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    filename: str = Field(description="Its name as the container gives it (a generated one when it has none).")
+    content_type: str = Field(description="The type the container declares; detection decides from the bytes.")
+    inline: bool = Field(default=False, description="Shown in the message body (an inline image), not attached.")
+    data: bytes = Field(repr=False, description="The decoded bytes.")
+
+
+class AttachmentError(BaseModel):
+    """An attachment (or a group of them) of a container that was not extracted, and why."""
+
+    filename: str | None = Field(default=None, description="The attachment's name; null for a group.")
+    error: str = Field(description='Why, e.g. "attachment bomb: ..." for a refused bound.')
+
+
 class ExtractedDocument(BaseModel):
     """What extraction yields: ordered elements. The document text is the elements joined by a blank line."""
 
@@ -109,6 +139,12 @@ class ExtractedDocument(BaseModel):
     page_count: int | None = None
     page_errors: list[PageError] = Field(default_factory=list)
     pages: list[PageInfo] = Field(default_factory=list, description="Per-page text source and OCR confidence.")
+    attachments: list[Attachment] = Field(
+        default_factory=list, description="Files this document carries (containers only), within the bounds."
+    )
+    attachment_errors: list[AttachmentError] = Field(
+        default_factory=list, description="Attachments refused (a bound, an unreadable part)."
+    )
 
     @property
     def text(self) -> str:
@@ -196,6 +232,12 @@ class DocumentRecord(DocumentIdentity):
     page_count: int | None = None
     page_errors: list[PageError] = Field(default_factory=list)
     pages: list[PageInfo] = Field(default_factory=list, description="Per-page text source and OCR confidence.")
+    parent_doc_id: str | None = Field(
+        default=None, description="The document (an e-mail, an archive) this one was extracted from as an attachment."
+    )
+    attachment_errors: list[AttachmentError] = Field(
+        default_factory=list, description="This document's attachments that were refused, and why."
+    )
     created_at: datetime | None = None
     updated_at: datetime | None = None
 

@@ -27,6 +27,8 @@ class SilverRow(DocumentIdentity):
     page_count: int | None = None
     page_errors_json: str | None = None
     pages_json: str | None = None
+    parent_doc_id: str | None = None
+    attachment_errors_json: str | None = None
     chunks: int | None = 0
     chunks_embedded: int | None = 0
     chunks_reused: int | None = 0
@@ -49,6 +51,8 @@ class SilverRow(DocumentIdentity):
             content_sha256=self.content_sha256,
             size_bytes=self.size_bytes,
             metadata_json=self.metadata_json,
+            # Kept: a deleted attachment still says where it came from (purge follows the link).
+            parent_doc_id=self.parent_doc_id,
             created_at=self.created_at,
         )
 

@@ -6,7 +6,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-__all__ = ["ExtractConfig", "OcrConfig", "OcrMode"]
+__all__ = ["AttachmentConfig", "ExtractConfig", "OcrConfig", "OcrMode"]
 
 
 class OcrMode(StrEnum):
@@ -53,6 +53,36 @@ class OcrConfig(BaseModel):
         return "+".join(self.languages)
 
 
+class AttachmentConfig(BaseModel):
+    """Bounds on the files a container (e-mail, archive) hands back as attachments; past one the container is
+    still indexed and the refusal is recorded on it (``attachment_errors``, "attachment bomb: ...")."""
+
+    model_config = ConfigDict(frozen=True)
+
+    max_depth: int = Field(
+        default=3,
+        ge=0,
+        description=(
+            "Most levels of attachments below an uploaded document (an attachment of an attachment is level 2); "
+            "a container at the last level keeps its text and its own attachments are refused. 0: none extracted."
+        ),
+    )
+    max_count: int = Field(default=50, ge=0, description="Most attachments extracted from one container.")
+    max_total_bytes: int = Field(
+        default=50 * 1024 * 1024,
+        ge=0,
+        description="Most bytes of attachments extracted from one container, decoded (archive members: inflated).",
+    )
+    min_inline_image_bytes: int = Field(
+        default=2048,
+        ge=0,
+        description=(
+            "Inline images (shown in an e-mail's body) smaller than this are skipped, not extracted: spacers, "
+            "logos and icons, too small to hold text OCR could read. Attached images are always extracted."
+        ),
+    )
+
+
 class ExtractConfig(BaseModel):
     """Bounds on extracting one file; the sandbox enforces the first two, the extractors the rest."""
 
@@ -80,3 +110,6 @@ class ExtractConfig(BaseModel):
         description="Most characters of text one document may yield; beyond it extraction fails as too large.",
     )
     ocr: OcrConfig = Field(default_factory=OcrConfig, description="OCR of scans, image-only pages and images.")
+    attachments: AttachmentConfig = Field(
+        default_factory=AttachmentConfig, description="Bounds on the attachments of e-mails and archives."
+    )

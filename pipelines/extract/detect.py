@@ -11,7 +11,7 @@ import io
 import re
 import struct
 import zipfile
-from typing import NamedTuple, NoReturn
+from typing import NamedTuple
 
 from pipelines.contracts.documents import DocFormat
 from pipelines.errors import EncryptedDocument, ExtractionError, NoTextFound, UnsupportedFormat
@@ -28,8 +28,10 @@ MIME_TYPES: dict[DocFormat, str] = {
     DocFormat.html: "text/html",
     DocFormat.markdown: "text/markdown",
     DocFormat.eml: "message/rfc822",
+    DocFormat.msg: "application/vnd.ms-outlook",
     DocFormat.text: "text/plain",
     DocFormat.csv: "text/csv",
+    DocFormat.zip: "application/zip",
 }
 # Tab-separated files are DocFormat.csv with this mime; the extractor picks the delimiter from it.
 TSV_MIME = "text/tab-separated-values"
@@ -106,7 +108,8 @@ def detect_format(data: bytes, *, filename: str | None = None, doc_id: str | Non
 
     Raises:
         EncryptedDocument: a password-protected Office file (OOXML inside an OLE2 container).
-        UnsupportedFormat: legacy Office, RTF, OpenDocument, EPUB, GIF, audio, video and other binary data.
+        UnsupportedFormat: legacy Office, RTF, OpenDocument, EPUB, GIF, audio, video and other binary data
+            (a zip that is not OOXML, OpenDocument or EPUB is an archive, DocFormat.zip).
         NoTextFound: empty or whitespace-only input.
         ExtractionError: a damaged container whose kind cannot be told.
     """
@@ -123,7 +126,7 @@ def detect(data: bytes, *, filename: str | None = None, doc_id: str | None = Non
     if data.startswith(_ZIP_MAGICS):
         return _binary(_detect_zip(data, doc_id))
     if data.startswith(_OLE2_MAGIC):
-        _reject_ole2(data, doc_id)
+        return _binary(_detect_ole2(data, doc_id))
     image = image_mime(data)
     if image is not None:
         return Detected(DocFormat.image, image, None)
@@ -191,7 +194,8 @@ def _detect_zip(data: bytes, doc_id: str | None) -> DocFormat:
         # OpenDocument (application/vnd.oasis.opendocument.*) and EPUB (application/epub+zip) say what
         # they are in a "mimetype" member.
         raise UnsupportedFormat(f"unsupported format {mimetype}", doc_id=doc_id)
-    raise UnsupportedFormat("unsupported format: zip archive that is not a DOCX, PPTX or XLSX", doc_id=doc_id)
+    # Any other zip is an archive: its members become documents of their own (pipelines.extract.attachments).
+    return DocFormat.zip
 
 
 def _read_member(zf: zipfile.ZipFile, name: str, limit: int) -> bytes:
@@ -210,8 +214,8 @@ def _local_header_names(data: bytes, limit: int = 10_000) -> list[str]:
     return names
 
 
-def _reject_ole2(data: bytes, doc_id: str | None) -> NoReturn:
-    """OLE2 compound files: either an encrypted OOXML package or a legacy binary Office file."""
+def _detect_ole2(data: bytes, doc_id: str | None) -> DocFormat:
+    """OLE2 compound files: an Outlook message, an encrypted OOXML package or a legacy binary Office file."""
     import olefile
 
     try:
@@ -230,8 +234,8 @@ def _reject_ole2(data: bytes, doc_id: str | None) -> NoReturn:
         kind = "legacy Excel .xls (application/vnd.ms-excel)"
     elif "PowerPoint Document" in streams:
         kind = "legacy PowerPoint .ppt (application/vnd.ms-powerpoint)"
-    elif any(s.startswith("__substg1.0_") for s in streams):
-        kind = "Outlook message .msg (application/vnd.ms-outlook)"
+    elif "__properties_version1.0" in streams and any(s.startswith("__substg1.0_") for s in streams):
+        return DocFormat.msg
     else:
         kind = "OLE2 compound file"
     raise UnsupportedFormat(f"unsupported format: {kind}; save it as DOCX/XLSX/PPTX/EML", doc_id=doc_id)

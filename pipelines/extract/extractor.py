@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import functools
 
-from pipelines.contracts.documents import DocFormat, ExtractedDocument
+from pipelines.contracts.documents import AttachmentError, DocFormat, Element, ExtractedDocument
 from pipelines.errors import DocLakeError, ExtractionError, ExtractionLimitExceeded, NoTextFound
+from pipelines.extract.cleanup import CharBudget
 from pipelines.extract.config import ExtractConfig, OcrMode
 from pipelines.extract.detect import detect
 
@@ -42,7 +43,12 @@ def warm_up() -> None:
 
 
 def extract_unbounded(
-    data: bytes, *, doc_id: str, filename: str | None = None, config: ExtractConfig | None = None
+    data: bytes,
+    *,
+    doc_id: str,
+    filename: str | None = None,
+    config: ExtractConfig | None = None,
+    depth: int = 0,
 ) -> ExtractedDocument:
     """Extract a document's text in this process, with no time or memory bound.
 
@@ -52,14 +58,16 @@ def extract_unbounded(
         data: the file's bytes.
         doc_id: the document id, carried on every error.
         filename: the original name; only a hint between Markdown/CSV/TSV and plain text.
-        config: bounds; only ``max_chars`` applies here.
+        config: bounds; ``max_chars`` and ``attachments`` apply here.
+        depth: how many levels of attachments below an uploaded document this one is (0: uploaded); a
+            container's attachments are returned only while they stay within ``config.attachments``.
 
     Raises:
         UnsupportedFormat, EncryptedDocument, NoTextFound, ExtractionLimitExceeded, ExtractionError.
     """
     config = config or ExtractConfig()
     try:
-        return _extract(data, doc_id=doc_id, filename=filename, config=config)
+        return _extract(data, doc_id=doc_id, filename=filename, config=config, depth=depth)
     except DocLakeError:
         raise
     except MemoryError as e:
@@ -69,7 +77,12 @@ def extract_unbounded(
 
 
 def extract_bytes(
-    data: bytes, *, doc_id: str, filename: str | None = None, config: ExtractConfig | None = None
+    data: bytes,
+    *,
+    doc_id: str,
+    filename: str | None = None,
+    config: ExtractConfig | None = None,
+    depth: int = 0,
 ) -> ExtractedDocument:
     """Extract a document's text in a child process bounded by ``config.timeout_s`` and ``config.memory_mb``.
 
@@ -83,15 +96,22 @@ def extract_bytes(
     from pipelines.extract.sandbox import run_bounded
 
     config = config or ExtractConfig()
-    work = functools.partial(extract_unbounded, doc_id=doc_id, filename=filename, config=config)
+    # Attachments come back through the pipe (pickled), bounded by config.attachments in the child.
+    work = functools.partial(extract_unbounded, doc_id=doc_id, filename=filename, config=config, depth=depth)
     # Each OCR'd page restarts the time bound (up to the page's own bound): a long scan is not refused
     # for its length, and a hung parser is still stopped.
     beat_s = config.ocr.page_timeout_s + 5.0 if config.ocr.mode is not OcrMode.off else 0.0
     return run_bounded(work, data, timeout_s=config.timeout_s, memory_mb=config.memory_mb, doc_id=doc_id, beat_s=beat_s)
 
 
-def _extract(data: bytes, *, doc_id: str, filename: str | None, config: ExtractConfig) -> ExtractedDocument:
+def _extract(data: bytes, *, doc_id: str, filename: str | None, config: ExtractConfig, depth: int) -> ExtractedDocument:
     found = detect(data, filename=filename, doc_id=doc_id)
+    if found.format is DocFormat.zip:
+        from pipelines.extract.attachments import archive_document
+
+        return archive_document(
+            data, doc_id=doc_id, filename=filename, depth=depth, config=config.attachments, max_chars=config.max_chars
+        )
     if found.format in (DocFormat.pdf, DocFormat.image):
         from pipelines.extract.images import extract_image
         from pipelines.extract.pdf import extract_pdf
@@ -113,6 +133,36 @@ def _extract(data: bytes, *, doc_id: str, filename: str | None, config: ExtractC
     from pipelines.extract.office import partition
 
     elements = partition(data, found.format, found.mime, found.text, doc_id=doc_id, max_chars=config.max_chars)
+    if found.format in (DocFormat.eml, DocFormat.msg):
+        return _message(data, found.format, found.mime, elements, doc_id=doc_id, config=config, depth=depth)
     if not elements:
         raise NoTextFound(f"no text found in the {found.format.value.upper()} file", doc_id=doc_id)
     return ExtractedDocument(format=found.format, mime=found.mime, elements=elements)
+
+
+def _message(
+    data: bytes,
+    fmt: DocFormat,
+    mime: str,
+    elements: list[Element],
+    *,
+    doc_id: str,
+    config: ExtractConfig,
+    depth: int,
+) -> ExtractedDocument:
+    """An e-mail: its body's elements, and its attachments (within the bounds) beside them."""
+    from pipelines.extract.attachments import Attachments, email_attachments, listing, msg_attachments
+
+    read = email_attachments if fmt is DocFormat.eml else msg_attachments
+    try:
+        attached = read(data, depth=depth, config=config.attachments)
+    except Exception as e:  # the body was read; attachments the parser cannot walk are recorded, not fatal
+        attached = Attachments([], [AttachmentError(error=f"attachments not readable: {type(e).__name__}: {e}"[:500])])
+    if not elements:
+        # No body text: the names of its attachments are what the message says (and make it findable).
+        elements = listing(attached, what="Attachments", budget=CharBudget(config.max_chars, doc_id=doc_id))
+    if not elements:
+        raise NoTextFound(f"no text found in the {fmt.value.upper()} file", doc_id=doc_id)
+    return ExtractedDocument(
+        format=fmt, mime=mime, elements=elements, attachments=attached.found, attachment_errors=attached.errors
+    )

@@ -79,5 +79,5 @@ def extract_image(data: bytes, *, doc_id: str, max_chars: int, ocr: OcrConfig | 
     if out.page_count and len(out.page_errors) == out.page_count:
         raise ExtractionError(f"no frame of the image could be read: {out.page_errors[0].error}", doc_id=doc_id)
     if not any(ch.isalnum() for e in out.elements for ch in e.text):
-        raise NoTextFound("no text found: OCR read no text in the image", doc_id=doc_id)
+        raise NoTextFound(f"no text found: OCR ({ocr.tesseract_lang}) read no text in the image", doc_id=doc_id)
     return out

@@ -1,4 +1,4 @@
-"""DOCX, PPTX, XLSX, HTML, Markdown, EML, TXT and CSV through unstructured's format-specific partitioners.
+"""DOCX, PPTX, XLSX, HTML, Markdown, EML, MSG, TXT and CSV through unstructured's format-specific partitioners.
 
 Each partitioner is called directly (never ``partition()``, whose own type detection and PDF/image
 strategies would bypass ours) from bytes or from text we decoded, and its elements are mapped onto our
@@ -44,7 +44,7 @@ _COMMON: dict[str, Any] = {"languages": [""]}
 def import_partitioners() -> None:
     """Import unstructured's partitioners (seconds: spaCy pulls in torch) and make them offline-safe."""
     offline_nlp.install()
-    from unstructured.partition import csv, docx, email, md, pptx, text, tsv, xlsx  # noqa: F401
+    from unstructured.partition import csv, docx, email, md, msg, pptx, text, tsv, xlsx  # noqa: F401
     from unstructured.partition.html import partition  # noqa: F401
 
 
@@ -84,6 +84,10 @@ def _partitioner_call(data: bytes, fmt: DocFormat, mime: str, text: str | None) 
         from unstructured.partition.email import partition_email
 
         return lambda: _partition_email(partition_email, data, text)
+    if fmt is DocFormat.msg:
+        from unstructured.partition.msg import partition_msg
+
+        return lambda: _partition_msg(partition_msg, data)
     assert text is not None, f"{fmt} is a text format; detect() decodes it"
     if fmt is DocFormat.html:
         from unstructured.partition.html import partition_html
@@ -121,6 +125,25 @@ def _partition_email(partition_email: Callable[..., list[Any]], data: bytes, tex
     if subject:
         # unstructured keeps the Subject only in metadata; it is the message's title, and often the
         # only text that says what a short message is about.
+        from unstructured.documents.elements import Title
+
+        return [Title(text=subject), *elements]
+    return elements
+
+
+def _partition_msg(partition_msg: Callable[..., list[Any]], data: bytes) -> list[Any]:
+    # An Outlook message (python-oxmsg under unstructured): the body only, as for RFC 822 messages; the
+    # attachments are read by pipelines.extract.attachments.
+    elements = partition_msg(file=io.BytesIO(data), process_attachments=False, **_COMMON)
+    subject = next((str(s).strip() for e in elements if (s := getattr(e.metadata, "subject", None))), "")
+    if not subject:
+        from oxmsg import Message
+
+        try:
+            subject = Message.load(data).subject.strip()
+        except Exception:  # an unreadable property is no reason to fail the body
+            subject = ""
+    if subject:
         from unstructured.documents.elements import Title
 
         return [Title(text=subject), *elements]
@@ -203,6 +226,9 @@ def _is_heuristic_title(fmt: DocFormat, meta: Any, depth: int) -> bool:
         return True
     if fmt is DocFormat.eml:
         return getattr(meta, "detection_origin", None) == "text"  # a text/plain body, not HTML
+    if fmt is DocFormat.msg:
+        # Body elements (plain text or Outlook's HTML, which marks no headings); not the subject we prepend.
+        return getattr(meta, "detection_origin", None) == "msg"
     if fmt is DocFormat.pptx:
         return depth >= 1  # depth 0 is the slide's title placeholder
     return False

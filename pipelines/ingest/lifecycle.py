@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from pipelines.contracts.documents import DocumentRecord, DocumentStatus
 from pipelines.contracts.rows import SilverRow
 from pipelines.errors import DocumentNotFound
-from pipelines.lakehouse.documents import get_document, to_record, update_document
+from pipelines.lakehouse.documents import get_children, get_document, to_record, update_document
 from pipelines.lakehouse.lake import sql_quote
 from pipelines.lakehouse.schemas import DOCUMENTS
 from pipelines.lakehouse.writer import delete_chunks, put_versions, version_floors
@@ -25,6 +25,9 @@ def delete_document(rt: Runtime, tenant: str, doc_id: str) -> DocumentRecord:
 
     The tombstone is a new version, so any step still running for the old version finds itself
     stale and writes nothing. The raw object stays in bronze until a purge (right to be forgotten).
+    The document's attachments (children extracted from an e-mail or an archive) are deleted with it,
+    depth first and before it, so an interrupted delete leaves no child of a deleted document behind
+    (running it again finishes the job). Deleting an attachment alone leaves its parent as it is.
 
     Raises:
         DocumentNotFound: no such document.
@@ -33,6 +36,9 @@ def delete_document(rt: Runtime, tenant: str, doc_id: str) -> DocumentRecord:
         row = get_document(rt.lake, tenant, doc_id)
         if row is None:
             raise DocumentNotFound(f"document {doc_id} does not exist", doc_id=doc_id)
+        # Under the parent's lock: its extract step cannot register new children meanwhile.
+        for child in get_children(rt.lake, tenant, [doc_id]).get(doc_id, []):
+            delete_document(rt, tenant, child["doc_id"])
         if row["status"] == DocumentStatus.deleted:
             return to_record(row)
         # Vector store first: that is what search reads, so the document leaves search immediately.

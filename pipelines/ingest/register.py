@@ -37,6 +37,8 @@ class RegisterItem(BaseModel):
     # Checked by ``prepare_item`` (validate_metadata), which raises the documented InvalidInput.
     metadata: Any = None
     stored_uri: str | None = None
+    # Set by the extract step for an attachment: the container document it came from (same tenant).
+    parent_doc_id: str | None = None
 
 
 def prepare_item(item: RegisterItem) -> RegisterItem:
@@ -131,6 +133,7 @@ def _register_slice(rt: Runtime, items: list[RegisterItem], *, tenant: str, sour
                 content_sha256=sha,
                 size_bytes=len(data),
                 metadata_json=meta_json,
+                parent_doc_id=item.parent_doc_id,
             )
             # The newest version of a document in the batch is the one silver keeps.
             silver_rows[doc_id] = row

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 from pipelines.contracts.documents import DocumentStatus
 from pipelines.errors import DocLakeError, InvalidInput, StaleVersion
 from pipelines.ingest.chunk_embed import ChunkEmbed, Embedded
-from pipelines.ingest.extraction import Extract
+from pipelines.ingest.extraction import Extract, Extracted
 from pipelines.ingest.mirror import Mirror
 from pipelines.ingest.step import Step, StepResult
 from pipelines.lakehouse.documents import update_documents
@@ -23,7 +23,16 @@ from pipelines.observability import metrics
 from pipelines.runtime import Runtime
 from pipelines.settings import Settings
 
-__all__ = ["STEP_NAMES", "StepOutcome", "chain", "mark_failed", "process_inline", "run_step", "step_named"]
+__all__ = [
+    "STEP_NAMES",
+    "StepOutcome",
+    "chain",
+    "children_of",
+    "mark_failed",
+    "process_inline",
+    "run_step",
+    "step_named",
+]
 
 log = logging.getLogger(__name__)
 
@@ -128,12 +137,29 @@ def _outcome(step: str, doc_id: str, version: int, result: StepResult | Exceptio
 
 def process_inline(rt: Runtime, tenant: str, versions: dict[str, int]) -> dict[str, StepOutcome]:
     """Run every step in this process, a step at a time for all documents, as the batch tasks do
-    (tests, the CLI, jobs without a broker). Each document's outcome is that of the last step it reached."""
+    (tests, the CLI, jobs without a broker). Each document's outcome is that of the last step it reached.
+
+    Attachments the extract step registered are processed the same way afterwards, a level at a time
+    (the workers enqueue them as a batch); their outcomes are in the result too.
+    """
     outcomes: dict[str, StepOutcome] = {}
-    pending = dict(versions)
-    for step in chain(rt.settings):
-        if not pending:
-            break
-        outcomes.update(run_step(rt, step, tenant, pending, can_retry=False))
-        pending = {d: v for d, v in pending.items() if outcomes[d].state == "done"}
+    todo = dict(versions)
+    while todo:
+        pending, todo = todo, {}
+        for step in chain(rt.settings):
+            if not pending:
+                break
+            reached = run_step(rt, step, tenant, pending, can_retry=False)
+            outcomes.update(reached)
+            todo.update(children_of(reached))
+            pending = {d: v for d, v in pending.items() if outcomes[d].state == "done"}
     return outcomes
+
+
+def children_of(outcomes: dict[str, StepOutcome]) -> dict[str, int]:
+    """The attachment versions (doc_id → version) that extract outcomes ask to process next."""
+    children: dict[str, int] = {}
+    for outcome in outcomes.values():
+        if outcome.state == "done" and isinstance(outcome.result, Extracted):
+            children.update(outcome.result.children)
+    return children

@@ -12,11 +12,12 @@ from typing import Any
 
 import pyarrow as pa
 
-from pipelines.contracts.documents import DocumentRecord, DocumentStatus, PageError, PageInfo
+from pipelines.contracts.documents import AttachmentError, DocumentRecord, DocumentStatus, PageError, PageInfo
 from pipelines.lakehouse.lake import Lake, sql_quote
 from pipelines.lakehouse.schemas import DOCUMENTS, RAW_OBJECTS, TableSpec
 
 __all__ = [
+    "get_children",
     "get_document",
     "get_documents",
     "list_documents",
@@ -62,13 +63,45 @@ def get_documents(lake: Lake, tenant: str, doc_ids: list[str], *, with_text: boo
     return found
 
 
+def get_children(
+    lake: Lake, tenant: str, parent_ids: list[str], *, include_deleted: bool = False
+) -> dict[str, list[dict[str, Any]]]:
+    """The silver rows of the attachments of these documents, by parent doc_id (parents without any are left out).
+
+    Deleted attachments are left out unless ``include_deleted`` (their tombstones keep the link).
+    """
+    found: dict[str, list[dict[str, Any]]] = {}
+    wanted = sorted(set(parent_ids))
+    for start in range(0, len(wanted), _IN_LIST):
+        ids = ", ".join(sql_quote(d) for d in wanted[start : start + _IN_LIST])
+        where = f"tenant = {sql_quote(tenant)} AND parent_doc_id IN ({ids})"
+        if not include_deleted:
+            where += f" AND status <> {sql_quote(DocumentStatus.deleted.value)}"
+        for row in lake.read(DOCUMENTS, where, columns=_LIST_COLUMNS).to_pylist():
+            found.setdefault(row["parent_doc_id"], []).append(row)
+    for rows in found.values():
+        rows.sort(key=lambda r: r["doc_id"])
+    return found
+
+
 def list_documents(
-    lake: Lake, tenant: str, *, status: DocumentStatus | None = None, limit: int = 100, offset: int = 0
+    lake: Lake,
+    tenant: str,
+    *,
+    status: DocumentStatus | None = None,
+    parent_doc_id: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
 ) -> tuple[list[dict[str, Any]], int]:
-    """Documents of a tenant, newest first, with the total count before paging."""
+    """Documents of a tenant, newest first, with the total count before paging.
+
+    ``parent_doc_id`` keeps only the attachments extracted from that document.
+    """
     where = f"tenant = {sql_quote(tenant)}"
     if status is not None:
         where += f" AND status = {sql_quote(status.value)}"
+    if parent_doc_id is not None:
+        where += f" AND parent_doc_id = {sql_quote(parent_doc_id)}"
     table = lake.read(DOCUMENTS, where, columns=_LIST_COLUMNS)
     rows = sorted(table.to_pylist(), key=lambda r: r["updated_at"] or datetime.min.replace(tzinfo=UTC), reverse=True)
     return rows[offset : offset + limit], len(rows)
@@ -96,6 +129,10 @@ def to_record(row: dict[str, Any]) -> DocumentRecord:
         page_count=row.get("page_count"),
         page_errors=errors,
         pages=pages,
+        parent_doc_id=row.get("parent_doc_id"),
+        attachment_errors=[
+            AttachmentError.model_validate(e) for e in json.loads(row.get("attachment_errors_json") or "[]")
+        ],
         created_at=row.get("created_at"),
         updated_at=row.get("updated_at"),
     )

@@ -72,6 +72,10 @@ DOCUMENTS = TableSpec(
             pa.field("page_errors_json", pa.string()),
             # Added after v1: Lake.ensure_tables adds it to older lakes (JSON list of PageInfo).
             pa.field("pages_json", pa.string()),
+            # Added after v1 with attachments: the container this document was extracted from (null for
+            # uploads), and the container's own refused attachments (JSON list of AttachmentError).
+            pa.field("parent_doc_id", pa.string()),
+            pa.field("attachment_errors_json", pa.string()),
             pa.field("chunks", pa.int32()),
             pa.field("chunks_embedded", pa.int32()),
             pa.field("chunks_reused", pa.int32()),

@@ -23,6 +23,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field, field_validator
 
 from pipelines.errors import DocLakeError, DocumentNotFound, InvalidInput
+from pipelines.lakehouse.documents import get_children
 from pipelines.lakehouse.lake import sql_quote
 from pipelines.lakehouse.maintenance import erase_history, purge_rows
 from pipelines.lakehouse.schemas import DOCUMENTS, QUARANTINE, RAW_OBJECTS, UPDATES, TableSpec
@@ -45,7 +46,8 @@ _BATCH = 200
 class PurgeParams(BaseModel):
     tenant: str = Field(description="Tenant whose documents are purged.")
     doc_ids: list[str] | None = Field(
-        default=None, description="Documents to purge; omitted (null) purges the whole tenant."
+        default=None,
+        description="Documents to purge, with their attachments; omitted (null) purges the whole tenant.",
     )
     vacuum: bool = Field(
         default=True,
@@ -99,7 +101,8 @@ def purge(rt: Runtime, params: PurgeParams, progress: Progress | None = None) ->
     stores = [rt.vectors_for(i) for i in indexes]
 
     progress.stage("finding documents", unit="tables")
-    wanted = sorted(set(params.doc_ids)) if params.doc_ids is not None else None
+    # A document's attachments (e-mail attachments, archive members) go with it, at every level.
+    wanted = _with_descendants(rt, tenant, params.doc_ids) if params.doc_ids is not None else None
     found = sorted(_present(rt, tables, stores, tenant, wanted))
     rows: dict[str, int] = {t.name: 0 for t in tables}
     vectors = objects = missing = 0
@@ -158,6 +161,17 @@ def purge(rt: Runtime, params: PurgeParams, progress: Progress | None = None) ->
     progress.finish()
     log.info("purged %d documents of tenant %s: %s", len(found), tenant, report.rows_removed)
     return report
+
+
+def _with_descendants(rt: Runtime, tenant: str, doc_ids: list[str]) -> list[str]:
+    """The ids and, recursively, those of their attachments (deleted ones too: a tombstone keeps its link)."""
+    found = set(doc_ids)
+    frontier = sorted(found)
+    while frontier:
+        children = get_children(rt.lake, tenant, frontier, include_deleted=True)
+        frontier = sorted({row["doc_id"] for rows in children.values() for row in rows} - found)
+        found.update(frontier)
+    return sorted(found)
 
 
 def _batches(items: list[str], size: int) -> Iterator[list[str]]:

@@ -89,6 +89,9 @@ def _upserted(state: SilverRow | None, event: DocumentUpdate, document: Extracte
         page_count=None,
         page_errors_json="[]",
         pages_json="[]",
+        # An attachment updated by an event stays linked to its container (text events carry no attachments).
+        parent_doc_id=state.parent_doc_id if state is not None and alive else None,
+        attachment_errors_json="[]",
         metadata_json=json.dumps(metadata, sort_keys=True),
         created_at=state.created_at if state is not None else now,
     )

@@ -170,3 +170,24 @@ def test_s3_lake_smoke() -> None:
     on_s3 = result["on_s3"]
     assert isinstance(on_s3, dict) and on_s3["_delta_log"] and on_s3[".lance"] and on_s3["raw"]
     assert set(result["goals"]) == {"throughput_ratio", "s3_p95_ms"}  # type: ignore[arg-type]
+
+
+needs_corpus = pytest.mark.skipif(not (SHARED / "corpus").is_dir(), reason=f"corpus not found at {SHARED}")
+
+
+@needs_corpus
+def test_ocr_accuracy_tiny() -> None:
+    from bench.ocr_accuracy import main
+
+    results = main(["--tiny"])
+    (at_150,) = results.values()
+    assert at_150["pages"] == 2 and 0.0 <= at_150["cer_median"] < 0.5 and at_150["pages_per_s_per_core"] > 0
+
+
+@needs_corpus
+def test_corpus_failures_tiny() -> None:
+    from bench.corpus_failures import main
+
+    result = main(["--tiny"])
+    assert result["files"] == 6 and isinstance(result["failures"], list)
+    assert result["failed"] == len(result["failures"])

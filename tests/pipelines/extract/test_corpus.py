@@ -72,8 +72,6 @@ EXPECTED_ERRORS: dict[str, type[ExtractionError]] = {
     "other/unst__fake.doc": UnsupportedFormat,
     "other/unst__fake-power-point.ppt": UnsupportedFormat,
     "other/unst__tests-example.xls": UnsupportedFormat,
-    "other/unst__fake-email.msg": UnsupportedFormat,
-    "eml/mailparser__mail_outlook_1.eml": UnsupportedFormat,  # an Outlook .msg (OLE2) named .eml
 }
 
 # Files that must extract, with a phrase read from the file and the format it must be detected as.
@@ -98,6 +96,8 @@ EXPECTED_TEXT: dict[str, tuple[DocFormat, str]] = {
     "md/unst__umlauts-non-utf8.md": (DocFormat.markdown, "äöüß"),
     "eml/unst__fake-email.eml": (DocFormat.eml, "This is a test email to use for unit tests."),
     "eml/unst__fake-email-utf-16-be.eml": (DocFormat.eml, "This is a test email to use for unit tests."),
+    "other/unst__fake-email.msg": (DocFormat.msg, "This is a test email to use for unit tests."),
+    "eml/mailparser__mail_outlook_1.eml": (DocFormat.msg, "Newsletter Prüfung Personalwesen"),  # a .msg named .eml
     "txt/unst__book-war-and-peace-1225p.txt": (DocFormat.text, "so Genoa and Lucca are now just family estates"),
     "txt/unst__fake-text-utf-32.txt": (DocFormat.text, "This is a test document to use for unit tests."),
     "csv/countrycodes__country-codes.csv": (DocFormat.csv, "Afghanistan"),

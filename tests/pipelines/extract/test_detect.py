@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import io
 import zipfile
 from pathlib import Path
 
@@ -35,10 +36,14 @@ DETECT_EXCEPTIONS: dict[str, type[Exception]] = {
     "docx/poi__clusterfuzz-5313273089884160.docx": ExtractionError,
     "pptx/poi__clusterfuzz-6254434927378432.pptx": ExtractionError,
     "pptx/poi__Divino_Revelado.pptx": ExtractionError,
-    "eml/mailparser__mail_outlook_1.eml": UnsupportedFormat,
     "eml/unst__empty.eml": NoTextFound,
     "txt/unst__empty.txt": NoTextFound,
     "txt/unst__fake-text-all-whitespace.txt": NoTextFound,
+}
+
+# Files of a folder that are another format than the folder's, whatever their name says.
+DETECTED_AS: dict[str, DocFormat] = {
+    "eml/mailparser__mail_outlook_1.eml": DocFormat.msg,  # an Outlook .msg (OLE2) named .eml
 }
 
 OTHER_FOLDER: dict[str, DocFormat | type[Exception]] = {
@@ -53,7 +58,7 @@ OTHER_FOLDER: dict[str, DocFormat | type[Exception]] = {
     "unst__fake.doc": UnsupportedFormat,
     "unst__fake-power-point.ppt": UnsupportedFormat,
     "unst__tests-example.xls": UnsupportedFormat,
-    "unst__fake-email.msg": UnsupportedFormat,
+    "unst__fake-email.msg": DocFormat.msg,
 }
 
 
@@ -72,7 +77,7 @@ def test_corpus_folders_are_detected_as_their_format(corpus: Path, folder: str) 
             assert info.value.doc_id == rel  # type: ignore[attr-defined]
             continue
         fmt, mime = detect_format(data, filename=path.name, doc_id=rel)
-        assert fmt is FOLDER_FORMATS[folder], rel
+        assert fmt is DETECTED_AS.get(rel, FOLDER_FORMATS[folder]), rel
         assert mime
 
 
@@ -134,7 +139,20 @@ def test_empty_and_binary_input() -> None:
     with pytest.raises(UnsupportedFormat, match="image/gif"):
         detect_format(b"GIF89a" + b"\x00" * 100)
     with pytest.raises(UnsupportedFormat):
-        detect_format(b"PK\x03\x04" + b"\x00" * 200)  # a zip with no OOXML parts in sight
+        detect_format(b"PK\x03\x04" + b"\x00" * 200)  # a damaged zip with no OOXML parts in sight
+
+
+def test_a_zip_that_is_no_office_package_is_an_archive() -> None:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as zf:
+        zf.writestr("notes/readme.txt", "hello")
+    assert detect_format(out.getvalue(), filename="bundle.zip") == (DocFormat.zip, "application/zip")
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as zf:  # a "mimetype" member names another format (EPUB, OpenDocument)
+        zf.writestr("mimetype", "application/epub+zip")
+        zf.writestr("content.opf", "<package/>")
+    with pytest.raises(UnsupportedFormat, match="epub"):
+        detect_format(out.getvalue())
 
 
 @pytest.mark.parametrize(

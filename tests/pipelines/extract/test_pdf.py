@@ -72,7 +72,7 @@ def test_every_page_failing_is_an_extraction_error() -> None:
 
 
 def test_blank_pages_only_is_no_text() -> None:
-    with pytest.raises(NoTextFound, match="OCR read no text on any of the 1 page"):
+    with pytest.raises(NoTextFound, match=r"OCR \(eng\) read no text on any of the 1 page"):
         extract_unbounded(build_pdf([(b"", b"0 0 m 100 100 l S")]), doc_id="d")
 
 
