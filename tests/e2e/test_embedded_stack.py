@@ -29,6 +29,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 # Files that must end `indexed`: every supported format, plus two whose extension lies.
 GOOD = [
     "pdf/pypdf__pdflatex-4-pages.pdf",
+    "pdf/unst__loremipsum-flat.pdf",  # a scan: no text layer, read by OCR
+    "other/unst__layout-parser-paper-fast.jpg",  # a photo of a page, read by OCR
     "pdf/unst__list-item-example.pdf",
     "pdf/unst__copy-protected.pdf",
     "docx/unst__simple.docx",
@@ -62,7 +64,7 @@ BROKEN = {
     "pdf/unst__password.pdf": "encrypted",
     "xlsx/unst__password_protected.xlsx": "encrypted",
     "docx/poi__truncated62886.docx": "extraction_failed",
-    "pdf/unst__loremipsum-flat.pdf": "no_text",
+    "pdf/pypdf__imagemagick-CCITTFaxDecode.pdf": "no_text",  # an 8x8-pixel fax image: OCR reads nothing
     "txt/unst__empty.txt": "no_text",
     "other/unst__fake-doc.rtf": "unsupported_format",
 }
@@ -73,6 +75,9 @@ SEARCHES = {
     "Genoa and Lucca are now just family estates of the Buonapartes": "txt/unst__book-war-and-peace-1p.txt",
     "face painting, a petting zoo and funnel cake at the family day": "eml/unst__family-day.eml",
     "install the readability library from npm and parse a DOM document": "md/readability__README.md",
+    "Nunc sollicitudin molestie consequat. Morbi efficitur, ipsum maximus tristique lobortis": (
+        "pdf/unst__loremipsum-flat.pdf"
+    ),
 }
 
 
@@ -131,6 +136,7 @@ def test_corpus_upload_reaches_terminal_states_and_is_searchable(stack: Stack, c
         results = stack.client.search(phrase, top_k=5).results
         assert results and results[0].doc_id == ids[rel], (phrase, [r.filename for r in results])
         assert results[0].filename == Path(rel).name
+        assert results[0].ocr is (rel == "pdf/unst__loremipsum-flat.pdf")  # the hit says it came from OCR
 
     # The failed list is the quarantine operators look at.
     failed = stack.client.list(status=DocumentStatus.failed, limit=1000)
