@@ -18,6 +18,10 @@ from pipelines.extract.config import AttachmentConfig, OcrConfig, OcrMode
 __all__ = ["Settings", "backend_model_id", "get_settings"]
 
 DEFAULT_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
+# The extraction bounds' defaults live on their config models; the settings only name them for the environment.
+_OCR = OcrConfig()
+_ATTACHMENTS = AttachmentConfig()
+
 EmbedBackendName = Literal["torch", "onnx", "onnx-int8"]
 # A new lake's first index: int8 encodes 2.2x faster than torch at the same retrieval quality within
 # noise (docs/benchmarks.md, "Embedding backends"); torch stays one setting away.
@@ -150,12 +154,14 @@ class Settings(BaseSettings):
         default="eng",
         description="Tesseract language packs, `+` or `,` separated (e.g. `eng+deu`); a missing pack stops the start.",
     )
-    ocr_dpi: int = Field(default=300, ge=72, le=600, description="Resolution PDF pages are rendered at for OCR.")
+    ocr_dpi: int = Field(default=_OCR.dpi, ge=72, le=600, description="Resolution PDF pages are rendered at for OCR.")
     ocr_page_timeout_s: float = Field(
-        default=60.0, gt=0, description="Bound on one page's OCR; a page past it fails alone (in `page_errors`)."
+        default=_OCR.page_timeout_s,
+        gt=0,
+        description="Bound on one page's OCR; a page past it fails alone (in `page_errors`).",
     )
     ocr_max_pixels: int = Field(
-        default=90_000_000,
+        default=_OCR.max_pixels,
         ge=1_000_000,
         description="Most pixels of one image or frame; a larger image fails as a possible decompression bomb.",
     )
@@ -171,7 +177,7 @@ class Settings(BaseSettings):
         )
 
     attachment_max_depth: int = Field(
-        default=3,
+        default=_ATTACHMENTS.max_depth,
         ge=0,
         description=(
             "Levels of e-mail attachments and archive members extracted as documents of their own below an "
@@ -179,10 +185,12 @@ class Settings(BaseSettings):
         ),
     )
     attachment_max_count: int = Field(
-        default=50, ge=0, description="Most attachments (or archive members) extracted from one e-mail or archive."
+        default=_ATTACHMENTS.max_count,
+        ge=0,
+        description="Most attachments (or archive members) extracted from one e-mail or archive.",
     )
     attachment_max_mb: int = Field(
-        default=50,
+        default=_ATTACHMENTS.max_total_bytes // (1024 * 1024),
         ge=0,
         description="Most megabytes of attachments (decoded, or inflated) extracted from one e-mail or archive.",
     )

@@ -28,7 +28,7 @@ from typing import Any
 
 from pipelines.contracts.documents import Chunk, ChunkerConfig, Element, ElementKind, ExtractedDocument
 from pipelines.contracts.ids import sha256_hex
-from pipelines.embed.model import raw_tokenizer
+from pipelines.embed.tokens import raw_tokenizer
 
 __all__ = ["chunk_document"]
 

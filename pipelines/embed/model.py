@@ -23,7 +23,6 @@ __all__ = [
     "get_embedder",
     "get_query_embedder",
     "load_tokenizer",
-    "raw_tokenizer",
 ]
 
 EmbedBackend = Literal["torch", "onnx", "onnx-int8"]
@@ -165,30 +164,3 @@ def load_tokenizer(model_path: Path) -> Any:
 
 
 # (id of the transformers tokenizer, max_length) -> (that tokenizer, kept alive so its id is not reused; its copy)
-_RAW: dict[tuple[int, int | None], tuple[Any, Any]] = {}
-
-
-def raw_tokenizer(tokenizer: Any, *, max_length: int | None = None) -> Any:
-    """A private copy of a fast tokenizer's Rust ``tokenizers.Tokenizer`` (no padding; truncated at
-    ``max_length`` when given), or None for a slow tokenizer.
-
-    transformers' Python wrapper converts every encoding into dicts (a third of the chunk_embed step's
-    non-model time on a big document); the Rust object returns ids and offsets directly. A copy, because
-    the wrapper re-configures its own backend's truncation and padding on each call.
-    """
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is None:
-        return None
-    key = (id(tokenizer), max_length)
-    found = _RAW.get(key)
-    if found is None:
-        from tokenizers import Tokenizer
-
-        copy = Tokenizer.from_str(backend.to_str())
-        copy.no_padding()
-        if max_length:
-            copy.enable_truncation(max_length=max_length)
-        else:
-            copy.no_truncation()
-        found = _RAW[key] = (tokenizer, copy)
-    return found[1]

@@ -23,7 +23,7 @@ import numpy as np
 from filelock import FileLock
 
 from pipelines.contracts.ids import sha256_hex
-from pipelines.embed.model import raw_tokenizer
+from pipelines.embed.tokens import raw_tokenizer
 from pipelines.errors import EmbeddingError
 
 __all__ = ["OnnxBackend", "OnnxModel", "export_onnx"]
