@@ -80,6 +80,9 @@ def up(
         # that holds the model.
         "worker-extract": [*me, "worker", "--queues", "extract", "--concurrency", str(concurrency)],
         "worker-embed": [*me, "worker", "--queues", "embed", "--concurrency", str(settings.embed_concurrency)],
+        # Housekeeping in a process of its own, as the compose "sweeper": it lowers its own priority, so an
+        # index build never takes the cores from uploads and search.
+        "housekeeping": [*me, "sweep", "--every", str(settings.sweep_interval_s)],
     }
     if settings.sqs_queue_url:
         commands["s3-events"] = [*me, "s3-events"]
@@ -94,7 +97,6 @@ def up(
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    threading.Thread(target=_housekeeping_forever, args=(stopping,), daemon=True, name="housekeeping").start()
     log.info("doclake up: API on http://%s:%d, data in %s", host, port, settings.data_dir.resolve())
     restarts: dict[str, list[float]] = {name: [] for name in commands}
     try:
@@ -103,9 +105,9 @@ def up(
                 if proc.poll() is None:
                     continue
                 recent = [t for t in restarts[name] if time.monotonic() - t < 60]
-                if len(recent) >= 5 and name == "stream":
-                    # Uploads, search and deletes do not need the stream: keep serving without it.
-                    log.error("stream keeps exiting (code %s); running without it", proc.returncode)
+                if len(recent) >= 5 and name in ("stream", "housekeeping"):
+                    # Uploads, search and deletes need neither the stream nor housekeeping: keep serving.
+                    log.error("%s keeps exiting (code %s); running without it", name, proc.returncode)
                     del procs[name]
                     continue
                 if len(recent) >= 5:
@@ -184,14 +186,6 @@ def prepare_model_command(
         typer.echo(f"doclake: {e}", err=True)
         raise typer.Exit(2) from e
     typer.echo(f"{chosen} model ready" + (f": {exported}" if exported else ""))
-
-
-def _housekeeping_forever(stopping: threading.Event) -> None:
-    from pipelines.runtime import Runtime
-    from workers.sweeper import housekeep_every
-
-    settings = get_settings()
-    housekeep_every(Runtime.from_settings(settings), settings.sweep_interval_s, stopping)
 
 
 @cli.command()
@@ -393,10 +387,13 @@ def sweep(
     from workers.sweeper import housekeep_every, housekeeping
 
     _setup_logging()
-    rt = Runtime.from_settings(get_settings())
+    settings = get_settings()
+    rt = Runtime.from_settings(settings)
     if every is None:
         _echo_housekeeping(housekeeping(rt, older_than_s=older_than))
         return
+    # The service yields: compaction and index builds use what uploads and search leave.
+    os.nice(settings.housekeeping_nice)
     housekeep_every(rt, every, threading.Event(), older_than_s=older_than, on_report=_echo_housekeeping)
 
 
@@ -481,11 +478,13 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
 
 
 def _add_subcommands() -> None:
+    from app.cli_eval import evals
     from app.cli_index import indexes, reconcile, reindex
     from app.cli_ops import ops
     from app.cli_products import products
 
     cli.add_typer(products, name="products")
+    cli.add_typer(evals, name="eval")
     cli.command()(reindex)
     cli.command()(reconcile)
     cli.command()(indexes)

@@ -37,9 +37,26 @@ def reindex(
     engine: Annotated[str, typer.Option(help="local (this process) or spark (executors of DOCLAKE_SPARK_MASTER).")] = (
         "local"
     ),
+    gate: Annotated[
+        str | None,
+        typer.Option(
+            metavar="EVAL_SET",
+            help="Eval set (doclake eval import) gating the switch: refused if the new nDCG@10 drops more than"
+            " --max-drop below the active index's.",
+        ),
+    ] = None,
+    gate_tenant: Annotated[str | None, typer.Option(help="Tenant of the gate's eval set (default: --tenant).")] = None,
+    gate_mode: Annotated[str, typer.Option(help="Search mode of the gate: dense, keyword or hybrid.")] = "dense",
+    max_drop: Annotated[
+        float, typer.Option(help="Largest nDCG@10 drop the gate allows (negative: require an improvement).")
+    ] = 0.005,
+    force: Annotated[bool, typer.Option(help="Switch even when the gate refuses (figures still recorded).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
-    """Rebuild chunks and vectors: in place, blue-green to a new model/chunk size, or --vectors-only."""
+    """Rebuild chunks and vectors: in place, blue-green to a new model/chunk size, or --vectors-only.
+
+    Exit 1 when --gate refused the switch (the new index stays building), 2 on an error.
+    """
     from pydantic import ValidationError
 
     from pipelines.errors import DocLakeError
@@ -62,26 +79,51 @@ def reindex(
             switch=switch,
             drop_old=drop_old,
             engine=engine,  # type: ignore[arg-type]  # validated by the model
+            gate=gate,
+            gate_tenant=gate_tenant,
+            gate_mode=gate_mode,  # type: ignore[arg-type]  # validated by the model
+            max_drop=max_drop,
+            force=force,
         )
         report = run(Runtime.from_settings(get_settings()), params, Progress(None if as_json else TerminalBar()))
     except DocLakeError as e:
         raise _fail(e.describe()) from e
     except ValidationError as e:
         raise _fail(str(e)) from e
+    refused = report.gate is not None and not report.gate.passed and not report.switched
     if as_json:
         typer.echo(report.model_dump_json(indent=2))
-        return
+        raise typer.Exit(1 if refused else 0)
     typer.echo(
         f"{report.mode} index {report.index_id}: {report.documents} documents rebuilt, {report.skipped} already"
         f" built, {report.chunks} chunks ({report.embedded} embedded, {report.reused} reused),"
         f" {report.vectors} vectors written, {report.removed} removed"
     )
+    if report.gate is not None:
+        g = report.gate
+        typer.echo(
+            f"gate {g.eval_set} ({g.queries} queries, {g.mode}): nDCG@10 new {g.new_ndcg_at_10:.4f} vs active"
+            f" {g.active_ndcg_at_10:.4f} ({g.active_index_id}), Recall@10 {g.new_recall_at_10:.4f} vs"
+            f" {g.active_recall_at_10:.4f}; max drop {g.max_drop}: {'passed' if g.passed else 'REFUSED'}"
+            + (" (forced)" if g.forced else "")
+        )
     if report.switched:
         typer.echo(f"switched: {report.previous_index_id} -> {report.index_id}")
+    elif refused and report.gate is not None:
+        g = report.gate
+        typer.echo(
+            f"not switched: the quality gate refused {report.index_id} (nDCG@10 {g.new_ndcg_at_10:.4f} on"
+            f" {g.eval_set} is more than {g.max_drop} below {g.active_ndcg_at_10:.4f} of {g.active_index_id});"
+            f" {g.active_index_id} stays active and {report.index_id} is not switched to (a new index stays"
+            " building); --force switches anyway",
+            err=True,
+        )
     elif report.mode == "blue_green":
         typer.echo(f"not switched: {report.remaining} live documents still missing from {report.index_id}")
     if report.dropped:
         typer.echo(f"dropped: {', '.join(report.dropped)}")
+    if refused:
+        raise typer.Exit(1)
 
 
 def reconcile(

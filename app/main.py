@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from app.limits import BodyLimitMiddleware
 from app.problems import install_problem_handlers
-from app.routes import documents, events, health, jobs, ops, rag, search
+from app.routes import documents, evals, events, health, jobs, ops, rag, search
 from pipelines.runtime import Runtime
 from pipelines.settings import Settings, get_settings
 
@@ -90,4 +90,5 @@ def create_app(
     app.include_router(rag.router)
     app.include_router(ops.router)
     app.include_router(jobs.router)
+    app.include_router(evals.router)
     return app

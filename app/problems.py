@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.schemas import Problem
-from pipelines.errors import DocLakeError, DocumentNotFound, InvalidInput
+from pipelines.errors import DocLakeError, DocumentNotFound, EvalSetNotFound, InvalidInput
 
 __all__ = ["install_problem_handlers", "problem_response"]
 
@@ -46,6 +46,8 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def _doclake(_: Request, exc: DocLakeError) -> JSONResponse:
         if isinstance(exc, DocumentNotFound):
             status, title = 404, "Document not found"
+        elif isinstance(exc, EvalSetNotFound):
+            status, title = 404, "Eval set not found"
         elif isinstance(exc, InvalidInput):
             status, title = 422, "Invalid input"
         elif exc.retryable:

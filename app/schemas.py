@@ -7,6 +7,7 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 
 from pipelines.contracts.documents import AttachmentError, DocumentRecord, DocumentStatus, PageError, PageInfo
+from pipelines.contracts.evals import EvalFigures, EvalResult, EvalSetSummary
 from pipelines.contracts.ids import MetadataValue
 from pipelines.contracts.search import SearchHit, SearchQuery
 from pipelines.products.checks import CheckResult, ProductReport
@@ -23,6 +24,10 @@ __all__ = [
     "Citation",
     "DocumentList",
     "DocumentPublic",
+    "EvalResultList",
+    "EvalResultPublic",
+    "EvalSetList",
+    "EvalSetSummary",
     "Health",
     "LakeStats",
     "MetadataPatch",
@@ -189,3 +194,42 @@ class PatchAccepted(BaseModel):
     version: int = Field(description="The version the change becomes once the update stream applies it.")
     event_id: str = Field(description="Id of the patch_metadata event written to bronze.document_updates.")
     metadata: dict[str, MetadataValue] = Field(description="The document's metadata after the change.")
+
+
+class EvalResultPublic(EvalFigures):
+    """nDCG@10 and Recall@10 of one index on one eval set (a row of meta.eval_results)."""
+
+    @classmethod
+    def of(cls, result: EvalResult) -> EvalResultPublic:
+        return cls.model_validate(result.model_dump(exclude={"tenant"}))
+
+    model_config = {
+        "protected_namespaces": (),
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "eval_set": "scifact",
+                    "set_sha256": "5be1c0…",
+                    "index_id": "base",
+                    "gold_version": 42,
+                    "snapshot": "live",
+                    "as_of": None,
+                    "mode": "dense",
+                    "top_k": 100,
+                    "queries": 300,
+                    "ndcg_at_10": 0.6507,
+                    "recall_at_10": 0.7989,
+                    "duration_s": 9.8,
+                    "evaluated_at": "2026-12-02T10:00:00Z",
+                }
+            ]
+        },
+    }
+
+
+class EvalResultList(BaseModel):
+    results: list[EvalResultPublic] = Field(description="Newest first.")
+
+
+class EvalSetList(BaseModel):
+    sets: list[EvalSetSummary]

@@ -29,7 +29,8 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import BENCH_DOC, SHARED, markdown_table, report, stack, summary_ms, upload_all_and_wait
-from bench.metrics import best_chunk_ranking, mean_metrics
+from pipelines.evaluation.beir import load_beir
+from pipelines.evaluation.metrics import best_chunk_ranking, mean_metrics
 
 MODES = ("dense", "keyword", "hybrid")
 ANCHOR_NDCG = 0.6451
@@ -47,15 +48,9 @@ class SciFact:
 
 
 def load_scifact(root: Path, *, tiny: bool = False) -> SciFact:
-    qrels: dict[str, dict[str, int]] = {}
-    for line in (root / "qrels" / "test.tsv").read_text().splitlines()[1:]:
-        qid, did, score = line.split("\t")
-        qrels.setdefault(qid, {})[did] = int(score)
-    queries = {}
-    for line in (root / "queries.jsonl").read_text().splitlines():
-        row = json.loads(line)
-        if row["_id"] in qrels:
-            queries[row["_id"]] = row["text"]
+    # The judged test claims, read as `doclake eval` reads a BEIR set.
+    golden = load_beir(root / "qrels" / "test.tsv", root / "queries.jsonl", name="scifact")
+    qrels, queries = golden.qrels, golden.queries
     corpus = {}
     for line in (root / "corpus.jsonl").read_text().splitlines():
         row = json.loads(line)

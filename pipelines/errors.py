@@ -13,8 +13,10 @@ __all__ = [
     "DocumentNotFound",
     "EmbeddingError",
     "EncryptedDocument",
+    "EvalSetNotFound",
     "ExtractionError",
     "ExtractionLimitExceeded",
+    "InvalidEvalSet",
     "InvalidInput",
     "LakeWriteConflict",
     "LockLost",
@@ -121,6 +123,19 @@ class LakeWriteConflict(DocLakeError):
 class VectorStoreError(DocLakeError):
     code = "vector_store_error"
     retryable = True
+
+
+class InvalidEvalSet(InvalidInput):
+    """An eval set that cannot be used as given: malformed qrels or queries, judgements of a query that
+    is not there, or nothing to evaluate."""
+
+    code = "invalid_eval_set"
+
+
+class EvalSetNotFound(DocLakeError):
+    """No eval set of that name for the tenant in meta.eval_sets (``doclake eval import`` adds one)."""
+
+    code = "eval_set_not_found"
 
 
 class SearchModeUnsupported(InvalidInput):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -101,6 +102,7 @@ class Runtime:
     _open_store: Callable[[IndexSpec], VectorStore] | None = field(default=None, repr=False)
     _index: IndexSpec | None = field(default=None, repr=False)
     _index_read_at: float = field(default=0.0, repr=False)
+    _pinned: IndexSpec | None = field(default=None, repr=False)
     _threads: int | None = field(default=None, repr=False)
     _mutex: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _index_refreshing: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -165,8 +167,10 @@ class Runtime:
         """The active index.
 
         Re-read in the background once this process's copy is a second old, inline past 3 s, or now
-        with ``fresh`` (writers, under the document lock).
+        with ``fresh`` (writers, under the document lock). A ``pinned`` view always answers its index.
         """
+        if self._pinned is not None:
+            return self._pinned
         age = time.monotonic() - self._index_read_at
         if fresh or self._index is None or age > _INDEX_STALE_MAX_S:
             return self._read_index()
@@ -189,6 +193,14 @@ class Runtime:
             log.warning("re-reading the active index failed; the next query retries", exc_info=True)
         finally:
             self._index_refreshing.release()
+
+    def pinned(self, index: IndexSpec) -> Runtime:
+        """A view of this runtime whose active index is ``index`` (the same lake, stores, models and locks).
+
+        Read paths (search, as_of search) then answer from ``index`` exactly as they answer from the
+        active one: the evaluation of a building index before a switch. Never used for writes.
+        """
+        return dataclasses.replace(self, _pinned=index)
 
     def indexes(self) -> list[IndexSpec]:
         """Every index that still has tables (active, building, retired)."""

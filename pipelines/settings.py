@@ -131,6 +131,12 @@ class Settings(BaseSettings):
     ann_index_min_rows: int = Field(
         default=50_000, ge=1, description="Housekeeping builds the vector ANN index once the table has this many rows."
     )
+    housekeeping_nice: int = Field(
+        default=10,
+        ge=0,
+        le=19,
+        description="Niceness of the housekeeping service (`doclake sweep --every`): index upkeep yields the cores.",
+    )
 
     chunk_max_tokens: int = Field(
         default=256, ge=16, description="Most model tokens per chunk. Sets the first index; then `doclake reindex`."
@@ -228,7 +234,7 @@ class Settings(BaseSettings):
         default=60.0,
         gt=0,
         description=(
-            "How often housekeeping runs (`doclake up`'s thread, `doclake sweep --every`): re-enqueue stuck "
+            "How often housekeeping runs (`doclake sweep --every`, which `doclake up` runs): re-enqueue stuck "
             "documents, compact small Delta files, vector-store upkeep."
         ),
     )

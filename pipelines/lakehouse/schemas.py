@@ -8,7 +8,18 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-__all__ = ["CHUNKS", "DOCUMENTS", "INDEXES", "QUARANTINE", "RAW_OBJECTS", "TABLES", "UPDATES", "TableSpec"]
+__all__ = [
+    "CHUNKS",
+    "DOCUMENTS",
+    "EVAL_RESULTS",
+    "EVAL_SETS",
+    "INDEXES",
+    "QUARANTINE",
+    "RAW_OBJECTS",
+    "TABLES",
+    "UPDATES",
+    "TableSpec",
+]
 
 _TS = pa.timestamp("us", tz="UTC")
 
@@ -170,4 +181,49 @@ INDEXES = TableSpec(
     key=("index_id",),
 )
 
-TABLES: dict[str, TableSpec] = {t.name: t for t in (RAW_OBJECTS, DOCUMENTS, CHUNKS, UPDATES, QUARANTINE, INDEXES)}
+# Golden sets (BEIR qrels with their query texts): one row per (query, judged document) of a tenant's set.
+EVAL_SETS = TableSpec(
+    "meta.eval_sets",
+    pa.schema(
+        [
+            pa.field("tenant", pa.string(), nullable=False),
+            pa.field("eval_set", pa.string(), nullable=False),
+            pa.field("query_id", pa.string(), nullable=False),
+            pa.field("doc_id", pa.string(), nullable=False),
+            pa.field("relevance", pa.int32()),
+            pa.field("query", pa.string()),
+            pa.field("set_sha256", pa.string()),
+            pa.field("imported_at", _TS),
+        ]
+    ),
+    key=("tenant", "eval_set", "query_id", "doc_id"),
+)
+
+# nDCG@10 / Recall@10 of an index on an eval set, per gold version; every key column is non-null
+# (a MERGE's NULL = NULL is false, which would insert a rerun twice).
+EVAL_RESULTS = TableSpec(
+    "meta.eval_results",
+    pa.schema(
+        [
+            pa.field("tenant", pa.string(), nullable=False),
+            pa.field("eval_set", pa.string(), nullable=False),
+            pa.field("set_sha256", pa.string(), nullable=False),
+            pa.field("index_id", pa.string(), nullable=False),
+            pa.field("gold_version", pa.int64(), nullable=False),
+            pa.field("snapshot", pa.string(), nullable=False),
+            pa.field("mode", pa.string(), nullable=False),
+            pa.field("top_k", pa.int32(), nullable=False),
+            pa.field("as_of", pa.string()),
+            pa.field("queries", pa.int32()),
+            pa.field("ndcg_at_10", pa.float64()),
+            pa.field("recall_at_10", pa.float64()),
+            pa.field("duration_s", pa.float64()),
+            pa.field("evaluated_at", _TS),
+        ]
+    ),
+    key=("tenant", "eval_set", "set_sha256", "index_id", "gold_version", "snapshot", "mode", "top_k"),
+)
+
+TABLES: dict[str, TableSpec] = {
+    t.name: t for t in (RAW_OBJECTS, DOCUMENTS, CHUNKS, UPDATES, QUARANTINE, INDEXES, EVAL_SETS, EVAL_RESULTS)
+}

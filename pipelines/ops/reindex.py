@@ -9,6 +9,11 @@
   the switch. The previous index is kept (``retired``) until ``drop_old``.
 * ``vectors_only``: rebuild the active index's vector store from gold, embedding nothing.
 
+With ``gate`` (an eval set in ``meta.eval_sets``), a blue-green switch is quality-gated: once the
+new index has caught up, both indexes answer the set, and the switch is refused — the new index
+stays ``building``, the figures in the report's ``gate`` — when the new nDCG@10 is more than
+``max_drop`` below the active one's; ``force`` switches anyway.
+
 Resumable: the building index's id is derived from its (model, chunker), so running the same
 command again finds it and skips every document whose current version it already holds.
 Vectors are reused wherever the same model already embedded the same text (the index's own gold,
@@ -26,10 +31,15 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from pipelines.contracts.documents import ChunkerConfig, DocumentStatus
+from pipelines.contracts.evals import EVAL_SET_NAME, EvalSet
+from pipelines.contracts.ids import DEFAULT_TENANT
+from pipelines.contracts.search import SearchMode
 from pipelines.errors import InvalidInput, StaleVersion
+from pipelines.evaluation.gate import GateReport, quality_gate
 from pipelines.ingest.mirror import mirror_documents
 from pipelines.ingest.plan import plan_rows
 from pipelines.lakehouse.documents import get_document
+from pipelines.lakehouse.evals import get_eval_set
 from pipelines.lakehouse.indexes import IndexSpec, IndexState, activate_index, index_id_for, put_index
 from pipelines.lakehouse.lake import sql_quote
 from pipelines.lakehouse.maintenance import clear_table
@@ -73,6 +83,27 @@ class ReindexParams(BaseModel):
             " (new indexes only: an in-place rebuild races live writers and runs locally)."
         ),
     )
+    gate: str | None = Field(
+        default=None,
+        pattern=EVAL_SET_NAME,
+        description=(
+            "Eval set (meta.eval_sets) that gates the switch: refused when the new index's nDCG@10 is more than"
+            " max_drop below the active one's; the new index then stays building."
+        ),
+    )
+    gate_tenant: str | None = Field(
+        default=None, description="Tenant of the gate's eval set (default: tenant, else the default tenant)."
+    )
+    gate_mode: SearchMode = Field(default="dense", description="Search mode the gate's queries run in.")
+    max_drop: float = Field(
+        default=0.005,
+        ge=-1.0,
+        le=1.0,
+        description="Largest nDCG@10 drop the gate allows (negative: the new index must be that much better).",
+    )
+    force: bool = Field(
+        default=False, description="Switch even when the gate refuses (its figures are still recorded)."
+    )
 
 
 class ReindexReport(BaseModel):
@@ -88,6 +119,9 @@ class ReindexReport(BaseModel):
     reused: int = 0
     vectors: int = Field(default=0, description="Vectors written to the store.")
     remaining: int = Field(default=0, description="Live documents the new index still lacks (scoped runs).")
+    gate: GateReport | None = Field(
+        default=None, description="The quality gate's figures, when a gated switch was decided (passed or not)."
+    )
     dropped: list[str] = Field(default_factory=list, description="Indexes dropped.")
 
 
@@ -150,8 +184,11 @@ def reindex(rt: Runtime, params: ReindexParams, progress: Progress | None = None
         changes = (params.model_path, params.model_id, params.embed_backend, params.chunk_max_tokens)
         if any(changes) or params.chunk_overlap_tokens is not None:
             raise InvalidInput("vectors_only rebuilds the store from gold: it takes no model or chunker options")
+        if params.gate:
+            raise InvalidInput("vectors_only switches nothing: a gate applies to a blue-green reindex")
         report = _vectors_only(rt, active, params, progress)
     else:
+        golden = _gate_set(rt, params)  # before any work: an unknown set must not cost a whole build
         target = _target(rt, active, params)
         if target.index_id == active.index_id:
             if params.engine == "spark":
@@ -165,7 +202,7 @@ def reindex(rt: Runtime, params: ReindexParams, progress: Progress | None = None
                 _remove_dead(rt, target, report)
             report.remaining = len(_behind(rt, target, ReindexParams()))
             if params.switch and report.remaining == 0:
-                _switch(rt, target, report, progress)
+                _switch(rt, target, report, progress, params, golden)
     if params.drop_old:
         for index in rt.indexes():
             if index.state == IndexState.retired:
@@ -174,6 +211,14 @@ def reindex(rt: Runtime, params: ReindexParams, progress: Progress | None = None
     progress.finish()
     log.info("reindex %s", report.model_dump_json())
     return report
+
+
+def _gate_tenant(params: ReindexParams) -> str:
+    return params.gate_tenant or params.tenant or DEFAULT_TENANT
+
+
+def _gate_set(rt: Runtime, params: ReindexParams) -> EvalSet | None:
+    return get_eval_set(rt.lake, _gate_tenant(params), params.gate) if params.gate else None
 
 
 def _live_rows(rt: Runtime, params: ReindexParams) -> list[dict[str, Any]]:
@@ -278,10 +323,42 @@ def _catch_up(rt: Runtime, index: IndexSpec, report: ReindexReport, progress: Pr
     return len(behind)
 
 
-def _switch(rt: Runtime, target: IndexSpec, report: ReindexReport, progress: Progress) -> None:
+def _switch(
+    rt: Runtime,
+    target: IndexSpec,
+    report: ReindexReport,
+    progress: Progress,
+    params: ReindexParams,
+    golden: EvalSet | None,
+) -> None:
     for _ in range(_CATCH_UP_PASSES):
         if _catch_up(rt, target, report, progress, "catching up") == 0:
             break
+    if golden is not None:
+        gate = quality_gate(
+            rt,
+            golden,
+            active=rt.index(fresh=True),
+            candidate=target,
+            tenant=_gate_tenant(params),
+            mode=params.gate_mode,
+            max_drop=params.max_drop,
+            progress=progress,
+        )
+        report.gate = gate
+        if not gate.passed and not params.force:
+            log.warning(
+                "quality gate refused index %s: nDCG@10 %.4f vs %.4f of %s on %s (max drop %s); it stays %s",
+                target.index_id,
+                gate.new_ndcg_at_10,
+                gate.active_ndcg_at_10,
+                gate.active_index_id,
+                gate.eval_set,
+                gate.max_drop,
+                target.state.value,
+            )
+            return
+        gate.forced = not gate.passed
     activate_index(rt.lake, target.index_id)
     rt.index(fresh=True)
     report.switched = True

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -27,6 +29,7 @@ from pipelines.errors import VectorStoreError
 from pipelines.lakehouse.lake import sql_quote
 from pipelines.retry import retry
 from pipelines.storage.locks import Locks, NoLocks
+from pipelines.vectorstore.ann import INDEX_TYPE, IndexShape, UpkeepPlan, ann_params, plan_upkeep
 from pipelines.vectorstore.base import StoredId, VectorHit, metadata_tags
 
 __all__ = ["LanceVectorStore"]
@@ -35,16 +38,20 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+# lance's index statistics would otherwise carry every IVF centroid (and warn that they will not).
+os.environ.setdefault("LANCE_INCLUDE_VECTOR_CENTROIDS", "false")
+
 _TABLE = "chunks"
-# The ANN index searched with these probes and an exact re-rank of refine_factor * k candidates: recall@10 ≥ 0.95
-# against brute force (measured in bench/search_scale.py); without an index they are ignored.
-_NPROBES = 20
-_REFINE_FACTOR = 10
-# HNSW candidate list; it must be at least k * refine_factor. Lance's default gave recall@10 0.943 on 20k
-# clustered vectors and 400 gave 0.995, but housekeeping's optimize (compaction, which remaps the index)
-# cost the graph recall: 200k rows, 2 partitions, ef 400: 0.944 before optimize, 0.77-0.87 after (1M:
-# 0.517). After optimize ef 1000 gave 0.979 and 2000 gave 0.998 at the same latency (42 ms per query).
-_HNSW_EF = 2000
+# Every partition is probed (lance caps nprobes at the partition count; see pipelines.vectorstore.ann). No
+# re-rank on the full vectors: it cost 1.7 ms a query at 100k rows for no recall, so an indexed search's score
+# is the cosine of the scalar-quantised vectors (8 bits a dimension: off by about 0.005).
+_NPROBES_ALL = 1024
+# Scalar indexes built with the ANN index: the tenant and metadata prefilters then read an index instead
+# of scanning the column (100k rows: the tenant prefilter cost 9 ms a query unindexed, 2.5 ms with BITMAP).
+_SCALAR_INDEXES = {"tenant": "BITMAP", "meta_tags": "LABEL_LIST"}
+# Fragments a compaction pass rewrites at most: one pass costs what a few uploads cost, never a table rewrite.
+_COMPACT_MAX_SOURCE_ROWS = 200_000
+_ROWS_TTL_S = 30.0
 
 
 def _schema(dim: int) -> pa.Schema:
@@ -65,6 +72,10 @@ def _schema(dim: int) -> pa.Schema:
             pa.field("meta_tags", pa.list_(pa.string())),
         ]
     )
+
+
+# What a hit carries: every column but the vector and the tag list (fetching them cost ~3 ms a query).
+_HIT_COLUMNS = [f.name for f in _schema(1) if f.name not in ("vector", "meta_tags")]
 
 
 def _in_list(values: list[str]) -> str:
@@ -125,6 +136,7 @@ class LanceVectorStore:
         self._table: Any = None
         self._fts_ready = False
         self._lock = threading.Lock()
+        self._rows_cached, self._rows_at = 0, -_ROWS_TTL_S
 
     def _open(self) -> Any:
         if self._table is None:
@@ -239,14 +251,21 @@ class LanceVectorStore:
         result = (
             table.search(vector, vector_column_name="vector")
             .distance_type("cosine")
-            .nprobes(_NPROBES)
-            .refine_factor(_REFINE_FACTOR)
-            .ef(max(_HNSW_EF, k * _REFINE_FACTOR))
+            .nprobes(_NPROBES_ALL)
+            .ef(ann_params(self._rows(table), k=k).ef)
             .where(where, prefilter=True)
+            .select(_HIT_COLUMNS)
             .limit(k)
             .to_arrow()
         )
         return [VectorHit(record=_record(row), score=1.0 - float(row["_distance"])) for row in result.to_pylist()]
+
+    def _rows(self, table: Any) -> int:
+        """The table's row count, read at most every ``_ROWS_TTL_S``: it only sets the search's candidate list."""
+        now = time.monotonic()
+        if now - self._rows_at > _ROWS_TTL_S:
+            self._rows_cached, self._rows_at = int(table.count_rows()), now
+        return self._rows_cached
 
     def keyword_query(
         self, text: str, *, k: int, tenant: str, filter: dict[str, MetadataValue] | None = None
@@ -256,7 +275,13 @@ class LanceVectorStore:
         if table is None:
             return []
         self._ensure_fts_index(table)  # tables made before hybrid search existed
-        result = table.search(text, query_type="fts").where(_where(tenant, filter), prefilter=True).limit(k).to_arrow()
+        result = (
+            table.search(text, query_type="fts")
+            .where(_where(tenant, filter), prefilter=True)
+            .select(_HIT_COLUMNS)
+            .limit(k)
+            .to_arrow()
+        )
         return [VectorHit(record=_record(row), score=float(row["_score"])) for row in result.to_pylist()]
 
     def _scan(self, where: str | None, columns: list[str]) -> pa.Table:
@@ -284,20 +309,87 @@ class LanceVectorStore:
             return
         self._rewrite(f"optimize of {self.table_name}", lambda: self._optimize(table))
 
-    def _optimize(self, table: Any) -> None:
-        # Each merge_insert adds a fragment; compaction keeps search fast. Old files are kept a day
-        # because another process may still be reading the previous version. optimize also folds
-        # new rows into the existing indices (full-text and ANN).
+    def _optimize(self, table: Any) -> UpkeepPlan | None:
+        """Housekeeping's pass over the table; returns what it did to the ANN index (None: no index yet).
+
+        Before the ANN index exists: lancedb's whole-table optimize (compaction, old versions, the
+        full-text index), then the first build on the compacted fragments — built before, the compaction
+        that follows remaps it, and Lance rebuilds HNSW graphs while remapping, with less recall (1M
+        rows: 0.919 built on 20 fragments then compacted, 1.000 built on the compacted table).
+
+        Once it exists, every step costs what the new rows cost (pipelines.vectorstore.ann): a bounded
+        compaction of small fragments, the new rows folded into a delta index, deltas merged with each
+        other, a full rebuild only when the deltas have grown to half the base.
+        """
         self._ensure_fts_index(table)
+        if not self._has_ann(table):
+            try:
+                table.optimize(cleanup_older_than=timedelta(days=1))
+            except Exception as e:  # lance raises plain RuntimeError/OSError on commit conflicts
+                raise VectorStoreError(f"compacting {self.table_name} failed: {e}") from e
+            self._ensure_ann_index(table, None)
+            return None
+        return self._upkeep(table)
+
+    def _has_ann(self, table: Any) -> bool:
+        return any(t.upper().startswith("IVF") for t in self._index_types(table))  # "IvfHnswSq", "IvfPq"
+
+    def _dataset(self, table: Any) -> Any:
+        """The table as a pylance dataset at its newest version: lancedb 0.40 has no delta-index or bounded
+        compaction call of its own."""
+        table.checkout_latest()
+        return table.to_lance()
+
+    def _ann_name(self, table: Any) -> str:
+        return str(next(i.name for i in table.list_indices() if str(i.index_type).upper().startswith("IVF")))
+
+    def index_shape(self) -> IndexShape | None:
+        """The ANN index's base and delta sizes and the rows it does not cover yet (None: no index)."""
+        table = self._open()
+        if table is None or not self._has_ann(table):
+            return None
+        return self._shape(self._dataset(table), self._ann_name(table))
+
+    def _shape(self, dataset: Any, name: str) -> IndexShape:
+        stats = dataset.stats.index_stats(name)
+        partitions = max((i.get("num_partitions", 1) for i in stats.get("indices", [])), default=1)
+        return IndexShape(
+            rows_per_delta=list(stats.get("num_indexed_rows_per_delta") or [stats.get("num_indexed_rows", 0)]),
+            unindexed_rows=int(stats.get("num_unindexed_rows", 0)),
+            partitions=partitions,
+        )
+
+    def _upkeep(self, table: Any) -> UpkeepPlan:
+        name = self._ann_name(table)
+        dataset = self._dataset(table)
         try:
-            table.optimize(cleanup_older_than=timedelta(days=1))
+            # Small fragments (each upsert writes one) are merged, a bounded number of rows per pass; a
+            # fragment of fresh rows is not covered by the ANN index yet, so this remaps next to nothing.
+            dataset.optimize.compact_files(max_source_rows=_COMPACT_MAX_SOURCE_ROWS)
+            dataset = self._dataset(table)
+            plan = plan_upkeep(self._shape(dataset, name))
+            if plan.retrain:
+                log.info("rebuilding the vector index of %s: %s", self.table_name, plan.reason)
+                self._build_ann(table, table.count_rows())
+            elif plan.merge_deltas:
+                # lance merges the newest N delta indexes and the unindexed rows, leaving the base alone.
+                dataset.optimize.optimize_indices(index_names=[name], num_indices_to_merge=plan.merge_deltas)
+            elif plan.fold:
+                dataset.optimize.optimize_indices(index_names=[name], num_indices_to_merge=0)
+            # The full-text and scalar indexes fold new rows into their one index cheaply (full-text, 200k rows
+            # + 2,000: 0.6 s); tables indexed before the scalar indexes existed get them here.
+            self._ensure_scalar_indexes(table)
+            others = [i.name for i in table.list_indices() if i.name != name]
+            if others:
+                self._dataset(table).optimize.optimize_indices(index_names=others)
+            self._dataset(table).cleanup_old_versions(older_than=timedelta(days=1))
+        except VectorStoreError:
+            raise
         except Exception as e:  # lance raises plain RuntimeError/OSError on commit conflicts
-            raise VectorStoreError(f"compacting {self.table_name} failed: {e}") from e
-        # The ANN index is first built after compaction, on the compacted fragments: built before,
-        # the compaction that follows remaps it, and Lance rebuilds the HNSW graphs while remapping,
-        # with less recall. 1M rows, ef 2000 (bench/search_scale.py): built on 20 fragments and then
-        # compacted 0.919; built on the compacted table 1.000.
-        self._ensure_ann_index(table, None)
+            raise VectorStoreError(f"index upkeep of {self.table_name} failed: {e}") from e
+        finally:
+            table.checkout_latest()
+        return plan
 
     def ensure_ann_index(self, *, min_rows: int | None = None) -> bool:
         """Build the IVF_HNSW_SQ vector index once the table has ``min_rows`` rows; True when one exists.
@@ -311,27 +403,38 @@ class LanceVectorStore:
         return self._rewrite(f"index build of {self.table_name}", lambda: self._ensure_ann_index(table, min_rows))
 
     def _ensure_ann_index(self, table: Any, min_rows: int | None) -> bool:
-        if any(t.upper().startswith("IVF") for t in self._index_types(table)):  # lance says "IvfHnswSq", "IvfPq"
+        if self._has_ann(table):
             return True
         rows = table.count_rows()
         if rows < (self.ann_index_min_rows if min_rows is None else min_rows) or rows < 256:
             return False
-        # IVF_HNSW_SQ, not IVF_PQ: on clustered synthetic data (bench/search_scale.py) PQ with nprobes 20 /
-        # refine 10 reached recall@10 0.68 (0.84 with refine 50), HNSW over scalar-quantised vectors
-        # 1.0 at the same latency, and it built 3 times faster. Few partitions: each holds a graph.
-        partitions = max(1, rows // 100_000)
-        log.info("building IVF_HNSW_SQ index over %d vectors (%d partitions)", rows, partitions)
+        self._build_ann(table, rows)
+        self._ensure_scalar_indexes(table)
+        return True
+
+    def _ensure_scalar_indexes(self, table: Any) -> None:
+        indexed = {c for i in table.list_indices() for c in i.columns}
+        for column, kind in _SCALAR_INDEXES.items():
+            if column not in indexed:
+                try:
+                    table.create_scalar_index(column, index_type=kind)
+                except Exception as e:
+                    raise VectorStoreError(f"building the {kind} index on {column} failed: {e}") from e
+
+    def _build_ann(self, table: Any, rows: int) -> None:
+        # IVF_HNSW_SQ, one graph per million rows (pipelines.vectorstore.ann has the measurements).
+        params = ann_params(rows)
+        log.info("building %s index over %d vectors (%d partitions)", INDEX_TYPE, rows, params.partitions)
         try:
             table.create_index(
                 metric="cosine",
                 vector_column_name="vector",
-                index_type="IVF_HNSW_SQ",
-                num_partitions=partitions,
+                index_type=INDEX_TYPE,
+                num_partitions=params.partitions,
                 replace=True,
             )
         except Exception as e:
             raise VectorStoreError(f"building the vector index failed: {e}") from e
-        return True
 
     def count(self, tenant: str | None = None) -> int:
         table = self._open()

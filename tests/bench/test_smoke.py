@@ -90,25 +90,17 @@ def test_incremental_smoke() -> None:
 
 
 @pytest.mark.slow
-def test_ann_fold_smoke() -> None:
-    from bench import ann_fold
-
-    rows = ann_fold.main(["--tiny"])["rows"]
-    assert isinstance(rows, list)
-    assert [r[0] for r in rows] == list(ann_fold.VARIANTS)
-    both, ann_only, fts_only = rows
-    assert "IvfHnswSq" in both[1] and "FTS" in both[1]
-    assert ann_only[1] == "IvfHnswSq" and fts_only[1] == "FTS"  # each variant measured what it says
-    assert all(r[4] == 2200 for r in rows)  # the new rows were written and kept
-
-
-@pytest.mark.slow
 def test_search_scale_smoke() -> None:
     from bench import search_scale
 
-    result = search_scale.main(["--tiny"])
-    assert result["rows"] == 2000
-    assert isinstance(result["recall@10"], float) and 0.0 <= result["recall@10"] <= 1.0
+    result = search_scale.main(["--tiny", "--json"])
+    keys = "rows recall_at_10 filtered_recall_at_10 ann_p50_ms ann_p99_ms hnswlib_p50_ms hnswlib_p99_ms"
+    keys += " hnswlib_recall_at_10 exact_p50_ms api_p50_ms api_p99_ms fold_seconds_per_1k_rows"
+    keys += " unindexed_search_p99_ms api_rss_mb"
+    assert set(keys.split()) <= set(result)
+    assert result["rows"] == 3000 and result["rows_after"] == 3000 + 400 + 600
+    assert isinstance(result["recall_at_10"], float) and 0.5 <= result["recall_at_10"] <= 1.0
+    assert result["index_after_fold"] == [3000, 400]  # the new rows became a delta, the base was kept
 
 
 @pytest.mark.e2e

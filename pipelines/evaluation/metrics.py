@@ -1,4 +1,9 @@
-"""Retrieval metrics as BEIR / pytrec_eval compute them: nDCG@k and Recall@k, averaged over queries."""
+"""Retrieval metrics as BEIR / pytrec_eval compute them: nDCG@k and Recall@k, averaged over queries.
+
+Relevance is judged per document, as in BEIR: search answers chunks, and a document's chunks
+collapse to its id where the first (best) one ranks (``best_chunk_ranking``). ``doclake eval``, the
+reindex gate and ``bench/scifact.py`` all score through these functions.
+"""
 
 from __future__ import annotations
 

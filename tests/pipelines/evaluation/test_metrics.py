@@ -1,4 +1,4 @@
-"""The benchmark's metrics on cases worked out by hand."""
+"""The scoring of `doclake eval`, the reindex gate and the SciFact bench, on cases worked out by hand."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from bench.metrics import best_chunk_ranking, mean_metrics, ndcg_at_k, recall_at_k
+from pipelines.evaluation.metrics import best_chunk_ranking, mean_metrics, ndcg_at_k, recall_at_k
 
 
 def test_ndcg_by_hand() -> None:
@@ -35,3 +35,19 @@ def test_recall_and_mean() -> None:
 
 def test_documents_ranked_by_best_chunk() -> None:
     assert best_chunk_ranking(["d2", "d1", "d2", "d3", "d1"]) == ["d2", "d1", "d3"]
+
+
+def test_chunks_collapse_to_documents_before_scoring() -> None:
+    # Chunk hits d2, d2, d1, d3, d1 become documents d2 (rank 1), d1 (rank 2), d3 (rank 3): the
+    # second chunk of d2 does not push d1 down, and d1's second chunk does not count twice.
+    # Judgements d1=1, d3=2: DCG = 1/log2(3) + 2/log2(4); IDCG = 2/log2(2) + 1/log2(3).
+    ranked = best_chunk_ranking(["d2", "d2", "d1", "d3", "d1"])
+    dcg = 1 / math.log2(3) + 2 / 2
+    idcg = 2 + 1 / math.log2(3)
+    assert ndcg_at_k(ranked, {"d1": 1, "d3": 2}, 10) == pytest.approx(dcg / idcg)
+    assert dcg / idcg == pytest.approx(0.6199, abs=1e-4)
+    assert recall_at_k(ranked, {"d1": 1, "d3": 2}, 10) == 1.0
+    assert recall_at_k(ranked, {"d1": 1, "d3": 2}, 2) == 0.5
+    # A judged-irrelevant document (score 0) neither gains nor counts as relevant.
+    assert ndcg_at_k(["d0", "d1"], {"d0": 0, "d1": 1}, 10) == pytest.approx(1 / math.log2(3))
+    assert recall_at_k(["d0"], {"d0": 0, "d1": 1}, 10) == 0.0
