@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import lancedb
@@ -100,3 +101,31 @@ def test_the_sweep_command_compacts_and_optimizes_as_well_as_it_requeues(runtime
     assert {m["headers"]["task"] for m in messages} == {"doclake.extract"}
     sent = {tuple(json.loads(base64.b64decode(m["body"]))[0]) for m in messages}
     assert sent == {("default", doc_id, version) for doc_id, version in stuck.items()}
+
+
+def test_the_housekeeping_service_runs_at_low_priority(runtime: Runtime, settings: Settings) -> None:
+    """`doclake sweep --every` (what `doclake up` runs as its housekeeping child) yields the cores."""
+    _indexed(runtime, "lighthouse", "# Lighthouse\n\nThe keeper lights the lamp at dusk.")
+    env = {
+        **os.environ,
+        "DOCLAKE_DATA_DIR": str(settings.data_dir),
+        "PYTHONPATH": str(REPO),
+        "DOCLAKE_HOUSEKEEPING_NICE": "7",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "sweep", "--every", "0.2"],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        ticks = [line for line in (proc.stdout.readline() for _ in range(4)) if "optimized" in line]
+        assert len(ticks) == 2  # two ticks printed: it keeps going
+        fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        assert int(fields[16]) == os.getpriority(os.PRIO_PROCESS, 0) + 7  # field 19 of stat: nice
+    finally:
+        proc.terminate()
+        proc.wait(30)
