@@ -75,17 +75,18 @@ def plan_upkeep(shape: IndexShape) -> UpkeepPlan:
     """What one housekeeping pass does to the ANN index: work in proportion to the rows that arrived.
 
     New rows become a delta index (cost ∝ new rows). Deltas past ``MAX_DELTAS`` are merged with each
-    other, never into the base (cost ∝ delta rows). The base is rebuilt only when the deltas hold
-    ``RETRAIN_SHARE`` of its rows or the table outgrew its partition count, so a rebuild of N rows
-    comes at most once per N/2 new rows.
+    other, never into the base (cost ∝ delta rows). The base is rebuilt, with the partition count
+    its rows then want, only when the deltas hold ``RETRAIN_SHARE`` of its rows, so a rebuild of N
+    rows comes at most once per N/2 new rows. (Rebuilding whenever the table crossed a partition
+    boundary cost a 1M-row table a 557 s rebuild for its first 5,000 new rows.)
     """
     base, *deltas = shape.rows_per_delta or [0]
     delta_rows = sum(deltas) + shape.unindexed_rows
     total = base + delta_rows
     if base == 0 or delta_rows >= RETRAIN_SHARE * base:
-        return UpkeepPlan(fold=False, retrain=True, reason=f"deltas hold {delta_rows} rows next to a base of {base}")
-    if partitions_for(total) != shape.partitions:
-        return UpkeepPlan(fold=False, retrain=True, reason=f"{total} rows want {partitions_for(total)} partitions")
+        return UpkeepPlan(
+            fold=False, retrain=True, reason=f"deltas hold {delta_rows} rows next to a base of {base} ({total} rows)"
+        )
     fold = shape.unindexed_rows > 0
     count = len(deltas) + (1 if fold else 0)
     merge = len(deltas) if count > MAX_DELTAS else 0

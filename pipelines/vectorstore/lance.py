@@ -254,7 +254,7 @@ class LanceVectorStore:
             .nprobes(_NPROBES_ALL)
             .ef(ann_params(self._rows(table), k=k).ef)
             .where(where, prefilter=True)
-            .select(_HIT_COLUMNS)
+            .select([*_HIT_COLUMNS, "_distance"])  # named, or lance warns on every query
             .limit(k)
             .to_arrow()
         )
@@ -278,7 +278,7 @@ class LanceVectorStore:
         result = (
             table.search(text, query_type="fts")
             .where(_where(tenant, filter), prefilter=True)
-            .select(_HIT_COLUMNS)
+            .select([*_HIT_COLUMNS, "_score"])
             .limit(k)
             .to_arrow()
         )
