@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import threading
 import time
@@ -52,6 +53,9 @@ _SCALAR_INDEXES = {"tenant": "BITMAP", "meta_tags": "LABEL_LIST"}
 # Fragments a compaction pass rewrites at most: one pass costs what a few uploads cost, never a table rewrite.
 _COMPACT_MAX_SOURCE_ROWS = 200_000
 _ROWS_TTL_S = 30.0
+# A tenant with at least this share of an indexed table is postfiltered over k / share * margin + 10 candidates.
+_POSTFILTER_MIN_SHARE = 0.5
+_POSTFILTER_MARGIN = 1.5
 
 
 def _schema(dim: int) -> pa.Schema:
@@ -137,6 +141,8 @@ class LanceVectorStore:
         self._fts_ready = False
         self._lock = threading.Lock()
         self._rows_cached, self._rows_at = 0, -_ROWS_TTL_S
+        self._indexed = False
+        self._shares: dict[str, float] = {}
 
     def _open(self) -> Any:
         if self._table is None:
@@ -244,16 +250,32 @@ class LanceVectorStore:
     def query(
         self, vector: list[float], *, k: int, tenant: str, filter: dict[str, MetadataValue] | None = None
     ) -> list[VectorHit]:
+        """Top-k rows of ``tenant`` (and ``filter``) by cosine.
+
+        The tenant is always filtered; how depends on its share of an indexed table. A prefilter builds
+        a mask over every row before the graph search, which cost ~35 ms a query at 1M rows; a tenant
+        holding most rows is instead searched with a postfilter over enough candidates for k of its own
+        rows, and prefiltered after all if fewer came back, so a result never misses rows it could have had.
+        """
         table = self._open()
         if table is None:
             return []
         where = _where(tenant, filter)
+        share = self._tenant_share(table, tenant) if filter is None else 0.0
+        if share >= _POSTFILTER_MIN_SHARE:
+            fetch = math.ceil(k / share * _POSTFILTER_MARGIN) + 10
+            hits = self._search(table, vector, k=fetch, where=where, prefilter=False)
+            if len(hits) >= k:
+                return hits[:k]
+        return self._search(table, vector, k=k, where=where, prefilter=True)
+
+    def _search(self, table: Any, vector: list[float], *, k: int, where: str, prefilter: bool) -> list[VectorHit]:
         result = (
             table.search(vector, vector_column_name="vector")
             .distance_type("cosine")
             .nprobes(_NPROBES_ALL)
             .ef(ann_params(self._rows(table), k=k).ef)
-            .where(where, prefilter=True)
+            .where(where, prefilter=prefilter)
             .select([*_HIT_COLUMNS, "_distance"])  # named, or lance warns on every query
             .limit(k)
             .to_arrow()
@@ -265,7 +287,19 @@ class LanceVectorStore:
         now = time.monotonic()
         if now - self._rows_at > _ROWS_TTL_S:
             self._rows_cached, self._rows_at = int(table.count_rows()), now
+            self._indexed = self._has_ann(table)
+            self._shares.clear()
         return self._rows_cached
+
+    def _tenant_share(self, table: Any, tenant: str) -> float:
+        """The tenant's share of the rows of an ANN-indexed table (0 without an index: a flat scan is
+        cheapest with the prefilter), refreshed with the row count. Only speed depends on it."""
+        rows = self._rows(table)
+        if not self._indexed or rows == 0:
+            return 0.0
+        if tenant not in self._shares:
+            self._shares[tenant] = int(table.count_rows(f"tenant = {sql_quote(tenant)}")) / rows
+        return self._shares[tenant]
 
     def keyword_query(
         self, text: str, *, k: int, tenant: str, filter: dict[str, MetadataValue] | None = None

@@ -111,3 +111,20 @@ def test_filtered_search_never_crosses_tenants(indexed: tuple[LanceVectorStore, 
             assert hits[0].record.id == f"r{i}"
         store.optimize()
     assert store.count("t2") == 600
+
+
+def test_a_dominant_tenant_still_gets_k_rows_when_its_candidates_run_short(tmp_path: Path) -> None:
+    """The postfilter path (a tenant holding most rows) falls back to the prefilter, never returns fewer."""
+    rng = np.random.default_rng(5)
+    mine = rng.normal(size=(700, DIM)).astype("float32")
+    store = LanceVectorStore(tmp_path / "vectors", ann_index_min_rows=300)
+    store.upsert(_records(mine, 0))
+    target = np.ones(DIM, dtype="float32")
+    crowd = target + 0.01 * rng.normal(size=(500, DIM)).astype("float32")  # the other tenant, all near target
+    store.upsert([r.model_copy(update={"id": f"x{r.id}"}) for r in _records(crowd, 0, tenant="t2")])
+    store.optimize()
+    assert store.index_shape() is not None and store._tenant_share(store._open(), "t1") > 0.5
+    hits = store.query(target.tolist(), k=10, tenant="t1")
+    assert len(hits) == 10 and {h.record.tenant for h in hits} == {"t1"}
+    scores = mine @ target / (np.linalg.norm(mine, axis=1) * np.linalg.norm(target))
+    assert hits[0].record.id == f"r{int(np.argmax(scores))}"
