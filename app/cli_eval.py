@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 import typer
 
 from pipelines.contracts.ids import DEFAULT_TENANT
-from pipelines.settings import get_settings
 
 if TYPE_CHECKING:
     from pipelines.contracts.evals import EvalResult
@@ -38,20 +37,10 @@ _JSON = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
 def _call(fn: Callable[[Runtime], T]) -> T:
-    from pydantic import ValidationError
+    """``fn`` on the runtime; a named error or invalid option ends with one line and exit 2 (as ``doclake ops``)."""
+    from app.cli_ops import _run
 
-    from pipelines.errors import DocLakeError
-    from pipelines.runtime import Runtime
-
-    try:
-        return fn(Runtime.from_settings(get_settings()))
-    except DocLakeError as e:
-        typer.echo(f"error: {e.describe()}", err=True)
-        raise typer.Exit(2) from e
-    except ValidationError as e:
-        problems = "; ".join(f"{'.'.join(map(str, x['loc'])) or 'options'}: {x['msg']}" for x in e.errors())
-        typer.echo(f"error: invalid_input: {problems}", err=True)
-        raise typer.Exit(2) from e
+    return _run(True, lambda rt, _progress: fn(rt))
 
 
 def _as_of(value: str | None) -> int | datetime | None:

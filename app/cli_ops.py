@@ -26,7 +26,7 @@ __all__ = ["ops"]
 
 ops = typer.Typer(help="Lake maintenance.")
 
-R = TypeVar("R", bound="BaseModel")
+R = TypeVar("R")
 
 _JSON = Annotated[bool, typer.Option("--json", help="Print the report as JSON.")]
 _TABLES = Annotated[

@@ -16,30 +16,15 @@ from typer.testing import CliRunner
 
 from app.auth import ADMIN, KeyRing, ensure_safe_bind
 from app.cli import cli
-from app.main import create_app
 from pipelines.embed.model import Embedder
 from pipelines.errors import ConfigError
 from pipelines.settings import Settings
-from tests.steps import process_one
-
-ALPHA = "alpha-key-0123456789"
-BRAVO = "bravo-key-0123456789"
-ADMIN_KEY = "admin-key-0123456789"
-
-
-def _auth(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
+from tests.keys import ADMIN_KEY, ALPHA, BRAVO, auth, keyed_api
 
 
 @pytest.fixture()
 def client(settings: Settings, embedder: Embedder) -> Iterator[TestClient]:
-    settings.api_keys = SecretStr(f"{ALPHA}:alpha,{BRAVO}:bravo")
-    settings.admin_key = SecretStr(ADMIN_KEY)
-
-    def inline(tenant: str, doc_id: str, version: int) -> None:
-        process_one(c.app.state.runtime, tenant, doc_id, version)  # type: ignore[attr-defined]
-
-    with TestClient(create_app(settings, enqueue=inline)) as c:
+    with keyed_api(settings) as c:
         yield c
 
 
@@ -69,32 +54,32 @@ def test_without_keys_only_loopback_may_be_bound() -> None:
 def test_every_route_but_health_needs_a_key(client: TestClient) -> None:
     assert client.get("/healthz").status_code in (200, 503)
     assert client.get("/v1/documents").status_code == 401
-    assert client.get("/v1/documents", headers=_auth("wrong-key-0123456789")).status_code == 401
+    assert client.get("/v1/documents", headers=auth("wrong-key-0123456789")).status_code == 401
     assert client.get("/v1/documents", headers={"Authorization": ALPHA}).status_code == 401  # no scheme
     assert client.post("/v1/search", json={"query": "x"}).status_code == 401
-    assert client.get("/v1/documents", headers=_auth(ALPHA)).status_code == 200
-    assert client.get("/v1/documents", headers=_auth(ADMIN_KEY)).status_code == 403
+    assert client.get("/v1/documents", headers=auth(ALPHA)).status_code == 200
+    assert client.get("/v1/documents", headers=auth(ADMIN_KEY)).status_code == 403
 
 
 def test_tenants_see_only_their_own_documents(client: TestClient) -> None:
     text = b"The alpha team's launch checklist: verify backups, then flip the feature flag."
-    up = client.post("/v1/documents", files={"file": ("a.txt", text)}, data={"doc_id": "plan"}, headers=_auth(ALPHA))
+    up = client.post("/v1/documents", files={"file": ("a.txt", text)}, data={"doc_id": "plan"}, headers=auth(ALPHA))
     assert up.status_code == 202
-    assert client.get("/v1/documents/plan", headers=_auth(ALPHA)).json()["status"] == "indexed"
-    assert client.get("/v1/documents/plan", headers=_auth(BRAVO)).status_code == 404
-    assert client.delete("/v1/documents/plan", headers=_auth(BRAVO)).status_code == 404
-    assert client.get("/v1/documents", headers=_auth(BRAVO)).json()["total"] == 0
+    assert client.get("/v1/documents/plan", headers=auth(ALPHA)).json()["status"] == "indexed"
+    assert client.get("/v1/documents/plan", headers=auth(BRAVO)).status_code == 404
+    assert client.delete("/v1/documents/plan", headers=auth(BRAVO)).status_code == 404
+    assert client.get("/v1/documents", headers=auth(BRAVO)).json()["total"] == 0
     query = {"query": "launch checklist feature flag", "top_k": 10}
-    assert client.post("/v1/search", json=query, headers=_auth(BRAVO)).json()["results"] == []
-    assert [r["doc_id"] for r in client.post("/v1/search", json=query, headers=_auth(ALPHA)).json()["results"]] == [
+    assert client.post("/v1/search", json=query, headers=auth(BRAVO)).json()["results"] == []
+    assert [r["doc_id"] for r in client.post("/v1/search", json=query, headers=auth(ALPHA)).json()["results"]] == [
         "plan"
     ]
     # The same doc_id in another tenant is another document.
     other = client.post(
-        "/v1/documents", files={"file": ("b.txt", b"bravo notes")}, data={"doc_id": "plan"}, headers=_auth(BRAVO)
+        "/v1/documents", files={"file": ("b.txt", b"bravo notes")}, data={"doc_id": "plan"}, headers=auth(BRAVO)
     )
     assert other.json()["version"] == 1
-    assert client.get("/v1/documents/plan", headers=_auth(ALPHA)).json()["filename"] == "a.txt"
+    assert client.get("/v1/documents/plan", headers=auth(ALPHA)).json()["filename"] == "a.txt"
 
 
 PHRASES = [
@@ -126,7 +111,7 @@ def test_random_histories_never_leak_across_tenants(
     live: dict[str, set[str]] = {"alpha": set(), "bravo": set()}
     for tenant, action, n, phrase in sequence:
         doc_id = f"r{run}-d{n}"
-        headers = _auth(keys[tenant])
+        headers = auth(keys[tenant])
         if action in ("upload", "update"):
             body = f"{PHRASES[phrase]} ({tenant} {doc_id} {action})".encode()
             r = client.post("/v1/documents", files={"file": ("f.txt", body)}, data={"doc_id": doc_id}, headers=headers)
@@ -139,9 +124,9 @@ def test_random_histories_never_leak_across_tenants(
     # Checked once the history is played: a leak or a resurrected delete would still be visible.
     for who, key in keys.items():
         for p in PHRASES:
-            hits = client.post("/v1/search", json={"query": p, "top_k": 20}, headers=_auth(key)).json()["results"]
+            hits = client.post("/v1/search", json={"query": p, "top_k": 20}, headers=auth(key)).json()["results"]
             mine = {h["doc_id"] for h in hits if h["doc_id"].startswith(f"r{run}-")}
             assert mine <= live[who], (who, mine, live)
             assert all(f"({who} " in h["text"] for h in hits if h["doc_id"].startswith(f"r{run}-"))
-        listed = client.get("/v1/documents", params={"status": "indexed", "limit": 1000}, headers=_auth(key)).json()
+        listed = client.get("/v1/documents", params={"status": "indexed", "limit": 1000}, headers=auth(key)).json()
         assert {d["doc_id"] for d in listed["documents"] if d["doc_id"].startswith(f"r{run}-")} == live[who]

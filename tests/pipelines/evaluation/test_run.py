@@ -9,11 +9,9 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from app.cli import cli
-from app.main import create_app
 from pipelines.contracts.search import SearchQuery
 from pipelines.embed.model import Embedder
 from pipelines.errors import EvalSetNotFound, InvalidInput
@@ -26,27 +24,14 @@ from pipelines.runtime import Runtime
 from pipelines.serve.search import search
 from pipelines.settings import Settings
 from tests import golden
-from tests.steps import process_one
-
-ALPHA = "alpha-key-0123456789"
-BRAVO = "bravo-key-0123456789"
-ADMIN_KEY = "admin-key-0123456789"
-
-
-def _auth(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
+from tests.keys import ADMIN_KEY, ALPHA, BRAVO, auth
+from tests.keys import keyed_api as serve_keyed
 
 
 @pytest.fixture()
 def keyed_api(settings: Settings, embedder: Embedder) -> Iterator[TestClient]:
     """The API with two tenants' keys and the admin key, processing uploads inline."""
-    settings.api_keys = SecretStr(f"{ALPHA}:alpha,{BRAVO}:bravo")
-    settings.admin_key = SecretStr(ADMIN_KEY)
-
-    def inline(tenant: str, doc_id: str, version: int) -> None:
-        process_one(c.app.state.runtime, tenant, doc_id, version)  # type: ignore[attr-defined]
-
-    with TestClient(create_app(settings, enqueue=inline)) as c:
+    with serve_keyed(settings) as c:
         yield c
 
 
@@ -80,25 +65,25 @@ def test_results_are_recorded_per_index_and_gold_version_and_listed_per_tenant(
     assert before_last.ndcg_at_10 == pytest.approx(1.0)  # exact search over the snapshot finds the same
     assert len(list_eval_results(rt.lake, "alpha")) == 3
 
-    listed = keyed_api.get("/v1/eval", headers=_auth(ALPHA))
+    listed = keyed_api.get("/v1/eval", headers=auth(ALPHA))
     assert listed.status_code == 200, listed.text
     rows = listed.json()["results"]
     assert [r["snapshot"] for r in rows] == ["as_of", "as_of", "live"]  # newest first
     assert rows[-1]["ndcg_at_10"] == pytest.approx(1.0) and rows[-1]["gold_version"] == result.gold_version
     assert "tenant" not in rows[0]
-    one = keyed_api.get("/v1/eval", params={"eval_set": "tiny", "index_id": "base", "limit": 1}, headers=_auth(ALPHA))
+    one = keyed_api.get("/v1/eval", params={"eval_set": "tiny", "index_id": "base", "limit": 1}, headers=auth(ALPHA))
     assert len(one.json()["results"]) == 1
-    sets = keyed_api.get("/v1/eval/sets", headers=_auth(ALPHA)).json()["sets"]
+    sets = keyed_api.get("/v1/eval/sets", headers=auth(ALPHA)).json()["sets"]
     assert [(s["name"], s["queries"], s["judgements"]) for s in sets] == [("tiny", 5, 5)]
 
     # Another tenant sees nothing of alpha's; an unknown set is a 404 problem, a bad name a 422.
-    assert keyed_api.get("/v1/eval", headers=_auth(BRAVO)).json() == {"results": []}
-    assert keyed_api.get("/v1/eval/sets", headers=_auth(BRAVO)).json() == {"sets": []}
-    missing = keyed_api.get("/v1/eval", params={"eval_set": "tiny"}, headers=_auth(BRAVO))
+    assert keyed_api.get("/v1/eval", headers=auth(BRAVO)).json() == {"results": []}
+    assert keyed_api.get("/v1/eval/sets", headers=auth(BRAVO)).json() == {"sets": []}
+    missing = keyed_api.get("/v1/eval", params={"eval_set": "tiny"}, headers=auth(BRAVO))
     assert missing.status_code == 404 and missing.headers["content-type"] == "application/problem+json"
     assert missing.json()["code"] == "eval_set_not_found"
-    assert keyed_api.get("/v1/eval", params={"eval_set": "no such"}, headers=_auth(ALPHA)).status_code == 422
-    assert keyed_api.get("/v1/eval", headers=_auth(ADMIN_KEY)).status_code == 403  # a tenant route
+    assert keyed_api.get("/v1/eval", params={"eval_set": "no such"}, headers=auth(ALPHA)).status_code == 422
+    assert keyed_api.get("/v1/eval", headers=auth(ADMIN_KEY)).status_code == 403  # a tenant route
     assert keyed_api.get("/v1/eval").status_code == 401
 
 
