@@ -297,9 +297,10 @@ class LanceVectorStore:
         rows = self._rows(table)
         if not self._indexed or rows == 0:
             return 0.0
-        if tenant not in self._shares:
-            self._shares[tenant] = int(table.count_rows(f"tenant = {sql_quote(tenant)}")) / rows
-        return self._shares[tenant]
+        share = self._shares.get(tenant)  # one read: another search thread may clear the cache meanwhile
+        if share is None:
+            share = self._shares[tenant] = int(table.count_rows(f"tenant = {sql_quote(tenant)}")) / rows
+        return share
 
     def keyword_query(
         self, text: str, *, k: int, tenant: str, filter: dict[str, MetadataValue] | None = None
