@@ -12,7 +12,7 @@ from pipelines.contracts.ids import DEFAULT_TENANT
 from pipelines.runtime import Runtime
 from pipelines.settings import Settings
 
-__all__ = ["AdminDep", "RuntimeDep", "SettingsDep", "TenantDep"]
+__all__ = ["AdminDep", "RuntimeDep", "SettingsDep", "TenantDep", "principal_for"]
 
 
 def _runtime(request: Request) -> Runtime:
@@ -36,11 +36,18 @@ def _keyring(request: Request) -> KeyRing:
 _bearer = HTTPBearer(auto_error=False, description="An API key from DOCLAKE_API_KEYS (or the admin key).")
 
 
-def _principal(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> str:
+def principal_for(request: Request, key: str | None) -> str | None:
+    """Whom a presented key stands for (a tenant or ADMIN); the default tenant when no keys are configured
+    (the service then binds loopback only); None for a missing or unknown key. The console's cookie and
+    the API's bearer header both go through here."""
     ring = _keyring(request)
     if not ring.enabled:
         return DEFAULT_TENANT
-    who = ring.principal(credentials.credentials) if credentials and credentials.credentials else None
+    return ring.principal(key) if key else None
+
+
+def _principal(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> str:
+    who = principal_for(request, credentials.credentials if credentials else None)
     if who is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED, "a valid API key is required", headers={"WWW-Authenticate": "Bearer"}

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from app.console import install_console
 from app.limits import BodyLimitMiddleware
 from app.problems import install_problem_handlers
 from app.routes import documents, evals, events, health, jobs, ops, rag, search
@@ -91,4 +92,5 @@ def create_app(
     app.include_router(ops.router)
     app.include_router(jobs.router)
     app.include_router(evals.router)
+    install_console(app)
     return app

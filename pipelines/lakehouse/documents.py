@@ -17,6 +17,7 @@ from pipelines.lakehouse.lake import Lake, sql_quote
 from pipelines.lakehouse.schemas import DOCUMENTS, RAW_OBJECTS, TableSpec
 
 __all__ = [
+    "count_by_status",
     "get_children",
     "get_document",
     "get_documents",
@@ -105,6 +106,15 @@ def list_documents(
     table = lake.read(DOCUMENTS, where, columns=_LIST_COLUMNS)
     rows = sorted(table.to_pylist(), key=lambda r: r["updated_at"] or datetime.min.replace(tzinfo=UTC), reverse=True)
     return rows[offset : offset + limit], len(rows)
+
+
+def count_by_status(lake: Lake, tenant: str) -> dict[str, int]:
+    """A tenant's documents per current status, every status listed (one read of the status column)."""
+    counts = {s.value: 0 for s in DocumentStatus}
+    statuses = lake.read(DOCUMENTS, f"tenant = {sql_quote(tenant)}", columns=["status"]).column("status")
+    for value in statuses.to_pylist():
+        counts[value] = counts.get(value, 0) + 1
+    return counts
 
 
 def to_record(row: dict[str, Any]) -> DocumentRecord:
