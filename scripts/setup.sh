@@ -9,8 +9,11 @@ if ! "$PYTHON" -c 'import sys; assert sys.version_info >= (3, 11)' 2>/dev/null; 
   exit 1
 fi
 # System packages, installed when missing and we may (root + apt): libmagic for unstructured's content
-# sniffing; Tesseract with the English and orientation packs for OCR of scans and images.
+# sniffing; Tesseract with the English and orientation packs for OCR of scans and images; Debian's
+# Chromium and its matching chromedriver for the console's browser test (tests/e2e/test_console_browser.py).
 apt_missing=()
+command -v chromium >/dev/null || apt_missing+=(chromium)
+command -v chromedriver >/dev/null || apt_missing+=(chromium-driver)
 ldconfig -p 2>/dev/null | grep -q libmagic.so.1 || apt_missing+=(libmagic1)
 command -v tesseract >/dev/null || apt_missing+=(tesseract-ocr)
 for pack in eng osd; do
@@ -20,7 +23,7 @@ if [ ${#apt_missing[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
     apt-get update -qq && apt-get install -y -qq "${apt_missing[@]}" >/dev/null
   else
-    echo "doclake: install these system packages for OCR and type sniffing: ${apt_missing[*]} (or set DOCLAKE_OCR=off)" >&2
+    echo "doclake: install these system packages (OCR, type sniffing, the console's browser test): ${apt_missing[*]} (or set DOCLAKE_OCR=off)" >&2
   fi
 fi
 if [ ! -x .venv/bin/python ]; then
