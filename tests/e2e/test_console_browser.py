@@ -142,6 +142,6 @@ def test_operator_page(stack: Stack, browser: Any) -> None:
     _shot(browser, "operations")
 
 
-def test_screenshots_were_written() -> None:
+def test_screenshots_were_written(browser: Any) -> None:
     taken = {p.name for p in SHOTS.glob("*.png")}
     assert {"upload.png", "documents.png", "failed-document.png", "search.png", "rag.png", "operations.png"} <= taken
