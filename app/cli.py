@@ -265,25 +265,36 @@ def ingest(
     if not files:
         typer.echo("no files found", err=True)
         raise typer.Exit(2)
-    accepted: list[tuple[Path, str, int]] = []
-    errors = 0
-    with _client() as client:
-        for group in _upload_groups(files, batch):
-            for f, outcome in _upload_group(client, group, meta):
-                if isinstance(outcome, str):
-                    errors += 1
-                    typer.echo(f"rejected  {f}: {outcome}")
-                    continue
-                doc_id, version, duplicate = outcome
-                accepted.append((f, doc_id, version))
-                typer.echo(f"{'unchanged' if duplicate else 'queued':9} {doc_id} v{version} {f}")
-        if wait:
-            for f, doc_id, version in accepted:
-                doc = client.wait(doc_id, version=version, timeout=timeout)
-                detail = f"{doc.chunks} chunks" if doc.status == "indexed" else (doc.error or "")
-                typer.echo(f"{doc.status.value:9} {doc_id} v{doc.version} {f.name}: {detail}")
-                errors += doc.status != "indexed"
-    raise typer.Exit(1 if errors else 0)
+    from app.ingest_watch import IngestTally, view_for
+
+    accepted: list[tuple[Path, str, int, bool]] = []
+    tally = IngestTally(files=len(files), waited=wait)
+    view = view_for(len(files), wait=wait)
+    try:
+        with _client() as client:
+            for group in _upload_groups(files, batch):
+                for f, outcome in _upload_group(client, group, meta):
+                    if isinstance(outcome, str):
+                        tally.rejected += 1
+                        view.uploaded(f, f"rejected  {f}: {outcome}")
+                        continue
+                    doc_id, version, duplicate = outcome
+                    tally.duplicates += duplicate
+                    tally.queued += not duplicate
+                    accepted.append((f, doc_id, version, duplicate))
+                    view.uploaded(f, f"{'unchanged' if duplicate else 'queued':9} {doc_id} v{version} {f}")
+            if wait:
+                view.start_waiting(len(accepted))
+                for f, doc_id, version, duplicate in accepted:
+                    # A duplicate is waited for too: the same bytes may still be on their way.
+                    doc = client.wait(doc_id, version=version, timeout=timeout)
+                    tally.record(f.name, doc, duplicate=duplicate)
+                    view.finished(f, doc, tally)
+    finally:
+        view.close()
+    for line in tally.summary():
+        typer.echo(line)
+    raise typer.Exit(1 if tally.failures else 0)
 
 
 _BATCH_BYTES = 8 * 1024 * 1024

@@ -6,11 +6,12 @@ progress is shown is the adapter's business (a terminal bar, a JSON job record, 
 
 from __future__ import annotations
 
+import atexit
 import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import TextIO
+from typing import Any, TextIO
 
 from pydantic import BaseModel, Field
 
@@ -74,21 +75,50 @@ class Progress:
 
 
 class TerminalBar:
-    """Renders progress states as one rewritten line on a terminal (stderr by default)."""
+    """Renders progress states with rich on a terminal (stderr by default): one bar per stage, with
+    done/total, the counters and an ETA; on a stream that is not a terminal, one line per finished stage.
 
-    def __init__(self, stream: TextIO | None = None, width: int = 30) -> None:
-        self.stream = stream or sys.stderr
-        self.width = width
+    A stage's bar stops when it is complete or the next stage begins; ``close`` stops the last one
+    (also registered at exit, since the commands hand the bar to ``Progress`` and never see it again).
+    """
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        from rich.console import Console
+
+        self.console = Console(file=stream or sys.stderr)
+        self._bar: Any = None
+        self._task: Any = None
+        self._stage: str | None = None
+        atexit.register(self.close)
 
     def __call__(self, state: ProgressState) -> None:
-        if state.total:
-            filled = int(self.width * min(1.0, state.done / state.total))
-            bar = "#" * filled + "-" * (self.width - filled)
-            eta = f" eta {state.eta_s:.0f}s" if state.eta_s is not None else ""
-            line = f"{state.stage:<18} [{bar}] {state.done}/{state.total} {state.unit}{eta}"
-        else:
-            line = f"{state.stage:<18} {state.done} {state.unit}"
+        complete = state.total is not None and state.done >= state.total
+        if state.stage == self._stage and self._bar is None and complete:
+            return  # the stage's bar was already closed complete (``Progress.finish`` reports again)
+        if state.stage != self._stage or self._bar is None:
+            self.close()
+            self._start(state)
         extra = " ".join(f"{k}={v}" for k, v in sorted(state.counters.items()))
-        end = "\n" if state.total is not None and state.done >= state.total else ""
-        self.stream.write(f"\r{line} {extra}".rstrip() + end)
-        self.stream.flush()
+        self._bar.update(self._task, completed=state.done, total=state.total, extra=extra, unit=state.unit)
+        if complete:
+            self.close()
+
+    def _start(self, state: ProgressState) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self._stage = state.stage
+        self._bar = Progress(
+            TextColumn("{task.description:<18}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[unit]} {task.fields[extra]}"),
+            TimeRemainingColumn(),
+            console=self.console,
+        )
+        self._task = self._bar.add_task(state.stage, total=state.total, extra="", unit=state.unit)
+        self._bar.start()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
