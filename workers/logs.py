@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import logging
 from typing import Any
 
 from celery.signals import setup_logging, task_postrun, task_prerun, worker_process_shutdown
@@ -23,6 +24,23 @@ __all__: list[str] = []
 # Which positional argument holds the document id, per task (tasks take primitive positional args).
 _DOC_ID_ARG = {"doclake.extract": 1, "doclake.chunk_embed": 1, "doclake.mirror": 1, "doclake.register": 3}
 _tokens: dict[str, contextvars.Token[dict[str, Any] | None]] = {}
+
+
+class _ReadableIgnore(logging.Filter):
+    """Celery logs a task that raised ``Ignore`` with the exception's traceback in the record's data
+    (our JSON lines print it whole). A task raises it on purpose, after the runner logged the
+    document's failure in one line: keep Celery's line, as one line, without the traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        data = getattr(record, "data", None)
+        if isinstance(data, dict) and data.get("description") == "ignored":
+            record.data = {k: v for k, v in data.items() if k not in ("traceback", "exc")}
+            record.msg = "Task %(name)s[%(id)s] stopped its chain (the document's status records why)"
+            record.exc_info = None
+        return True
+
+
+logging.getLogger("celery.app.trace").addFilter(_ReadableIgnore())
 
 
 @setup_logging.connect

@@ -60,3 +60,30 @@ def test_text_format_and_nested_contexts() -> None:
     finally:
         log.removeHandler(handler)
     assert stream.getvalue().splitlines() == ["inner a", "outer b"]
+
+
+def test_an_ignored_task_is_one_line_without_a_traceback() -> None:
+    from celery import Celery
+    from celery.exceptions import Ignore
+
+    app = Celery("logs-test", set_as_current=False)
+
+    @app.task(name="doclake.test_ignored")
+    def stops() -> None:
+        raise Ignore()
+
+    stream, handler = _capture()
+    trace_log = logging.getLogger("celery.app.trace")
+    trace_log.addHandler(handler)
+    level = trace_log.level
+    trace_log.setLevel(logging.INFO)
+    try:
+        stops.apply()
+    finally:
+        trace_log.removeHandler(handler)
+        trace_log.setLevel(level)
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 1, lines
+    line = json.loads(lines[0])
+    assert "stopped its chain" in line["message"] and "doclake.test_ignored" in line["message"]
+    assert "Traceback" not in lines[0] and "traceback" not in line["data"]
