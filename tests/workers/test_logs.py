@@ -68,7 +68,7 @@ def test_an_ignored_task_is_one_line_without_a_traceback() -> None:
 
     app = Celery("logs-test", set_as_current=False)
 
-    @app.task(name="doclake.test_ignored")
+    @app.task(name="doclake.test_ignored")  # type: ignore[untyped-decorator]
     def stops() -> None:
         raise Ignore()
 
