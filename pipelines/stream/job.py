@@ -111,9 +111,13 @@ def run_stream(settings: Settings, *, source: Source | None = None) -> None:
             if not query.isActive:
                 break
     finally:
+        if stopping.is_set():
+            # Stopping cancels the query's job group: the JVM would warn about it at every level below ERROR.
+            spark.sparkContext.setLogLevel("ERROR")
         if query.isActive:
             query.stop()
         spark.stop()
+        log.info("update stream stopped")
     error = query.exception()
     if error is not None and not stopping.is_set():
         raise RuntimeError(f"update stream failed: {error}")

@@ -48,8 +48,14 @@ class Stack:
 
 
 @contextmanager
-def embedded_stack(root: Path, *, env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> Iterator[Stack]:
-    """`doclake up` on a fresh data root and a free port, healthy before it is yielded."""
+def embedded_stack(
+    root: Path, *, env: dict[str, str] | None = None, args: tuple[str, ...] = (), own_session: bool = False
+) -> Iterator[Stack]:
+    """`doclake up` on a fresh data root and a free port, healthy before it is yielded.
+
+    ``own_session`` starts it as a terminal starts a command: the leader of its own process group,
+    which a test signals whole with ``os.killpg`` as Ctrl-C does.
+    """
     data_dir = root / "data"
     port = free_port()
     full_env = {
@@ -67,7 +73,12 @@ def embedded_stack(root: Path, *, env: dict[str, str] | None = None, args: tuple
     log_path = root / "up.log"
     log = log_path.open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "up", *args], env=full_env, cwd=REPO, stdout=log, stderr=log
+        [sys.executable, "-m", "app.cli", "up", *args],
+        env=full_env,
+        cwd=REPO,
+        stdout=log,
+        stderr=log,
+        start_new_session=own_session,
     )
     client = DoclakeClient(full_env["DOCLAKE_URL"], timeout=120)
     try:
