@@ -19,6 +19,8 @@ __all__ = ["router"]
 router = APIRouter(prefix="/console/documents")
 
 PAGE_SIZE = 50
+# The htmx event that makes the documents table reload itself (an upload, a document settling).
+_CHANGED = "documents-changed"
 
 
 @router.get("", response_class=HTMLResponse)
@@ -55,7 +57,10 @@ def document_page(request: Request, doc_id: str, rt: RuntimeDep, tenant: Console
 def document_status(request: Request, doc_id: str, rt: RuntimeDep, tenant: ConsoleTenant) -> HTMLResponse:
     """One upload's status cell; it keeps polling until the document reaches a terminal status."""
     doc = get_route(doc_id, rt, tenant)
-    return page(request, "status_cell.html", tenant, doc=doc, moving=not doc.status.terminal)
+    response = page(request, "status_cell.html", tenant, doc=doc, moving=not doc.status.terminal)
+    if doc.status.terminal:
+        response.headers["HX-Trigger"] = _CHANGED  # the list below the drop zone shows the settled document
+    return response
 
 
 @router.post("/upload", response_class=HTMLResponse)
@@ -67,4 +72,6 @@ def upload(
 ) -> HTMLResponse:
     # The API's batch route itself: one file or many, the same registration, grouping and enqueueing.
     accepted = upload_batch(request, rt, tenant, files, doc_ids=None, metadata=None)
-    return page(request, "upload_result.html", tenant, batch=accepted)
+    response = page(request, "upload_result.html", tenant, batch=accepted)
+    response.headers["HX-Trigger"] = _CHANGED
+    return response

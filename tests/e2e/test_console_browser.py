@@ -80,6 +80,7 @@ def _wait(browser: Any, css: str, timeout: float = WAIT_S) -> Any:
 
 def test_upload_watch_and_open_a_failure(stack: Stack, browser: Any, tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
 
     good = tmp_path / "lighthouse.txt"
     good.write_text("The lighthouse keeper climbs one hundred and twelve steps to light the lamp at dusk.")
@@ -92,6 +93,8 @@ def test_upload_watch_and_open_a_failure(stack: Stack, browser: Any, tmp_path: P
     browser.find_element(By.ID, "file-input").send_keys(f"{good}\n{bad}")
     _wait(browser, "#uploads [data-status='indexed']")
     _wait(browser, "#uploads [data-status='failed']")
+    # The list under the drop zone reloads itself as documents settle: no page reload needed.
+    WebDriverWait(browser, 30).until(lambda b: "failed 1" in b.find_element(By.ID, "documents").text)
     _shot(browser, "upload")
 
     browser.get(f"{stack.url}/console/documents")

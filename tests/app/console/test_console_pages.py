@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -94,3 +96,18 @@ def test_static_assets_ship(client: TestClient) -> None:
     js = client.get("/console/static/htmx.min.js")
     assert js.status_code == 200 and "htmx" in js.text
     assert client.get("/console/static/console.css").status_code == 200
+
+
+def test_an_upload_and_a_settled_document_refresh_the_list(client: TestClient) -> None:
+    _login(client, ALPHA)
+    uploaded = client.post("/console/documents/upload", files={"files": ("n.txt", b"a note on kilns", "text/plain")})
+    assert uploaded.headers["HX-Trigger"] == "documents-changed"
+    doc_id = client.get("/v1/documents", headers={"Authorization": f"Bearer {ALPHA}"}).json()["documents"][0]["doc_id"]
+    settled = client.get(f"/console/documents/{doc_id}/status")  # processed inline: already indexed
+    assert settled.headers["HX-Trigger"] == "documents-changed" and "hx-get" not in settled.text
+    page = client.get("/console/documents").text
+    assert 'hx-trigger="documents-changed from:body"' in page  # nothing moving: no timed polling
+    refresh = re.search(r'hx-get="(/console/documents\?partial=1[^"]*)"', page)
+    assert refresh is not None
+    table = client.get(html.unescape(refresh.group(1)))  # the URL htmx will fetch
+    assert table.status_code == 200 and "n.txt" in table.text
