@@ -14,6 +14,7 @@ from typing import Any
 from celery import Task
 from celery.exceptions import Ignore
 
+from pipelines.contracts.acl import parse_acl_text
 from pipelines.contracts.documents import DocumentStatus
 from pipelines.errors import DocLakeError, DocumentNotFound
 from pipelines.ingest.chunk_embed import Embedded
@@ -22,6 +23,7 @@ from pipelines.ingest.lifecycle import delete_document
 from pipelines.ingest.register import RegisterItem, register_objects
 from pipelines.ingest.runner import StepOutcome, children_of, run_step, step_named
 from pipelines.ingest.step import StepResult
+from pipelines.objectstore.store import ACL_METADATA_KEY
 from pipelines.retry import backoff_delay
 from pipelines.runtime import Runtime
 from pipelines.settings import get_settings, worker_threads
@@ -184,8 +186,12 @@ def register(
     """Register an object that is already in the object store (S3 events), then run the chain."""
     rt = runtime()
     try:
-        data = rt.objects.get(uri)
-        item = RegisterItem(data=data, filename=filename, doc_id=doc_id, metadata=metadata, stored_uri=uri)
+        stored = rt.objects.get_object(uri)
+        # Who may read it comes with the object (x-amz-meta-doclake-acl); without it the document keeps its acl.
+        acl = parse_acl_text(stored.user_metadata.get(ACL_METADATA_KEY), doc_id=doc_id)
+        item = RegisterItem(
+            data=stored.data, filename=filename, doc_id=doc_id, metadata=metadata, stored_uri=uri, acl=acl
+        )
         result = register_objects(rt, [item], tenant=tenant, source="s3")[0]
     except DocumentNotFound:
         log.warning("object %s vanished before it was registered", uri)  # its Removed event follows

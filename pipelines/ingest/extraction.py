@@ -169,6 +169,8 @@ def _attach(
                     doc_id=child_id,
                     metadata=metadata,
                     parent_doc_id=parent,
+                    # Exactly the container's readers, public included: an attachment is never more visible.
+                    acl=current[parent].get("acl"),
                 )
             )
     registered = register_objects(rt, items, tenant=tenant, source=ATTACHMENT_SOURCE)
