@@ -254,6 +254,14 @@ def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Files or folders (walked recursively).")],
     wait: Annotated[bool, typer.Option("--wait", help="Wait until every document is indexed or failed.")] = False,
     metadata: Annotated[str | None, typer.Option(help="JSON object attached to every document.")] = None,
+    acl: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--acl",
+            help="A principal who may read the uploaded documents (repeatable); none: new documents are readable by"
+            " the tenant, new versions keep their acl.",
+        ),
+    ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait per document with --wait.")] = 900.0,
     batch: Annotated[
         int, typer.Option(min=1, help="Files per batch upload request (files over 8 MB go alone; 1: one by one).")
@@ -269,7 +277,7 @@ def ingest(
     errors = 0
     with _client() as client:
         for group in _upload_groups(files, batch):
-            for f, outcome in _upload_group(client, group, meta):
+            for f, outcome in _upload_group(client, group, meta, acl or None):
                 if isinstance(outcome, str):
                     errors += 1
                     typer.echo(f"rejected  {f}: {outcome}")
@@ -310,7 +318,7 @@ def _upload_groups(files: list[Path], size: int) -> list[list[Path]]:
 
 
 def _upload_group(
-    client: DoclakeClient, group: list[Path], meta: dict[str, Any] | None
+    client: DoclakeClient, group: list[Path], meta: dict[str, Any] | None, acl: list[str] | None
 ) -> list[tuple[Path, tuple[str, int, bool] | str]]:
     """Each file's (doc_id, version, duplicate), or why it was rejected."""
     from app.client import DoclakeHTTPError, NamedBytes, Source
@@ -318,7 +326,7 @@ def _upload_group(
     if len(group) > 1:
         sources: list[Source | NamedBytes] = [*group]
         try:
-            batch = client.upload_many(sources, metadata=meta)
+            batch = client.upload_many(sources, metadata=meta, acl=acl)
         except DoclakeHTTPError as e:
             typer.echo(f"batch of {len(group)} files refused ({e}); uploading them one by one", err=True)
         else:
@@ -329,7 +337,7 @@ def _upload_group(
     results: list[tuple[Path, tuple[str, int, bool] | str]] = []
     for f in group:
         try:
-            r = client.upload(f, metadata=meta)
+            r = client.upload(f, metadata=meta, acl=acl)
         except DoclakeHTTPError as e:
             results.append((f, str(e)))
             continue
@@ -350,6 +358,14 @@ def search(
     mode: Annotated[
         str, typer.Option("--mode", help="dense (embeddings), keyword (BM25) or hybrid (both, rank-fused).")
     ] = "dense",
+    principal: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--principal",
+            help="Search as this identity (repeatable, e.g. --principal group:sre --principal user:ana): documents"
+            " with an acl are found only when it names one of them.",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Search a running service."""
@@ -367,7 +383,14 @@ def search(
         when: int | datetime | None = None
         if as_of:
             when = int(as_of) if as_of.isdigit() else datetime.fromisoformat(as_of)
-        response = client.search(query, top_k=top_k, filter=flt, as_of=when, mode=mode)  # type: ignore[arg-type]
+        response = client.search(
+            query,
+            top_k=top_k,
+            filter=flt,
+            as_of=when,
+            mode=mode,  # type: ignore[arg-type]
+            principals=principal or [],
+        )
     if as_json:
         typer.echo(response.model_dump_json(indent=2))
         return

@@ -43,7 +43,7 @@ from pipelines.vectorstore.mirror import remove_documents
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
-__all__ = ["HOLD_ENV", "BatchResult", "process_batch"]
+__all__ = ["HOLD_ENV", "BatchResult", "apply_payloads", "process_batch"]
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +107,20 @@ def process_batch(
     finally:
         engine.close()
     log.info("stream batch %s", result.model_dump_json())
+    return result
+
+
+def apply_payloads(rt: Runtime, payloads: list[str], batch_id: int, *, source: str, app_id: str) -> BatchResult:
+    """Apply a micro-batch of raw events already in memory, on the driver engine (delta-rs): the same steps as
+    ``process_batch`` without a SparkSession (tests replaying bronze.document_updates, small tools)."""
+    result = BatchResult(batch_id=batch_id)
+    clock = _PhaseClock(result.seconds)
+    txn = (app_id, batch_id)
+    engine = DriverEngine(rt, payloads, txn=txn)
+    try:
+        _apply(rt, engine, result, clock, source=source, txn=txn)
+    finally:
+        engine.close()
     return result
 
 
