@@ -574,4 +574,5 @@ class LanceVectorStore:
         with self._lock, self._locks.exclusive(self._lock_name):
             if self.table_name in self._db.list_tables().tables:
                 self._db.drop_table(self.table_name)
-            self._table = None
+            # The next table is a new one: its indexes and columns are checked again.
+            self._table, self._fts_ready, self._acl_ready = None, False, False
