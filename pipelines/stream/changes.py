@@ -21,7 +21,7 @@ from pipelines.contracts.ids import MetadataValue, sha256_hex
 from pipelines.contracts.updates import DocumentUpdate, UpdateOp
 from pipelines.contracts.validate import validate_metadata
 from pipelines.errors import DocLakeError, DocumentNotFound, InvalidInput
-from pipelines.lakehouse.documents import get_document
+from pipelines.lakehouse.documents import get_children, get_document
 from pipelines.lakehouse.lake import Lake, sql_quote
 from pipelines.lakehouse.schemas import UPDATES
 from pipelines.lakehouse.writer import append_events, version_floors
@@ -189,7 +189,9 @@ def patch_metadata(
 
     The event carries the whole merged metadata (current + pending + these keys) and the whole acl
     (this one, else a pending event's, else the current one), so keeping only the latest event per
-    document in a micro-batch loses nothing. ``acl=None`` makes the document readable by the tenant.
+    document in a micro-batch loses nothing. ``acl=None`` makes the document readable by the tenant. An acl
+    change is also queued for the document's attachments (extracted children, recursively), which always
+    share their container's acl.
 
     Raises:
         DocumentNotFound: no such document, or it is deleted.
@@ -225,6 +227,12 @@ def patch_metadata(
         )
         append_updates(rt.lake, [event])
         publish_updates(rt.settings, [event])
+        if new_acl is not KEEP:
+            # Attachments are readable by whom their container is: an e-mail made private must not leave its
+            # attachments public. Each child gets its own acl-only event (children's locks after the parent's).
+            for child in get_children(rt.lake, tenant, [doc_id]).get(doc_id, []):
+                if child["status"] in (DocumentStatus.indexed, DocumentStatus.embedding):
+                    patch_metadata(rt, tenant, child["doc_id"], None, acl=new_acl)
     return event
 
 
