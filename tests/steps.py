@@ -9,11 +9,11 @@ from pipelines.contracts.acl import KEEP, AclArg
 from pipelines.contracts.documents import RegisterResult
 from pipelines.contracts.ids import DEFAULT_TENANT, MetadataValue
 from pipelines.ingest.register import RegisterItem, register_objects
-from pipelines.lakehouse.schemas import UPDATES
-from pipelines.stream.batch import BatchResult, apply_payloads
 from pipelines.ingest.runner import StepOutcome, process_inline, run_step, step_named
 from pipelines.ingest.step import StepResult
+from pipelines.lakehouse.schemas import UPDATES
 from pipelines.runtime import Runtime
+from pipelines.stream.batch import BatchResult, apply_payloads
 
 
 def register_one(
@@ -32,11 +32,11 @@ def register_one(
     return register_objects(rt, [item], tenant=tenant, source=source)[0]
 
 
-def apply_updates(rt: Runtime) -> BatchResult:
+def apply_updates(rt: Runtime, *, tenant: str | None = None) -> BatchResult:
     """Apply the change events of bronze.document_updates (PATCH, producers) as the update stream would, with
     its own micro-batch on the driver engine and no Spark. Every event is replayed each time: events silver
     already holds are skipped by the version guard, as after a stream restart."""
-    rows = rt.lake.read(UPDATES).to_pylist()
+    rows = rt.lake.read(UPDATES, f"tenant = '{tenant}'" if tenant else None).to_pylist()
     # The Delta source's payload: the row as JSON without null columns (Spark's to_json leaves them out).
     payloads = [
         json.dumps(
