@@ -286,12 +286,44 @@ def ingest(
                 accepted.append((f, doc_id, version))
                 typer.echo(f"{'unchanged' if duplicate else 'queued':9} {doc_id} v{version} {f}")
         if wait:
+            attached: dict[str, int] = {}
             for f, doc_id, version in accepted:
                 doc = client.wait(doc_id, version=version, timeout=timeout)
                 detail = f"{doc.chunks} chunks" if doc.status == "indexed" else (doc.error or "")
                 typer.echo(f"{doc.status.value:9} {doc_id} v{doc.version} {f.name}: {detail}")
                 errors += doc.status != "indexed"
+                for status in _wait_attachments(client, doc_id, f.name, timeout):
+                    attached[status] = attached.get(status, 0) + 1
+            if attached:
+                # An attachment fails alone (its e-mail is indexed): reported, not counted in the exit code.
+                typer.echo("attachments: " + ", ".join(f"{n} {s}" for s, n in sorted(attached.items())))
     raise typer.Exit(1 if errors else 0)
+
+
+def _wait_attachments(client: DoclakeClient, parent: str, path: str, timeout: float) -> list[str]:
+    """Wait for the attachments of an uploaded document, at every level, printing each; returns their statuses.
+
+    An e-mail's or archive's attachments are registered by its extract step, so once it is terminal they
+    are all listed; each is then processed as a document of its own.
+    """
+    statuses: list[str] = []
+    pending = [(parent, path)]
+    while pending:
+        container, where = pending.pop(0)
+        children = []
+        while True:
+            page = client.list(parent=container, limit=1000, offset=len(children))
+            children += page.documents
+            if not page.documents or len(children) >= page.total:
+                break
+        for child in children:
+            doc = client.wait(child.doc_id, version=child.version, timeout=timeout)
+            name = f"{where} > {doc.filename or doc.doc_id}"
+            detail = f"{doc.chunks} chunks" if doc.status == "indexed" else (doc.error or "")
+            typer.echo(f"{doc.status.value:9} {doc.doc_id} v{doc.version} {name}: {detail}")
+            statuses.append(doc.status.value)
+            pending.append((doc.doc_id, name))
+    return statuses
 
 
 _BATCH_BYTES = 8 * 1024 * 1024
