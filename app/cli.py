@@ -23,6 +23,7 @@ from pipelines.settings import Settings, get_settings, worker_threads
 
 if TYPE_CHECKING:
     from app.client import DoclakeClient
+    from app.schemas import DocumentPublic
     from pipelines.ops.housekeeping import HousekeepingReport
 
 __all__ = ["main"]
@@ -310,7 +311,7 @@ def _wait_attachments(client: DoclakeClient, parent: str, path: str, timeout: fl
     pending = [(parent, path)]
     while pending:
         container, where = pending.pop(0)
-        children = []
+        children: list[DocumentPublic] = []
         while True:
             page = client.list(parent=container, limit=1000, offset=len(children))
             children += page.documents
