@@ -77,7 +77,7 @@ def extract_pdf(data: bytes, *, doc_id: str, max_chars: int, ocr: OcrConfig | No
 
     ocr = ocr or OcrConfig()
     # Every page's text layer first: whether any page needs OCR is known before anything costly is done.
-    layers = [_text_layer(page) if ocr.mode is not OcrMode.force else (None, None) for page in pages]
+    layers = [_text_layer(pages, i) if ocr.mode is not OcrMode.force else (None, None) for i in range(page_count)]
     if ocr.deferred and ocr.mode is not OcrMode.off and any(t is None or needs_ocr(t) for t, _ in layers):
         raise OcrDeferred("a page of the PDF needs OCR", doc_id=doc_id)
     budget = CharBudget(max_chars, doc_id=doc_id)
@@ -138,10 +138,10 @@ def extract_pdf(data: bytes, *, doc_id: str, max_chars: int, ocr: OcrConfig | No
     return out
 
 
-def _text_layer(page: Any) -> tuple[str | None, str | None]:
-    """A page's text layer, or None and why pypdf could not read it."""
+def _text_layer(pages: Any, index: int) -> tuple[str | None, str | None]:
+    """A page's text layer, or None and why pypdf could not read it (the page object itself, or its text)."""
     try:
-        return page.extract_text() or "", None
+        return pages[index].extract_text() or "", None
     except MemoryError:
         raise
     except Exception as e:  # any parser failure on one page: record it, keep the other pages
