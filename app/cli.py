@@ -23,6 +23,7 @@ from pipelines.settings import Settings, get_settings, worker_threads
 
 if TYPE_CHECKING:
     from app.client import DoclakeClient
+    from app.schemas import DocumentPublic
     from pipelines.ops.housekeeping import HousekeepingReport
 
 __all__ = ["main"]
@@ -80,10 +81,15 @@ def up(
         # that holds the model.
         "worker-extract": [*me, "worker", "--queues", "extract", "--concurrency", str(concurrency)],
         "worker-embed": [*me, "worker", "--queues", "embed", "--concurrency", str(settings.embed_concurrency)],
+        # The OCR lane: scans and images, one process at a lower priority, so a scan never holds an extraction
+        # process a text upload waits for, and takes only the cores embedding and search leave.
+        "worker-ocr": [*me, "worker", "--queues", "ocr", "--concurrency", "1", "--nice", str(settings.ocr_nice)],
         # Housekeeping in a process of its own, as the compose "sweeper": it lowers its own priority, so an
         # index build never takes the cores from uploads and search.
         "housekeeping": [*me, "sweep", "--every", str(settings.sweep_interval_s)],
     }
+    if not settings.ocr_lane or settings.ocr == "off":
+        del commands["worker-ocr"]  # extract workers OCR themselves, or nothing is OCR'd
     if settings.sqs_queue_url:
         commands["s3-events"] = [*me, "s3-events"]
     if settings.stream_enabled:
@@ -220,22 +226,25 @@ def _bind_notice(settings: Settings, host: str) -> str:
 @cli.command()
 def worker(
     concurrency: Annotated[int | None, typer.Option(help="Worker processes.")] = None,
-    queues: Annotated[str, typer.Option(help="Comma-separated queues to consume.")] = "extract,embed",
+    queues: Annotated[str, typer.Option(help="Comma-separated queues to consume.")] = "extract,embed,ocr",
+    nice: Annotated[int, typer.Option(help="Niceness added to the worker and its children (0-19).", min=0, max=19)] = 0,
 ) -> None:
-    """Run a Celery worker consuming the extract and embed queues."""
+    """Run a Celery worker consuming the extract, embed and ocr queues (or those given)."""
     _metrics_dir(get_settings().run_dir)
     import workers.signals  # (warm-up hooks)
-    from workers.celery_app import EMBED_QUEUE, EXTRACT_QUEUE, celery_app
+    from workers.celery_app import EMBED_QUEUE, EXTRACT_QUEUE, OCR_QUEUE, celery_app
 
     settings = get_settings()
+    if nice:
+        os.nice(nice)  # before the pool forks: every pool process and extraction child inherits it
     consumed = {q.strip() for q in queues.split(",") if q.strip()}
     concurrency = concurrency or settings.worker_concurrency
     # Read by each pool process when it builds its Runtime: the cores are shared by this worker's
     # processes only (a pure embed worker of one process uses them all).
     os.environ.setdefault("DOCLAKE_TORCH_THREADS", str(worker_threads(os.cpu_count() or 1, concurrency)))
     workers.signals.LOAD_MODEL = EMBED_QUEUE in consumed
-    workers.signals.IMPORT_PARSERS = EXTRACT_QUEUE in consumed
-    if EXTRACT_QUEUE in consumed:
+    workers.signals.IMPORT_PARSERS = bool(consumed & {EXTRACT_QUEUE, OCR_QUEUE})
+    if consumed & {EXTRACT_QUEUE, OCR_QUEUE}:
         _check_ocr_or_exit(settings)
     argv = [
         "worker",
@@ -286,12 +295,44 @@ def ingest(
                 accepted.append((f, doc_id, version))
                 typer.echo(f"{'unchanged' if duplicate else 'queued':9} {doc_id} v{version} {f}")
         if wait:
+            attached: dict[str, int] = {}
             for f, doc_id, version in accepted:
                 doc = client.wait(doc_id, version=version, timeout=timeout)
                 detail = f"{doc.chunks} chunks" if doc.status == "indexed" else (doc.error or "")
                 typer.echo(f"{doc.status.value:9} {doc_id} v{doc.version} {f.name}: {detail}")
                 errors += doc.status != "indexed"
+                for status in _wait_attachments(client, doc_id, f.name, timeout):
+                    attached[status] = attached.get(status, 0) + 1
+            if attached:
+                # An attachment fails alone (its e-mail is indexed): reported, not counted in the exit code.
+                typer.echo("attachments: " + ", ".join(f"{n} {s}" for s, n in sorted(attached.items())))
     raise typer.Exit(1 if errors else 0)
+
+
+def _wait_attachments(client: DoclakeClient, parent: str, path: str, timeout: float) -> list[str]:
+    """Wait for the attachments of an uploaded document, at every level, printing each; returns their statuses.
+
+    An e-mail's or archive's attachments are registered by its extract step, so once it is terminal they
+    are all listed; each is then processed as a document of its own.
+    """
+    statuses: list[str] = []
+    pending = [(parent, path)]
+    while pending:
+        container, where = pending.pop(0)
+        children: list[DocumentPublic] = []
+        while True:
+            page = client.list(parent=container, limit=1000, offset=len(children))
+            children += page.documents
+            if not page.documents or len(children) >= page.total:
+                break
+        for child in children:
+            doc = client.wait(child.doc_id, version=child.version, timeout=timeout)
+            name = f"{where} > {doc.filename or doc.doc_id}"
+            detail = f"{doc.chunks} chunks" if doc.status == "indexed" else (doc.error or "")
+            typer.echo(f"{doc.status.value:9} {doc.doc_id} v{doc.version} {name}: {detail}")
+            statuses.append(doc.status.value)
+            pending.append((doc.doc_id, name))
+    return statuses
 
 
 _BATCH_BYTES = 8 * 1024 * 1024
