@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -23,6 +24,7 @@ from pipelines.settings import Settings, get_settings, worker_threads
 
 if TYPE_CHECKING:
     from app.client import DoclakeClient
+    from app.schemas import DocumentPublic
     from pipelines.ops.housekeeping import HousekeepingReport
 
 __all__ = ["main"]
@@ -80,10 +82,15 @@ def up(
         # that holds the model.
         "worker-extract": [*me, "worker", "--queues", "extract", "--concurrency", str(concurrency)],
         "worker-embed": [*me, "worker", "--queues", "embed", "--concurrency", str(settings.embed_concurrency)],
+        # The OCR lane: scans and images, one process at a lower priority, so a scan never holds an extraction
+        # process a text upload waits for, and takes only the cores embedding and search leave.
+        "worker-ocr": [*me, "worker", "--queues", "ocr", "--concurrency", "1", "--nice", str(settings.ocr_nice)],
         # Housekeeping in a process of its own, as the compose "sweeper": it lowers its own priority, so an
         # index build never takes the cores from uploads and search.
         "housekeeping": [*me, "sweep", "--every", str(settings.sweep_interval_s)],
     }
+    if not settings.ocr_lane or settings.ocr == "off":
+        del commands["worker-ocr"]  # extract workers OCR themselves, or nothing is OCR'd
     if settings.sqs_queue_url:
         commands["s3-events"] = [*me, "s3-events"]
     if settings.stream_enabled:
@@ -265,22 +272,25 @@ def _bind_notice(settings: Settings, host: str) -> str:
 @cli.command()
 def worker(
     concurrency: Annotated[int | None, typer.Option(help="Worker processes.")] = None,
-    queues: Annotated[str, typer.Option(help="Comma-separated queues to consume.")] = "extract,embed",
+    queues: Annotated[str, typer.Option(help="Comma-separated queues to consume.")] = "extract,embed,ocr",
+    nice: Annotated[int, typer.Option(help="Niceness added to the worker and its children (0-19).", min=0, max=19)] = 0,
 ) -> None:
-    """Run a Celery worker consuming the extract and embed queues."""
+    """Run a Celery worker consuming the extract, embed and ocr queues (or those given)."""
     _metrics_dir(get_settings().run_dir)
     import workers.signals  # (warm-up hooks)
-    from workers.celery_app import EMBED_QUEUE, EXTRACT_QUEUE, celery_app
+    from workers.celery_app import EMBED_QUEUE, EXTRACT_QUEUE, OCR_QUEUE, celery_app
 
     settings = get_settings()
+    if nice:
+        os.nice(nice)  # before the pool forks: every pool process and extraction child inherits it
     consumed = {q.strip() for q in queues.split(",") if q.strip()}
     concurrency = concurrency or settings.worker_concurrency
     # Read by each pool process when it builds its Runtime: the cores are shared by this worker's
     # processes only (a pure embed worker of one process uses them all).
     os.environ.setdefault("DOCLAKE_TORCH_THREADS", str(worker_threads(os.cpu_count() or 1, concurrency)))
     workers.signals.LOAD_MODEL = EMBED_QUEUE in consumed
-    workers.signals.IMPORT_PARSERS = EXTRACT_QUEUE in consumed
-    if EXTRACT_QUEUE in consumed:
+    workers.signals.IMPORT_PARSERS = bool(consumed & {EXTRACT_QUEUE, OCR_QUEUE})
+    if consumed & {EXTRACT_QUEUE, OCR_QUEUE}:
         _check_ocr_or_exit(settings)
     argv = [
         "worker",
@@ -307,6 +317,14 @@ def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Files or folders (walked recursively).")],
     wait: Annotated[bool, typer.Option("--wait", help="Wait until every document is indexed or failed.")] = False,
     metadata: Annotated[str | None, typer.Option(help="JSON object attached to every document.")] = None,
+    acl: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--acl",
+            help="A principal who may read the uploaded documents (repeatable); none: new documents are readable by"
+            " the tenant, new versions keep their acl.",
+        ),
+    ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait per document with --wait.")] = 900.0,
     batch: Annotated[
         int, typer.Option(min=1, help="Files per batch upload request (files over 8 MB go alone; 1: one by one).")
@@ -326,7 +344,7 @@ def ingest(
     try:
         with _client() as client:
             for group in _upload_groups(files, batch):
-                for f, outcome in _upload_group(client, group, meta):
+                for f, outcome in _upload_group(client, group, meta, acl or None):
                     if isinstance(outcome, str):
                         tally.rejected += 1
                         view.uploaded(f, f"rejected  {f}: {outcome}")
@@ -343,11 +361,39 @@ def ingest(
                     doc = client.wait(doc_id, version=version, timeout=timeout)
                     tally.record(f.name, doc, duplicate=duplicate)
                     view.finished(f, doc, tally)
+                    for where, child in _wait_attachments(client, doc_id, f.name, timeout):
+                        # An attachment fails alone (its e-mail is indexed): reported, not counted in the exit code.
+                        tally.attachments[child.status.value] = tally.attachments.get(child.status.value, 0) + 1
+                        view.attachment(where, child)
     finally:
         view.close()
     for line in tally.summary():
         typer.echo(line)
     raise typer.Exit(1 if tally.failures else 0)
+
+
+def _wait_attachments(
+    client: DoclakeClient, parent: str, path: str, timeout: float
+) -> Iterator[tuple[str, DocumentPublic]]:
+    """Wait for the attachments of an uploaded document, at every level: each as ("mail.eml > a.pdf", document).
+
+    An e-mail's or archive's attachments are registered by its extract step, so once it is terminal they
+    are all listed; each is then processed as a document of its own.
+    """
+    pending = [(parent, path)]
+    while pending:
+        container, where = pending.pop(0)
+        children: list[DocumentPublic] = []
+        while True:
+            page = client.list(parent=container, limit=1000, offset=len(children))
+            children += page.documents
+            if not page.documents or len(children) >= page.total:
+                break
+        for child in children:
+            doc = client.wait(child.doc_id, version=child.version, timeout=timeout)
+            name = f"{where} > {doc.filename or doc.doc_id}"
+            yield name, doc
+            pending.append((doc.doc_id, name))
 
 
 _BATCH_BYTES = 8 * 1024 * 1024
@@ -374,7 +420,7 @@ def _upload_groups(files: list[Path], size: int) -> list[list[Path]]:
 
 
 def _upload_group(
-    client: DoclakeClient, group: list[Path], meta: dict[str, Any] | None
+    client: DoclakeClient, group: list[Path], meta: dict[str, Any] | None, acl: list[str] | None
 ) -> list[tuple[Path, tuple[str, int, bool] | str]]:
     """Each file's (doc_id, version, duplicate), or why it was rejected."""
     from app.client import DoclakeHTTPError, NamedBytes, Source
@@ -382,7 +428,7 @@ def _upload_group(
     if len(group) > 1:
         sources: list[Source | NamedBytes] = [*group]
         try:
-            batch = client.upload_many(sources, metadata=meta)
+            batch = client.upload_many(sources, metadata=meta, acl=acl)
         except DoclakeHTTPError as e:
             typer.echo(f"batch of {len(group)} files refused ({e}); uploading them one by one", err=True)
         else:
@@ -393,7 +439,7 @@ def _upload_group(
     results: list[tuple[Path, tuple[str, int, bool] | str]] = []
     for f in group:
         try:
-            r = client.upload(f, metadata=meta)
+            r = client.upload(f, metadata=meta, acl=acl)
         except DoclakeHTTPError as e:
             results.append((f, str(e)))
             continue
@@ -414,6 +460,14 @@ def search(
     mode: Annotated[
         str, typer.Option("--mode", help="dense (embeddings), keyword (BM25) or hybrid (both, rank-fused).")
     ] = "dense",
+    principal: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--principal",
+            help="Search as this identity (repeatable, e.g. --principal group:sre --principal user:ana): documents"
+            " with an acl are found only when it names one of them.",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Search a running service."""
@@ -431,7 +485,14 @@ def search(
         when: int | datetime | None = None
         if as_of:
             when = int(as_of) if as_of.isdigit() else datetime.fromisoformat(as_of)
-        response = client.search(query, top_k=top_k, filter=flt, as_of=when, mode=mode)  # type: ignore[arg-type]
+        response = client.search(
+            query,
+            top_k=top_k,
+            filter=flt,
+            as_of=when,
+            mode=mode,  # type: ignore[arg-type]
+            principals=principal or [],
+        )
     if as_json:
         typer.echo(response.model_dump_json(indent=2))
         return

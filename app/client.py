@@ -114,6 +114,7 @@ class _Client(Generic[H]):
     get = status = _Method(calls.get_document)
     list = _Method(calls.list_documents)
     patch_metadata = _Method(calls.patch_metadata)
+    set_acl = _Method(calls.set_acl)
     delete = _Method(calls.delete_document)
     wait = _Method(calls.wait)
     search = _Method(calls.search)

@@ -73,10 +73,14 @@ def upload(
     filename: str | None = None,
     doc_id: str | None = None,
     metadata: dict[str, MetadataValue] | None = None,
+    acl: list[str] | None = None,
 ) -> Operation[UploadAccepted]:
-    """Upload a file (or bytes) as a new document, or as a new version of ``doc_id``."""
+    """Upload a file (or bytes) as a new document, or as a new version of ``doc_id``.
+
+    ``acl``: the principals who may read it; None sends none (a new version keeps the document's acl).
+    """
     name, data = _read_source(source, filename)
-    form = _form(doc_id=doc_id or None, metadata=metadata)
+    form = _form(doc_id=doc_id or None, metadata=metadata, acl=acl)
     files = {"file": (name, data)}
     return request(Request("POST", "/v1/documents", UploadAccepted.model_validate, {"files": files, "data": form}))
 
@@ -86,14 +90,17 @@ def upload_many(
     *,
     doc_ids: list[str | None] | None = None,
     metadata: dict[str, MetadataValue] | None = None,
+    acl: list[str] | None = None,
+    acls: list[list[str] | None] | None = None,
 ) -> Operation[BatchUploadAccepted]:
     """Upload many files (paths, bytes, or (filename, bytes)) in one request (``/v1/documents/batch``):
     far cheaper per small file.
 
-    ``doc_ids`` gives each file's document (None: derived from its content); ``metadata`` applies to all.
+    ``doc_ids`` gives each file's document (None: derived from its content); ``metadata`` and ``acl`` apply
+    to all; ``acls`` gives each file's acl (None: ``acl``, or the document keeps its own).
     """
     files = [("files", s if isinstance(s, tuple) else _read_source(s, None)) for s in sources]
-    form = _form(doc_ids=doc_ids, metadata=metadata)
+    form = _form(doc_ids=doc_ids, metadata=metadata, acl=acl, acls=acls)
     return request(
         Request("POST", "/v1/documents/batch", BatchUploadAccepted.model_validate, {"files": files, "data": form})
     )
@@ -123,6 +130,13 @@ def patch_metadata(doc_id: str, metadata: dict[str, MetadataValue]) -> Operation
     return request(Request("PATCH", f"/v1/documents/{doc_id}", PatchAccepted.model_validate, body))
 
 
+def set_acl(doc_id: str, acl: list[str] | None) -> Operation[PatchAccepted]:
+    """Replace who may read a document (None: every caller of the tenant); applied by the update stream
+    within seconds, nothing re-embedded."""
+    body = {"json": {"acl": acl}}
+    return request(Request("PATCH", f"/v1/documents/{doc_id}", PatchAccepted.model_validate, body))
+
+
 def delete_document(doc_id: str) -> Operation[DocumentPublic]:
     """Delete a document from search and the lake."""
     return request(Request("DELETE", f"/v1/documents/{doc_id}", DocumentPublic.model_validate))
@@ -148,10 +162,11 @@ def upload_and_wait(
     filename: str | None = None,
     doc_id: str | None = None,
     metadata: dict[str, MetadataValue] | None = None,
+    acl: list[str] | None = None,
     timeout: float = 600.0,
 ) -> Operation[DocumentPublic]:
     """Upload, then wait until that version is indexed or failed."""
-    accepted = yield from upload(source, filename=filename, doc_id=doc_id, metadata=metadata)
+    accepted = yield from upload(source, filename=filename, doc_id=doc_id, metadata=metadata, acl=acl)
     return (yield from wait(accepted.doc_id, version=accepted.version, timeout=timeout))
 
 
@@ -162,10 +177,14 @@ def search(
     filter: dict[str, MetadataValue] | None = None,
     as_of: int | datetime | None = None,
     mode: SearchMode = "dense",
+    principals: list[str] | None = None,
 ) -> Operation[SearchResponse]:
     """Top-k chunks; ``mode`` is dense (embeddings), keyword (BM25) or hybrid (both, rank-fused);
-    ``as_of`` (gold version or time) searches gold as it was then."""
-    body = SearchQuery(query=query, top_k=top_k, filter=filter or {}, as_of=as_of, mode=mode)
+    ``as_of`` (gold version or time) searches gold as it was then; ``principals`` (the end user's
+    identities) open the documents whose acl names one of them (without: only documents without an acl)."""
+    body = SearchQuery(
+        query=query, top_k=top_k, filter=filter or {}, as_of=as_of, mode=mode, principals=principals or []
+    )
     return request(Request("POST", "/v1/search", SearchResponse.model_validate, {"json": body.model_dump(mode="json")}))
 
 
@@ -175,9 +194,17 @@ def rag_context(
     max_tokens: int = 1024,
     filter: dict[str, MetadataValue] | None = None,
     candidates: int = 30,
+    principals: list[str] | None = None,
 ) -> Operation[RagContext]:
-    """The best chunks for ``question`` packed into ``max_tokens``, with numbered citations."""
-    body = RagQuery(question=question, max_tokens=max_tokens, filter=filter or {}, candidates=candidates)
+    """The best chunks for ``question`` the ``principals`` may read, packed into ``max_tokens``, with numbered
+    citations."""
+    body = RagQuery(
+        question=question,
+        max_tokens=max_tokens,
+        filter=filter or {},
+        candidates=candidates,
+        principals=principals or [],
+    )
     return request(
         Request("POST", "/v1/rag/context", RagContext.model_validate, {"json": body.model_dump(mode="json")})
     )

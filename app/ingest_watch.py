@@ -34,6 +34,9 @@ class IngestTally(BaseModel):
     indexed: int = 0
     chunks: int = 0
     failed: dict[str, list[str]] = Field(default_factory=dict, description="Failure reason → the files' names.")
+    attachments: dict[str, int] = Field(
+        default_factory=dict, description="Attachments (of e-mails, archives) by final status; they fail alone."
+    )
     waited: bool = False
 
     def record(self, name: str, doc: DocumentPublic, *, duplicate: bool = False) -> None:
@@ -64,6 +67,8 @@ class IngestTally(BaseModel):
         for reason, names in sorted(self.failed.items(), key=lambda kv: (-len(kv[1]), kv[0])):
             shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
             lines.append(f"  failed {len(names)}x {reason}: {shown}")
+        if self.attachments:
+            lines.append("attachments: " + ", ".join(f"{n} {s}" for s, n in sorted(self.attachments.items())))
         return lines
 
 
@@ -73,16 +78,19 @@ class WaitView(Protocol):
     def uploaded(self, path: Path, line: str) -> None: ...
     def start_waiting(self, total: int) -> None: ...
     def finished(self, path: Path, doc: DocumentPublic, tally: IngestTally) -> None: ...
+    def attachment(self, where: str, doc: DocumentPublic) -> None: ...
     def close(self) -> None: ...
 
 
-def _line(path: Path, doc: DocumentPublic) -> str:
+def _line(where: str, doc: DocumentPublic) -> str:
+    """``<status> <doc_id> v<version> <where>: <chunks or error>``, one line per document."""
     detail = f"{doc.chunks} chunks" if doc.status == "indexed" else (doc.error or "")
-    return f"{doc.status.value:9} {doc.doc_id} v{doc.version} {path.name}: {detail}"
+    return f"{doc.status.value:9} {doc.doc_id} v{doc.version} {where}: {detail}"
 
 
 class PlainView:
-    """One line per uploaded and per finished file on stdout, with the count done so far (logs, pipes)."""
+    """One line per uploaded and per finished file (and attachment) on stdout, files with the count done
+    so far (logs, pipes)."""
 
     def __init__(self) -> None:
         self._total = 0
@@ -96,7 +104,10 @@ class PlainView:
 
     def finished(self, path: Path, doc: DocumentPublic, tally: IngestTally) -> None:
         self._done += 1
-        typer.echo(f"[{self._done}/{self._total}] {_line(path, doc)}")
+        typer.echo(f"{_line(path.name, doc)} [{self._done}/{self._total}]")
+
+    def attachment(self, where: str, doc: DocumentPublic) -> None:
+        typer.echo(_line(where, doc))
 
     def close(self) -> None:
         pass
@@ -134,9 +145,13 @@ class RichView:
 
     def finished(self, path: Path, doc: DocumentPublic, tally: IngestTally) -> None:
         if doc.status != "indexed":
-            self._progress.console.print(_line(path, doc), markup=False, highlight=False)
+            self._progress.console.print(_line(path.name, doc), markup=False, highlight=False)
         failed = sum(len(names) for names in tally.failed.values())
         self._progress.update(self._task, advance=1, chunks=tally.chunks, failed=failed)
+
+    def attachment(self, where: str, doc: DocumentPublic) -> None:
+        if doc.status != "indexed":
+            self._progress.console.print(_line(where, doc), markup=False, highlight=False)
 
     def close(self) -> None:
         self._progress.stop()

@@ -35,13 +35,21 @@ class DoclakeRetriever(BaseRetriever):
     filter: dict[str, MetadataValue] = Field(default_factory=dict, description="Exact-match metadata filter.")
     mode: Literal["search", "context"] = Field(default="search", description="Raw hits, or rag_context blocks.")
     max_tokens: int = Field(default=1024, ge=16, description="Token budget (mode='context').")
+    principals: list[str] = Field(
+        default_factory=list,
+        description="The end user's identities: documents with an acl are retrieved only when it names one of them.",
+    )
 
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
         if self.client is None:
             raise ValueError("DoclakeRetriever needs a client for synchronous use")
         if self.mode == "context":
-            return _from_context(self.client.rag_context(query, max_tokens=self.max_tokens, filter=self.filter))
-        return _from_search(self.client.search(query, top_k=self.top_k, filter=self.filter))
+            return _from_context(
+                self.client.rag_context(
+                    query, max_tokens=self.max_tokens, filter=self.filter, principals=self.principals
+                )
+            )
+        return _from_search(self.client.search(query, top_k=self.top_k, filter=self.filter, principals=self.principals))
 
     async def _aget_relevant_documents(
         self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun
@@ -49,9 +57,14 @@ class DoclakeRetriever(BaseRetriever):
         if self.async_client is None:
             return await super()._aget_relevant_documents(query, run_manager=run_manager)
         if self.mode == "context":
-            context = await self.async_client.rag_context(query, max_tokens=self.max_tokens, filter=self.filter)
+            context = await self.async_client.rag_context(
+                query, max_tokens=self.max_tokens, filter=self.filter, principals=self.principals
+            )
             return _from_context(context)
-        return _from_search(await self.async_client.search(query, top_k=self.top_k, filter=self.filter))
+        response = await self.async_client.search(
+            query, top_k=self.top_k, filter=self.filter, principals=self.principals
+        )
+        return _from_search(response)
 
 
 def _from_search(response: SearchResponse) -> list[Document]:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
+from pipelines.contracts.acl import AclList
 from pipelines.contracts.documents import AttachmentError, DocumentRecord, DocumentStatus, PageError, PageInfo
 from pipelines.contracts.evals import EvalFigures, EvalResult, EvalSetSummary
 from pipelines.contracts.ids import MetadataValue
@@ -107,6 +108,10 @@ class DocumentPublic(BaseModel):
         default_factory=list,
         description='Attachments of this e-mail or archive that were not extracted, and why ("attachment bomb: …").',
     )
+    acl: list[str] | None = Field(
+        default=None,
+        description="The principals who may read the document (search `principals`); null: every caller of the tenant.",
+    )
     created_at: datetime | None
     updated_at: datetime | None
 
@@ -136,6 +141,7 @@ class DocumentPublic(BaseModel):
                     "pages": [{"page": 1, "source": "text_layer", "chars": 2310, "ocr_confidence": None}],
                     "parent_doc_id": None,
                     "attachment_errors": [],
+                    "acl": ["group:sre"],
                     "created_at": "2026-11-22T10:00:00Z",
                     "updated_at": "2026-11-22T10:00:03Z",
                 }
@@ -182,11 +188,35 @@ class ProductList(BaseModel):
 
 
 class MetadataPatch(BaseModel):
-    metadata: dict[str, MetadataValue] = Field(
-        description="Keys to set on the document's metadata (others are kept). Applied by the update stream."
+    """A change of a document's metadata and/or acl (at least one of them)."""
+
+    metadata: dict[str, MetadataValue] | None = Field(
+        default=None,
+        description="Keys to set on the document's metadata (others are kept). Applied by the update stream.",
+    )
+    acl: AclList | None = Field(
+        default=None,
+        description=(
+            "The principals who may read the document from now on (replaces the acl); null makes it readable by"
+            " every caller of the tenant; absent keeps it. Metadata only: nothing is re-embedded."
+        ),
     )
 
-    model_config = {"json_schema_extra": {"examples": [{"metadata": {"team": "ops", "reviewed": True}}]}}
+    @property
+    def sets_acl(self) -> bool:
+        return "acl" in self.model_fields_set
+
+    @model_validator(mode="after")
+    def _something(self) -> MetadataPatch:
+        if self.metadata is None and not self.sets_acl:
+            raise ValueError("give metadata, acl or both")
+        return self
+
+    model_config = {
+        "json_schema_extra": {
+            "examples": [{"metadata": {"team": "ops", "reviewed": True}}, {"acl": ["group:sre", "user:ana"]}]
+        }
+    }
 
 
 class PatchAccepted(BaseModel):
@@ -194,6 +224,7 @@ class PatchAccepted(BaseModel):
     version: int = Field(description="The version the change becomes once the update stream applies it.")
     event_id: str = Field(description="Id of the patch_metadata event written to bronze.document_updates.")
     metadata: dict[str, MetadataValue] = Field(description="The document's metadata after the change.")
+    acl: list[str] | None = Field(default=None, description="The document's acl after the change (null: the tenant).")
 
 
 class EvalResultPublic(EvalFigures):

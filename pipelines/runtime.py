@@ -145,6 +145,8 @@ class Runtime:
             embed_backend=settings.new_lake_embed_backend,
         )
         runtime._index_read_at = time.monotonic()
+        # Other indexes' gold tables (made by an older doclake) get the columns added since, as silver does.
+        lake.ensure_tables(existing=[i.gold for i in list_indexes(lake) if i.gold.name != "gold.chunks"])
         active = runtime._index
         # Unset, the backend follows the lake (a torch lake stays torch); set, it must match the lake.
         wanted_id = backend_model_id(settings.model_id, settings.embed_backend or active.embed_backend)

@@ -172,6 +172,21 @@ class Settings(BaseSettings):
         description="Most pixels of one image or frame; a larger image fails as a possible decompression bomb.",
     )
 
+    ocr_lane: bool = Field(
+        default=True,
+        description=(
+            "Celery extract workers hand documents that need OCR (scans, images) to the `ocr` queue, served by a "
+            "worker of its own (`doclake up`: one niced process), so text documents never wait behind a scan; "
+            "`false`: extract workers OCR them themselves."
+        ),
+    )
+    ocr_nice: int = Field(
+        default=10,
+        ge=0,
+        le=19,
+        description="Niceness of `doclake up`'s OCR worker: OCR takes the cores embedding and search leave.",
+    )
+
     @property
     def ocr_config(self) -> OcrConfig:
         return OcrConfig(

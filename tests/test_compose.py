@@ -54,7 +54,7 @@ def test_every_doclake_command_and_option_exists(compose: dict[str, Any]) -> Non
         for s in compose["services"].values()
         if "--queues" in s.get("command", [])
     }
-    assert queues == {"extract", "embed"}
+    assert queues == {"extract", "embed", "ocr"}
 
 
 def test_dotenv_holds_only_settings_the_code_reads(dotenv: dict[str, str]) -> None:

@@ -26,8 +26,10 @@ __all__ = [
     "EMBED_QUEUE",
     "EXTRACT",
     "EXTRACT_BATCH",
+    "EXTRACT_OCR",
     "EXTRACT_QUEUE",
     "MIRROR",
+    "OCR_QUEUE",
     "REGISTER",
     "REMOVE_OBJECT",
     "celery_app",
@@ -36,12 +38,16 @@ __all__ = [
 
 EXTRACT_QUEUE = "extract"
 EMBED_QUEUE = "embed"
+# The OCR lane: documents that need OCR (scans, images), extracted by their own worker process, so a
+# scan read at ~4 s a page never holds an extraction process text documents are waiting for.
+OCR_QUEUE = "ocr"
 
 # The task names: ``workers.tasks`` registers them, producers send them by name, and they are routed
 # by name (below), so a producer needs neither the task code nor the queue layout.
 REGISTER = "doclake.register"
 REMOVE_OBJECT = "doclake.remove_object"
 EXTRACT = "doclake.extract"
+EXTRACT_OCR = "doclake.extract_ocr"
 CHUNK_EMBED = "doclake.chunk_embed"
 MIRROR = "doclake.mirror"
 EXTRACT_BATCH = "doclake.extract_batch"
@@ -51,6 +57,7 @@ _ROUTES = {
     REGISTER: EXTRACT_QUEUE,
     REMOVE_OBJECT: EXTRACT_QUEUE,
     EXTRACT: EXTRACT_QUEUE,
+    EXTRACT_OCR: OCR_QUEUE,
     CHUNK_EMBED: EMBED_QUEUE,
     MIRROR: EMBED_QUEUE,
     EXTRACT_BATCH: EXTRACT_QUEUE,
@@ -105,7 +112,9 @@ def make_celery(settings: Settings) -> Celery:
         task_default_queue=EXTRACT_QUEUE,
         task_default_exchange=EXTRACT_QUEUE,
         task_default_routing_key=EXTRACT_QUEUE,
-        task_queues=[Queue(q, Exchange(q, type="direct"), routing_key=q) for q in (EXTRACT_QUEUE, EMBED_QUEUE)],
+        task_queues=[
+            Queue(q, Exchange(q, type="direct"), routing_key=q) for q in (EXTRACT_QUEUE, EMBED_QUEUE, OCR_QUEUE)
+        ],
         task_routes={name: {"queue": queue} for name, queue in _ROUTES.items()},
         worker_hijack_root_logger=False,
         worker_redirect_stdouts=False,

@@ -10,7 +10,15 @@ from celery import chain
 from celery.canvas import Signature
 
 from pipelines.contracts.documents import DocumentStatus
-from workers.celery_app import CHUNK_EMBED, CHUNK_EMBED_BATCH, EXTRACT, EXTRACT_BATCH, MIRROR, celery_app
+from workers.celery_app import (
+    CHUNK_EMBED,
+    CHUNK_EMBED_BATCH,
+    EXTRACT,
+    EXTRACT_BATCH,
+    EXTRACT_OCR,
+    MIRROR,
+    celery_app,
+)
 
 __all__ = ["enqueue_batch", "enqueue_mirror", "enqueue_processing"]
 
@@ -27,12 +35,15 @@ def enqueue_processing(
     *,
     from_status: DocumentStatus = DocumentStatus.queued,
     countdown: float | None = None,
+    ocr: bool = False,
 ) -> None:
     """Send extract → chunk_embed for a version, starting where ``from_status`` left off.
 
-    The chunk_embed task mirrors the document to the vector store itself (see ``workers.tasks``).
+    ``ocr``: the extraction is the OCR lane's (the document needs OCR; see ``workers.tasks``). The
+    chunk_embed task mirrors the document to the vector store itself.
     """
-    steps = [CHUNK_EMBED] if from_status == DocumentStatus.embedding else [EXTRACT, CHUNK_EMBED]
+    extract = EXTRACT_OCR if ocr else EXTRACT
+    steps = [CHUNK_EMBED] if from_status == DocumentStatus.embedding else [extract, CHUNK_EMBED]
     chain(*(_step(s, tenant, doc_id, version) for s in steps)).apply_async(countdown=countdown)
 
 

@@ -14,23 +14,26 @@ from typing import Any
 from celery import Task
 from celery.exceptions import Ignore
 
+from pipelines.contracts.acl import parse_acl_text
 from pipelines.contracts.documents import DocumentStatus
 from pipelines.errors import DocLakeError, DocumentNotFound
 from pipelines.ingest.chunk_embed import Embedded
-from pipelines.ingest.extraction import Extracted
+from pipelines.ingest.extraction import Extract, Extracted
 from pipelines.ingest.lifecycle import delete_document
 from pipelines.ingest.register import RegisterItem, register_objects
 from pipelines.ingest.runner import StepOutcome, children_of, run_step, step_named
-from pipelines.ingest.step import StepResult
+from pipelines.ingest.step import Step, StepResult
+from pipelines.objectstore.store import ACL_METADATA_KEY
 from pipelines.retry import backoff_delay
 from pipelines.runtime import Runtime
-from pipelines.settings import get_settings, worker_threads
+from pipelines.settings import Settings, get_settings, worker_threads
 from workers import dispatch
 from workers.celery_app import (
     CHUNK_EMBED,
     CHUNK_EMBED_BATCH,
     EXTRACT,
     EXTRACT_BATCH,
+    EXTRACT_OCR,
     MIRROR,
     REGISTER,
     REMOVE_OBJECT,
@@ -42,6 +45,7 @@ __all__ = [
     "chunk_embed_batch",
     "extract",
     "extract_batch",
+    "extract_ocr",
     "mirror",
     "register",
     "remove_object",
@@ -64,9 +68,25 @@ def _retry_countdown(task: Task) -> float:
     return backoff_delay(task.request.retries + 1, base=2, cap=60)
 
 
+# The OCR lane's task runs the extract step itself, reading pages by OCR; the extract queue's defers them.
+_OCR_LANE = "ocr"
+
+
+def _step(name: str, settings: Settings) -> Step:
+    """The step a task runs: on the extract queue, documents that need OCR are handed back unread
+    (``Extracted.needs_ocr``, when DOCLAKE_OCR_LANE); on the OCR lane, the same step reads them."""
+    if name == "extract":
+        return Extract.from_settings(settings, defer_ocr=settings.ocr_lane)
+    return step_named("extract" if name == _OCR_LANE else name, settings)
+
+
 def _outcomes(step: str, tenant: str, versions: dict[str, int], *, can_retry: bool) -> dict[str, StepOutcome]:
     rt = runtime()
-    return run_step(rt, step_named(step, rt.settings), tenant, versions, can_retry=can_retry)
+    return run_step(rt, _step(step, rt.settings), tenant, versions, can_retry=can_retry)
+
+
+def _needs_ocr(result: StepResult | None) -> bool:
+    return isinstance(result, Extracted) and result.needs_ocr
 
 
 def _run(task: Task, step: str, tenant: str, doc_id: str, version: int) -> StepResult | None:
@@ -134,9 +154,15 @@ def _run_many(step: str, tenant: str, versions: dict[str, int]) -> dict[str, int
         if outcome.state == "retry":
             log.info("%s doc=%s leaves its batch for a retry: %s", step, doc_id, outcome.error)
             dispatch.enqueue_processing(tenant, doc_id, versions[doc_id], from_status=_RESUME_AT[step], countdown=2)
+        elif outcome.state == "done" and _needs_ocr(outcome.result):
+            dispatch.enqueue_processing(tenant, doc_id, versions[doc_id], ocr=True)  # its own chain, on the lane
     # A chunk_embed that found its work done (a duplicate delivery): as in the one-document task,
     # nothing follows it (its mirror ran with it).
-    done = {d: versions[d] for d, o in outcomes.items() if o.state == "done" and not _already_mirrored(o.result)}
+    done = {
+        d: versions[d]
+        for d, o in outcomes.items()
+        if o.state == "done" and not _already_mirrored(o.result) and not _needs_ocr(o.result)
+    }
     if not done:
         raise Ignore()  # nothing left for the next step
     return done
@@ -155,7 +181,21 @@ def chunk_embed_batch(self: Task, versions: dict[str, int], tenant: str) -> dict
 
 @celery_app.task(name=EXTRACT, bind=True, acks_late=True)
 def extract(self: Task, tenant: str, doc_id: str, version: int) -> dict[str, Any] | None:
+    """extract; a document that needs OCR continues in a chain of its own on the OCR lane."""
     result = _run(self, "extract", tenant, doc_id, version)
+    if _needs_ocr(result):
+        dispatch.enqueue_processing(tenant, doc_id, version, ocr=True)
+        raise Ignore()  # this chain's chunk_embed is the lane chain's to send
+    return _extracted(tenant, result)
+
+
+@celery_app.task(name=EXTRACT_OCR, bind=True, acks_late=True)
+def extract_ocr(self: Task, tenant: str, doc_id: str, version: int) -> dict[str, Any] | None:
+    """extract on the OCR lane (the ``ocr`` queue): the same step, reading the pages that need OCR."""
+    return _extracted(tenant, _run(self, _OCR_LANE, tenant, doc_id, version))
+
+
+def _extracted(tenant: str, result: StepResult | None) -> dict[str, Any] | None:
     if isinstance(result, Extracted) and result.children:
         _enqueue_children(tenant, result.children)
     return result.model_dump() if result else None
@@ -184,8 +224,12 @@ def register(
     """Register an object that is already in the object store (S3 events), then run the chain."""
     rt = runtime()
     try:
-        data = rt.objects.get(uri)
-        item = RegisterItem(data=data, filename=filename, doc_id=doc_id, metadata=metadata, stored_uri=uri)
+        stored = rt.objects.get_object(uri)
+        # Who may read it comes with the object (x-amz-meta-doclake-acl); without it the document keeps its acl.
+        acl = parse_acl_text(stored.user_metadata.get(ACL_METADATA_KEY), doc_id=doc_id)
+        item = RegisterItem(
+            data=stored.data, filename=filename, doc_id=doc_id, metadata=metadata, stored_uri=uri, acl=acl
+        )
         result = register_objects(rt, [item], tenant=tenant, source="s3")[0]
     except DocumentNotFound:
         log.warning("object %s vanished before it was registered", uri)  # its Removed event follows

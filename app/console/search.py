@@ -53,7 +53,9 @@ def run_search(
         if HAS_PRINCIPALS and principals.strip():
             fields["principals"] = [p.strip() for p in principals.split(",") if p.strip()]
         if rag:
-            body = RagQuery(question=query, filter=wanted, max_tokens=1024)
+            body = RagQuery.model_validate(
+                {"question": query, "filter": wanted, "principals": fields.get("principals", [])}
+            )
             return page(request, "rag_result.html", tenant, context=rag_context_route(body, rt, tenant))
         hits = search_route(SearchQuery.model_validate(fields), rt, tenant).results
     except json.JSONDecodeError as e:

@@ -19,6 +19,7 @@ from app.schemas import (
     Problem,
     UploadAccepted,
 )
+from pipelines.contracts.acl import KEEP, AclArg, InvalidAcl, parse_acl_text, validate_acl
 from pipelines.contracts.documents import DocumentStatus
 from pipelines.errors import DocumentNotFound, InvalidInput
 from pipelines.ingest.lifecycle import delete_document
@@ -37,6 +38,13 @@ _PROBLEMS: dict[int | str, dict[str, object]] = {
     413: {"model": Problem, "description": "Upload too large"},
     422: {"model": Problem, "description": "Invalid input"},
 }
+
+
+_ACL_FORM = (
+    'A JSON array of principals who may read the document, e.g. ["group:sre", "user:ana"] (at most 100, each at'
+    ' most 256 characters; "*" is reserved). Absent: a new document is readable by every caller of the tenant,'
+    " and a new version keeps the document's current acl; null: readable by every caller of the tenant."
+)
 
 
 def _read_limited(upload: UploadFile, limit_bytes: int) -> bytes:
@@ -64,6 +72,7 @@ def upload_document(
     metadata: Annotated[
         str | None, Form(description='A JSON object of strings, numbers and booleans, e.g. {"team": "ops"}.')
     ] = None,
+    acl: Annotated[str | None, Form(description=_ACL_FORM)] = None,
 ) -> UploadAccepted:
     parsed_meta = None
     if metadata:
@@ -71,8 +80,15 @@ def upload_document(
             parsed_meta = json.loads(metadata)
         except json.JSONDecodeError as e:
             raise InvalidInput(f"metadata is not valid JSON: {e.msg}", doc_id=doc_id) from e
+    acl_given = parse_acl_text(acl, doc_id=doc_id)
     data = _read_limited(file, rt.settings.max_upload_mb * 1024 * 1024)
-    item = RegisterItem(data=data, filename=_clean_filename(file.filename), doc_id=doc_id or None, metadata=parsed_meta)
+    item = RegisterItem(
+        data=data,
+        filename=_clean_filename(file.filename),
+        doc_id=doc_id or None,
+        metadata=parsed_meta,
+        acl=acl_given,
+    )
     result = register_objects(rt, [item], tenant=tenant)[0]
     if result.needs_processing:
         try:
@@ -109,6 +125,16 @@ def upload_batch(
     metadata: Annotated[
         str | None, Form(description="A JSON object of strings, numbers and booleans attached to every file.")
     ] = None,
+    acl: Annotated[str | None, Form(description="The acl of every file: " + _ACL_FORM)] = None,
+    acls: Annotated[
+        str | None,
+        Form(
+            description=(
+                "A JSON array with one acl per file, in order: an array of principals, or null (that file takes"
+                " `acl`, or keeps its current acl). Any malformed acl refuses the whole request (422)."
+            )
+        ),
+    ] = None,
 ) -> BatchUploadAccepted:
     limit = rt.settings.max_batch_files
     if len(files) > limit:
@@ -117,9 +143,16 @@ def upload_batch(
     if len(ids) != len(files) or not all(i is None or isinstance(i, str) for i in ids):
         raise InvalidInput(f"doc_ids must be a JSON array of {len(files)} strings or nulls, one per file")
     parsed_meta = _parse_json_form(metadata, "metadata", dict) if metadata else None
+    shared_acl = parse_acl_text(acl)
+    per_file = _parse_json_form(acls, "acls", list) if acls else [None] * len(files)
+    if len(per_file) != len(files):
+        raise InvalidAcl(f"acls must be a JSON array of {len(files)} acls or nulls, one per file")
+    file_acls: list[AclArg] = [
+        validate_acl(a, doc_id=i) if a is not None else shared_acl for a, i in zip(per_file, ids, strict=True)
+    ]
     items: list[BatchItem] = []
     valid: list[tuple[int, RegisterItem]] = []
-    for index, (upload, doc_id) in enumerate(zip(files, ids, strict=True)):
+    for index, (upload, doc_id, acl_given) in enumerate(zip(files, ids, file_acls, strict=True)):
         filename = _clean_filename(upload.filename)
         try:
             item = RegisterItem(
@@ -127,6 +160,7 @@ def upload_batch(
                 filename=filename,
                 doc_id=doc_id or None,
                 metadata=parsed_meta,
+                acl=acl_given,
             )
             valid.append((index, prepare_item(item)))
         except InvalidInput as e:
@@ -228,8 +262,15 @@ def delete_route(doc_id: str, rt: RuntimeDep, tenant: TenantDep) -> DocumentPubl
     status_code=status.HTTP_202_ACCEPTED,
     response_model=PatchAccepted,
     responses=_PROBLEMS,
-    summary="Change a document's metadata (applied by the update stream)",
+    summary="Change a document's metadata and/or acl (applied by the update stream)",
+    description=(
+        'Body: {"metadata": {...}} (keys to set), {"acl": [...]} (who may read it; null: the whole tenant), or both.'
+        " Metadata only: nothing is re-embedded; search sees the change within seconds."
+    ),
 )
 def patch_route(doc_id: str, body: MetadataPatch, rt: RuntimeDep, tenant: TenantDep) -> PatchAccepted:
-    event = patch_metadata(rt, tenant, doc_id, dict(body.metadata))
-    return PatchAccepted(doc_id=doc_id, version=event.version, event_id=event.event_id, metadata=event.metadata or {})
+    metadata = dict(body.metadata) if body.metadata is not None else None
+    event = patch_metadata(rt, tenant, doc_id, metadata, acl=body.acl if body.sets_acl else KEEP)
+    return PatchAccepted(
+        doc_id=doc_id, version=event.version, event_id=event.event_id, metadata=event.metadata or {}, acl=event.acl
+    )

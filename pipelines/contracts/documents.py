@@ -238,6 +238,9 @@ class DocumentRecord(DocumentIdentity):
     attachment_errors: list[AttachmentError] = Field(
         default_factory=list, description="This document's attachments that were refused, and why."
     )
+    acl: list[str] | None = Field(
+        default=None, description="The principals who may read the document; null: every caller of the tenant."
+    )
     created_at: datetime | None = None
     updated_at: datetime | None = None
 
@@ -284,6 +287,7 @@ class VectorRecord(BaseModel):
     char_start: int = 0
     char_end: int = 0
     metadata: dict[str, MetadataValue] = Field(default_factory=dict)
+    acl: list[str] | None = Field(default=None, description="Who may read the chunk's document (null: the tenant).")
 
 
 class IngestTask(BaseModel):

@@ -29,6 +29,8 @@ class SilverRow(DocumentIdentity):
     pages_json: str | None = None
     parent_doc_id: str | None = None
     attachment_errors_json: str | None = None
+    # Who may read it (null: the whole tenant); see pipelines.contracts.acl.
+    acl: list[str] | None = None
     chunks: int | None = 0
     chunks_embedded: int | None = 0
     chunks_reused: int | None = 0
@@ -51,6 +53,7 @@ class SilverRow(DocumentIdentity):
             content_sha256=self.content_sha256,
             size_bytes=self.size_bytes,
             metadata_json=self.metadata_json,
+            acl=self.acl,
             # Kept: a deleted attachment still says where it came from (purge follows the link).
             parent_doc_id=self.parent_doc_id,
             created_at=self.created_at,
@@ -81,6 +84,8 @@ class GoldRow(BaseModel):
     filename: str | None = None
     metadata_json: str | None = None
     updated_at: datetime | None = None
+    # The document's acl at doc_version (null: public).
+    acl: list[str] | None = None
 
     def row(self) -> dict[str, Any]:
         return self.model_dump()

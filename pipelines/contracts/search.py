@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from pipelines.contracts.acl import PrincipalList
 from pipelines.contracts.ids import MetadataValue
 
 __all__ = ["SearchHit", "SearchMode", "SearchQuery"]
@@ -30,6 +31,14 @@ class SearchQuery(BaseModel):
     mode: SearchMode = Field(
         default="dense",
         description="dense (embeddings), keyword (BM25 full text) or hybrid (both, fused by reciprocal rank).",
+    )
+    principals: PrincipalList = Field(
+        default_factory=list,
+        description=(
+            'The end user\'s identities (e.g. ["user:ana", "group:sre"]), passed by the application. A document'
+            " with an acl is returned only when its acl names one of them; without principals, only documents"
+            " without an acl. With as_of, the acls as they were then."
+        ),
     )
 
     model_config = ConfigDict(

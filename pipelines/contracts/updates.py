@@ -6,6 +6,7 @@ from enum import StrEnum
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+from pipelines.contracts.acl import AclList
 from pipelines.contracts.ids import DEFAULT_TENANT, MetadataValue
 
 __all__ = ["DocumentUpdate", "UpdateOp"]
@@ -40,14 +41,30 @@ class DocumentUpdate(BaseModel):
         default=None,
         description="upsert: the document's metadata (default: keep the current one); patch_metadata: keys to set.",
     )
+    acl: AclList | None = Field(
+        default=None,
+        description=(
+            'upsert, patch_metadata: the principals who may read the document (e.g. ["group:sre"]). Absent: keep'
+            " the current acl; null: readable by the whole tenant. The same rules as the API's `acl`."
+        ),
+    )
     ts: AwareDatetime = Field(description="When the change happened (timezone-aware); breaks version ties.")
+
+    @property
+    def sets_acl(self) -> bool:
+        """Whether the event says who may read the document (``acl`` given, null included) or keeps it."""
+        return "acl" in self.model_fields_set
+
+    def to_json(self) -> str:
+        """The event as JSON that parses back to the same event: an acl not given stays absent (null would clear it)."""
+        return self.model_dump_json(exclude=None if self.sets_acl else {"acl"})
 
     @model_validator(mode="after")
     def _op_fields(self) -> DocumentUpdate:
         if self.op == UpdateOp.upsert and not (self.text and self.text.strip()):
             raise ValueError("an upsert needs a non-empty text")
-        if self.op == UpdateOp.patch_metadata and self.metadata is None:
-            raise ValueError("a patch_metadata event needs metadata")
+        if self.op == UpdateOp.patch_metadata and self.metadata is None and not self.sets_acl:
+            raise ValueError("a patch_metadata event needs metadata or acl")
         for key in self.metadata or {}:
             if not key or len(key) > 128 or "=" in key:
                 raise ValueError(f"metadata key {key!r} must be a non-empty string without '='")

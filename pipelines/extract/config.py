@@ -40,6 +40,14 @@ class OcrConfig(BaseModel):
         ),
     )
 
+    deferred: bool = Field(
+        default=False,
+        description=(
+            "Read no page by OCR here: a document that needs OCR raises `OcrDeferred` instead, after only its "
+            "text layer was looked at, so the caller can send it where OCR may take its time (the `ocr` queue)."
+        ),
+    )
+
     @field_validator("languages", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:

@@ -20,10 +20,11 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pipelines.errors import ConfigError, ExtractionError
+from pipelines.errors import ConfigError, DocLakeError, ExtractionError
 from pipelines.extract.config import OcrConfig, OcrMode
 
 __all__ = [
+    "OcrDeferred",
     "OcrPage",
     "OcrPageFailed",
     "OcrUnavailable",
@@ -49,6 +50,15 @@ class OcrUnavailable(ConfigError):
 
 class OcrPageFailed(ExtractionError):
     """One page's OCR failed (timeout, engine error); recorded in ``page_errors``, the document goes on."""
+
+
+class OcrDeferred(DocLakeError):
+    """The document needs OCR and ``OcrConfig.deferred`` is set: nothing was read; extract it where OCR runs.
+
+    Not a failure: the extract step hands such a document to the OCR lane (``Extracted.needs_ocr``).
+    """
+
+    code = "ocr_deferred"
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from pipelines.contracts.documents import Element, ElementKind, PageError, PageI
 from pipelines.errors import EncryptedDocument, ExtractionError, NoTextFound
 from pipelines.extract.cleanup import CharBudget
 from pipelines.extract.config import OcrConfig, OcrMode
-from pipelines.extract.ocr import needs_ocr, text_layer_quality
+from pipelines.extract.ocr import OcrDeferred, needs_ocr, text_layer_quality
 from pipelines.extract.paged import PagedText, read_page_by_ocr
 from pipelines.extract.pdf_tables import find_tables, page_elements, ruled_pages
 
@@ -37,6 +37,7 @@ def extract_pdf(data: bytes, *, doc_id: str, max_chars: int, ocr: OcrConfig | No
     Raises:
         EncryptedDocument: a user password is needed (owner-password-only files are opened).
         NoTextFound: no page yielded text (an image-only PDF with OCR off, or blank pages).
+        OcrDeferred: ``ocr.deferred`` is set and a page needs OCR (nothing else was done).
         ExtractionError: the file cannot be parsed, or every page failed.
         ExtractionLimitExceeded: the text exceeds ``max_chars``.
     """
@@ -75,20 +76,15 @@ def extract_pdf(data: bytes, *, doc_id: str, max_chars: int, ocr: OcrConfig | No
         raise ExtractionError("the PDF has no pages", doc_id=doc_id)
 
     ocr = ocr or OcrConfig()
+    # Every page's text layer first: whether any page needs OCR is known before anything costly is done.
+    layers = [_text_layer(pages, i) if ocr.mode is not OcrMode.force else (None, None) for i in range(page_count)]
+    if ocr.deferred and ocr.mode is not OcrMode.off and any(t is None or needs_ocr(t) for t, _ in layers):
+        raise OcrDeferred("a page of the PDF needs OCR", doc_id=doc_id)
     budget = CharBudget(max_chars, doc_id=doc_id)
     out = PagedText(elements=[], page_count=page_count)
     renderer = _Renderer(data, ocr, doc_id)
     tables = _tables(data, renderer, page_count) if ocr.mode is not OcrMode.force else {}
-    for number in range(1, page_count + 1):
-        text: str | None = None
-        error: str | None = None
-        if ocr.mode is not OcrMode.force:
-            try:
-                text = pages[number - 1].extract_text() or ""
-            except MemoryError:
-                raise
-            except Exception as e:  # any parser failure on one page: record it, keep the other pages
-                error = _describe(e)
+    for number, (text, error) in enumerate(layers, 1):
         if ocr.mode is not OcrMode.off and (text is None or needs_ocr(text)):
             image = renderer.render(number, out)
             if image is not None:
@@ -140,6 +136,16 @@ def extract_pdf(data: bytes, *, doc_id: str, max_chars: int, ocr: OcrConfig | No
             doc_id=doc_id,
         )
     return out
+
+
+def _text_layer(pages: Any, index: int) -> tuple[str | None, str | None]:
+    """A page's text layer, or None and why pypdf could not read it (the page object itself, or its text)."""
+    try:
+        return pages[index].extract_text() or "", None
+    except MemoryError:
+        raise
+    except Exception as e:  # any parser failure on one page: record it, keep the other pages
+        return None, _describe(e)
 
 
 def _tables(data: bytes, renderer: _Renderer, page_count: int) -> dict[int, list[str]]:

@@ -12,6 +12,7 @@ from pipelines.contracts.documents import DocumentStatus, ExtractedDocument
 from pipelines.contracts.ids import attachment_doc_id
 from pipelines.errors import StaleVersion
 from pipelines.extract.config import ExtractConfig
+from pipelines.extract.ocr import OcrDeferred
 from pipelines.ingest.guards import doc_locks, triage
 from pipelines.ingest.lifecycle import delete_document
 from pipelines.ingest.register import RegisterItem, register_objects
@@ -28,6 +29,13 @@ ATTACHMENT_SOURCE = "attachment"
 
 class Extracted(StepResult):
     page_count: int | None = Field(default=None, description="Pages of the document (formats that have pages).")
+    needs_ocr: bool = Field(
+        default=False,
+        description=(
+            "Nothing was extracted: the document needs OCR and the step defers it (``defer_ocr``). It stays "
+            "``extracting``; the adapter sends it to the step without deferral, on the OCR lane."
+        ),
+    )
     children: dict[str, int] = Field(
         default_factory=dict,
         description=(
@@ -43,7 +51,8 @@ class Extract(Step):
     A file that cannot be read is that document's error (``ExtractionError`` and subclasses, not
     retryable); the others go on. A container's attachments (e-mails, archives) are registered as
     child documents through the upload path (``register_objects``), and children an earlier version had
-    but this one has not are deleted.
+    but this one has not are deleted. With ``limits.ocr.deferred`` a document that needs OCR is only
+    looked at (its text layers, an image's header) and returned as ``needs_ocr``.
     """
 
     name: ClassVar[str] = "extract"
@@ -51,12 +60,14 @@ class Extract(Step):
     limits: ExtractConfig = Field(default_factory=ExtractConfig, description="Bounds on extracting one file.")
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Extract:
+    def from_settings(cls, settings: Settings, *, defer_ocr: bool = False) -> Extract:
+        """The step as configured; ``defer_ocr``: documents that need OCR come back as ``needs_ocr``, unread."""
+        ocr = settings.ocr_config.model_copy(update={"deferred": defer_ocr})
         return cls(
             limits=ExtractConfig(
                 timeout_s=settings.extract_timeout_s,
                 memory_mb=settings.extract_memory_mb,
-                ocr=settings.ocr_config,
+                ocr=ocr,
                 attachments=settings.attachment_config,
             )
         )
@@ -83,6 +94,10 @@ class Extract(Step):
                 document = extract_bytes(
                     data, doc_id=doc_id, filename=row["filename"], config=self.limits, depth=depths.get(doc_id, 0)
                 )
+            except OcrDeferred:
+                # Left `extracting`, unchanged: the OCR lane's run of this step picks the same version up.
+                results[doc_id] = Extracted(needs_ocr=True)
+                continue
             except Exception as e:  # one unreadable file is its document's error, not the batch's
                 results[doc_id] = e
                 continue
@@ -169,6 +184,8 @@ def _attach(
                     doc_id=child_id,
                     metadata=metadata,
                     parent_doc_id=parent,
+                    # Exactly the container's readers, public included: an attachment is never more visible.
+                    acl=current[parent].get("acl"),
                 )
             )
     registered = register_objects(rt, items, tenant=tenant, source=ATTACHMENT_SOURCE)

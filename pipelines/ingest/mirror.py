@@ -29,7 +29,11 @@ __all__ = ["Mirror", "Mirrored", "mirror_documents", "vector_records"]
 
 
 def vector_records(gold_rows: list[dict[str, Any]], metadata: dict[str, MetadataValue]) -> list[VectorRecord]:
-    """Vector-store records of gold rows (one document's metadata applies to all of them)."""
+    """Vector-store records of gold rows (one document's metadata applies to all of them).
+
+    The acl comes from the gold rows themselves: gold carries it, so every rebuild of the store from
+    gold (reindex, reconcile, restore) restores who may read what.
+    """
     return [
         VectorRecord(
             id=g["chunk_id"],
@@ -44,6 +48,7 @@ def vector_records(gold_rows: list[dict[str, Any]], metadata: dict[str, Metadata
             char_start=g["char_start"],
             char_end=g["char_end"],
             metadata=metadata,
+            acl=g.get("acl"),
         )
         for g in gold_rows
     ]

@@ -42,6 +42,7 @@ class PlanRequest(BaseModel):
     version: int
     filename: str | None = None
     metadata_json: str = "{}"
+    acl: list[str] | None = None
 
 
 def stored_document(row: dict[str, Any]) -> ExtractedDocument:
@@ -132,6 +133,7 @@ def plan_chunks(
                 chunker_id=config.config_id,
                 filename=r.filename,
                 metadata_json=r.metadata_json,
+                acl=r.acl,
             )
             for c in chunks
         ]
@@ -152,6 +154,7 @@ def _request(row: dict[str, Any]) -> PlanRequest:
         version=row["version"],
         filename=row["filename"],
         metadata_json=row["metadata_json"] or "{}",
+        acl=row.get("acl"),
     )
 
 

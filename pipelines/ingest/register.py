@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from pipelines.contracts.acl import KEEP, validate_acl
 from pipelines.contracts.documents import (
     DocumentStatus,
     RegisterResult,
@@ -39,6 +40,13 @@ class RegisterItem(BaseModel):
     stored_uri: str | None = None
     # Set by the extract step for an attachment: the container document it came from (same tenant).
     parent_doc_id: str | None = None
+    # Who may read the new version (null: the tenant). Not given: the document keeps its current acl, so a
+    # new version uploaded without one never makes a private document public. Checked by ``prepare_item``.
+    acl: Any = KEEP
+
+    @property
+    def sets_acl(self) -> bool:
+        return self.acl is not KEEP
 
 
 def prepare_item(item: RegisterItem) -> RegisterItem:
@@ -46,10 +54,12 @@ def prepare_item(item: RegisterItem) -> RegisterItem:
 
     Raises:
         InvalidInput: bad doc_id or metadata.
+        InvalidAcl: a bad acl.
     """
     doc_id = validate_doc_id(item.doc_id) if item.doc_id else f"d{sha256_hex(item.data)[:24]}"
     metadata = validate_metadata(item.metadata, doc_id=doc_id) if item.metadata is not None else None
-    return item.model_copy(update={"doc_id": doc_id, "metadata": metadata})
+    acl = validate_acl(item.acl, doc_id=doc_id) if item.sets_acl else KEEP
+    return item.model_copy(update={"doc_id": doc_id, "metadata": metadata, "acl": acl})
 
 
 def register_objects(
@@ -58,7 +68,8 @@ def register_objects(
     """Store each object's raw bytes, record them in bronze, and queue a new version in silver.
 
     Without a doc_id the id is derived from the content hash, so uploading the same file twice is
-    one document. Identical bytes (and metadata) for the current version are a no-op (``duplicate``).
+    one document. Identical bytes (and metadata, and acl when given) for the current version are a
+    no-op (``duplicate``).
     ``stored_uri`` names bytes already in the object store (S3 events): they are not stored again.
     One read and two commits per 256 objects.
 
@@ -97,14 +108,16 @@ def _register_slice(rt: Runtime, items: list[RegisterItem], *, tenant: str, sour
             # A failed version is not a duplicate: uploading the same bytes again is how a user retries it.
             if cur is not None and cur["status"] not in (DocumentStatus.deleted, DocumentStatus.failed):
                 same_meta = metadata is None or json.loads(cur["metadata_json"] or "{}") == metadata
-                if cur["content_sha256"] == sha and same_meta:
+                same_acl = not item.sets_acl or cur.get("acl") == item.acl
+                if cur["content_sha256"] == sha and same_meta and same_acl:
                     results.append(
                         RegisterResult(doc_id=doc_id, version=cur["version"], status=cur["status"], duplicate=True)
                     )
                     continue
+            alive = cur is not None and cur["status"] != DocumentStatus.deleted
             if metadata is None:
-                alive = cur is not None and cur["status"] != DocumentStatus.deleted
                 metadata = json.loads(cur["metadata_json"] or "{}") if alive and cur else {}
+            acl = item.acl if item.sets_acl else (cur.get("acl") if alive and cur else None)
             # Above pending change events too (bronze.document_updates): the stream must not undo this upload.
             version = floors[doc_id] = floors[doc_id] + 1
             # An object that arrived in the store by itself (an S3 event) is referenced, not copied.
@@ -134,6 +147,7 @@ def _register_slice(rt: Runtime, items: list[RegisterItem], *, tenant: str, sour
                 size_bytes=len(data),
                 metadata_json=meta_json,
                 parent_doc_id=item.parent_doc_id,
+                acl=acl,
             )
             # The newest version of a document in the batch is the one silver keeps.
             silver_rows[doc_id] = row

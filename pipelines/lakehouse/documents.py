@@ -143,6 +143,7 @@ def to_record(row: dict[str, Any]) -> DocumentRecord:
         attachment_errors=[
             AttachmentError.model_validate(e) for e in json.loads(row.get("attachment_errors_json") or "[]")
         ],
+        acl=row.get("acl"),
         created_at=row.get("created_at"),
         updated_at=row.get("updated_at"),
     )

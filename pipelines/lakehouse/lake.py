@@ -16,7 +16,7 @@ import logging
 import shutil
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
@@ -101,16 +101,20 @@ class Lake:
         """The lake is a local folder (write locks apply, data files can be checked on disk)."""
         return self._local
 
-    def ensure_tables(self) -> None:
+    def ensure_tables(self, *, existing: Sequence[TableSpec] = ()) -> None:
         """Create every table that does not exist yet, and add the columns a newer doclake defines to the
-        tables an older one created (safe to call from many processes and hosts)."""
+        tables an older one created (safe to call from many processes and hosts).
+
+        ``existing``: more tables (other indexes' gold) to bring up to date when they exist; never created here.
+        """
         missing: list[TableSpec] = []
         outdated: list[TableSpec] = []
-        for spec in TABLES.values():
+        for spec in [*TABLES.values(), *existing]:
             try:
                 dt = DeltaTable(self.uri(spec), storage_options=self.storage_options)
             except TableNotFoundError:
-                missing.append(spec)
+                if spec.name in TABLES:
+                    missing.append(spec)
                 continue
             if _missing_columns(dt, spec):
                 outdated.append(spec)

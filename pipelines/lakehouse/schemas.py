@@ -87,6 +87,8 @@ DOCUMENTS = TableSpec(
             # uploads), and the container's own refused attachments (JSON list of AttachmentError).
             pa.field("parent_doc_id", pa.string()),
             pa.field("attachment_errors_json", pa.string()),
+            # Added with access control: the principals who may read the document (null: the whole tenant).
+            pa.field("acl", pa.list_(pa.string())),
             pa.field("chunks", pa.int32()),
             pa.field("chunks_embedded", pa.int32()),
             pa.field("chunks_reused", pa.int32()),
@@ -121,6 +123,9 @@ CHUNKS = TableSpec(
             pa.field("filename", pa.string()),
             pa.field("metadata_json", pa.string()),
             pa.field("updated_at", _TS),
+            # The document's acl at doc_version (null: public), so the vector stores are rebuilt from gold
+            # with it and as_of search replays who could read what then.
+            pa.field("acl", pa.list_(pa.string())),
         ]
     ),
     key=("tenant", "chunk_id"),
@@ -141,6 +146,8 @@ UPDATES = TableSpec(
             pa.field("metadata_json", pa.string()),
             pa.field("ts", _TS),
             pa.field("received_at", _TS),
+            # The event's acl as JSON: null = not given (keep), "null" = public, '["group:x"]' = set.
+            pa.field("acl_json", pa.string()),
         ]
     ),
     key=("event_id",),

@@ -12,9 +12,20 @@ import tempfile
 from pathlib import Path
 from typing import Any, Protocol
 
+from pydantic import BaseModel, Field
+
 from pipelines.errors import DocumentNotFound
 
-__all__ = ["LocalObjectStore", "ObjectStore", "S3ObjectStore", "parse_raw_key", "raw_key", "split_s3_uri"]
+__all__ = [
+    "ACL_METADATA_KEY",
+    "LocalObjectStore",
+    "ObjectStore",
+    "S3ObjectStore",
+    "StoredObject",
+    "parse_raw_key",
+    "raw_key",
+    "split_s3_uri",
+]
 
 
 _RAW_KEY = re.compile(r"(?:^|/)raw/(?P<tenant>[^/]+)/(?P<doc_id>[^/]+)/v(?P<version>\d{6})-(?P<sha>[0-9a-f]{16})$")
@@ -42,12 +53,29 @@ def split_s3_uri(uri: str) -> tuple[str, str]:
     return bucket, key
 
 
+class StoredObject(BaseModel):
+    """An object's bytes and the user metadata it was stored with (S3 ``x-amz-meta-*``, without the prefix)."""
+
+    data: bytes
+    user_metadata: dict[str, str] = Field(default_factory=dict)
+
+
+# User metadata naming who may read an object put into the bucket by hand: ``x-amz-meta-doclake-acl`` holding
+# a JSON array of principals (``null``: the whole tenant). Read from the GetObject that fetches the bytes, so
+# the acl and the bytes are of one object version (a tag would need a second request, and could race an overwrite).
+ACL_METADATA_KEY = "doclake-acl"
+
+
 class ObjectStore(Protocol):
     def put(self, key: str, data: bytes) -> str:
         """Store bytes under key; returns the object's URI."""
         ...
 
     def get(self, uri: str) -> bytes: ...
+
+    def get_object(self, uri: str) -> StoredObject:
+        """The object's bytes with its user metadata, in one request."""
+        ...
 
     def delete(self, uri: str) -> None: ...
 
@@ -85,6 +113,9 @@ class LocalObjectStore:
         except FileNotFoundError as e:
             raise DocumentNotFound(f"raw object {uri} is missing") from e
 
+    def get_object(self, uri: str) -> StoredObject:
+        return StoredObject(data=self.get(uri))  # local files carry no user metadata
+
     def delete(self, uri: str) -> None:
         self._path(uri).unlink(missing_ok=True)
 
@@ -112,12 +143,16 @@ class S3ObjectStore:
         return f"s3://{self.bucket}/{full}"
 
     def get(self, uri: str) -> bytes:
+        return self.get_object(uri).data
+
+    def get_object(self, uri: str) -> StoredObject:
         bucket, key = split_s3_uri(uri)
         try:
-            body: bytes = self._s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            response = self._s3.get_object(Bucket=bucket, Key=key)
         except self._s3.exceptions.NoSuchKey as e:
             raise DocumentNotFound(f"raw object {uri} is missing") from e
-        return body
+        # boto3 gives user metadata lower-cased and without the x-amz-meta- prefix.
+        return StoredObject(data=response["Body"].read(), user_metadata=dict(response.get("Metadata") or {}))
 
     def delete(self, uri: str) -> None:
         bucket, key = split_s3_uri(uri)

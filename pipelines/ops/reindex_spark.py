@@ -49,6 +49,7 @@ _SILVER_COLUMNS = [
     "text",
     "elements_json",
     "metadata_json",
+    "acl",
 ]
 
 

@@ -26,6 +26,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from pipelines.contracts.acl import PrincipalList, readable
 from pipelines.contracts.ids import DEFAULT_TENANT, ELEMENT_SEPARATOR, MetadataValue, sha256_hex
 from pipelines.lakehouse.lake import sql_quote
 from pipelines.lakehouse.schemas import CHUNKS
@@ -60,6 +61,13 @@ class RagQuery(BaseModel):
     )
     candidates: int = Field(
         default=30, ge=1, le=100, description="How many search hits are considered for packing, best first."
+    )
+    principals: PrincipalList = Field(
+        default_factory=list,
+        description=(
+            "The end user's identities, passed by the application: only documents without an acl, or whose acl"
+            " names one of them, are packed (as in /v1/search)."
+        ),
     )
 
     model_config = ConfigDict(
@@ -235,12 +243,12 @@ def token_counter(tokenizer: Any) -> TokenCounter:
     return count
 
 
-def _hydrate(rt: Runtime, tenant: str, scores: dict[str, float]) -> list[Candidate]:
+def _hydrate(rt: Runtime, tenant: str, scores: dict[str, float], principals: list[str]) -> list[Candidate]:
     if not scores:
         return []
     ids = ", ".join(sql_quote(i) for i in scores)
     columns = ["chunk_id", "doc_id", "doc_version", "ordinal", "text", "char_start", "char_end"]
-    columns += ["page_start", "page_end", "filename"]
+    columns += ["page_start", "page_end", "filename", "acl"]
     rows = rt.lake.read(CHUNKS, f"tenant = {sql_quote(tenant)} AND chunk_id IN ({ids})", columns=columns)
     return [
         Candidate(
@@ -257,7 +265,8 @@ def _hydrate(rt: Runtime, tenant: str, scores: dict[str, float]) -> list[Candida
             score=scores[r["chunk_id"]],
         )
         for r in rows.to_pylist()
-        if r["text"]
+        # Gold is the truth: a chunk whose acl changed a moment ago, before the store was mirrored, stays out.
+        if r["text"] and readable(r["acl"], principals)
     ]
 
 
@@ -272,14 +281,14 @@ def build_context(
 
     Args:
         rt: the process's services.
-        query: question, budget, metadata filter, number of candidates.
+        query: question, budget, metadata filter, number of candidates, the caller's principals.
         tenant: whose documents are searched.
         count_tokens: how to count tokens; default the embedding model's tokenizer.
     """
     started = time.perf_counter()
     vector = rt.query_embedder().encode_query(query.question)
-    hits = rt.vectors.query(vector, k=query.candidates, tenant=tenant, filter=query.filter)
-    candidates = _hydrate(rt, tenant, {h.record.id: h.score for h in hits})
+    hits = rt.vectors.query(vector, k=query.candidates, tenant=tenant, filter=query.filter, principals=query.principals)
+    candidates = _hydrate(rt, tenant, {h.record.id: h.score for h in hits}, query.principals)
     result = pack_context(
         candidates, max_tokens=query.max_tokens, count_tokens=count_tokens or token_counter(rt.tokenizer())
     )

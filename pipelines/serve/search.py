@@ -24,7 +24,8 @@ HYBRID_DEPTH = 50
 
 
 def search(rt: Runtime, query: SearchQuery, *, tenant: str = DEFAULT_TENANT) -> list[SearchHit]:
-    """Top-k chunks of ``tenant`` for the query, best first, filtered on exact metadata matches.
+    """Top-k chunks of ``tenant`` for the query, best first, filtered on exact metadata matches and on
+    what ``query.principals`` may read (inside the k-NN: top_k is filled with readable chunks).
 
     Raises:
         SearchModeUnsupported: keyword or hybrid mode on a store that keeps no text (Pinecone).
@@ -65,15 +66,18 @@ def search(rt: Runtime, query: SearchQuery, *, tenant: str = DEFAULT_TENANT) -> 
 
 def _retrieve(rt: Runtime, index: IndexSpec, query: SearchQuery, *, tenant: str) -> list[VectorHit]:
     store = rt.vectors_for(index)
+    who = query.principals
     if query.mode == "keyword":
-        return store.keyword_query(query.query, k=query.top_k, tenant=tenant, filter=query.filter)
+        return store.keyword_query(query.query, k=query.top_k, tenant=tenant, filter=query.filter, principals=who)
     depth = query.top_k if query.mode == "dense" else max(query.top_k, HYBRID_DEPTH)
     keyword = (
-        store.keyword_query(query.query, k=depth, tenant=tenant, filter=query.filter) if query.mode == "hybrid" else []
+        store.keyword_query(query.query, k=depth, tenant=tenant, filter=query.filter, principals=who)
+        if query.mode == "hybrid"
+        else []
     )  # first: an unsupported store fails before the model runs
     # The query role's own model instance: a bulk encode in this process never holds it.
     vector = rt.query_embedder(index).encode_query(query.query)
-    dense = store.query(vector, k=depth, tenant=tenant, filter=query.filter)
+    dense = store.query(vector, k=depth, tenant=tenant, filter=query.filter, principals=who)
     if query.mode == "dense":
         return dense
     by_id = {h.record.id: h for h in keyword} | {h.record.id: h for h in dense}

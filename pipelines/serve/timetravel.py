@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 from deltalake import DeltaTable, QueryBuilder
 
+from pipelines.contracts.acl import readable
 from pipelines.contracts.ids import MetadataValue
 from pipelines.contracts.search import SearchHit, SearchQuery
 from pipelines.errors import InvalidInput
@@ -35,6 +36,7 @@ _COLUMNS = [
     "char_end",
     "metadata_json",
     "embedding",
+    "acl",
 ]
 
 
@@ -48,7 +50,10 @@ def _snapshot_rows(rt: Runtime, as_of: int | datetime, tenant: str) -> pa.Table:
         if isinstance(as_of, datetime):
             _check_not_before_creation(dt, as_of)
         dt.load_as_version(as_of)
-        sql = f"SELECT {', '.join(_COLUMNS)} FROM t WHERE tenant = {sql_quote(tenant)}"
+        # A version written before access control has no acl column: every document was public then.
+        have = {f.name for f in dt.schema().fields}
+        columns = [c if c in have else f"NULL AS {c}" for c in _COLUMNS]
+        sql = f"SELECT {', '.join(columns)} FROM t WHERE tenant = {sql_quote(tenant)}"
         return pa.table(QueryBuilder().register("t", dt).execute(sql).read_all())
     except InvalidInput:
         raise
@@ -78,6 +83,8 @@ def search_as_of(rt: Runtime, query: SearchQuery, *, tenant: str) -> list[Search
     """
     assert query.as_of is not None
     rows = _snapshot_rows(rt, query.as_of, tenant).to_pylist()
+    # The acl each row had at that version: an audit replays what this caller could have read then.
+    rows = [r for r in rows if readable(r["acl"], query.principals)]
     if query.filter:
         rows = [r for r in rows if _matches(json.loads(r["metadata_json"] or "{}"), query.filter)]
     rows = [r for r in rows if r["embedding"]]

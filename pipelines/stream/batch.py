@@ -28,9 +28,10 @@ from pydantic import BaseModel, Field
 
 from pipelines.contracts.documents import DocumentStatus
 from pipelines.errors import DocLakeError
+from pipelines.ingest.lifecycle import delete_document
 from pipelines.ingest.mirror import Mirror
 from pipelines.ingest.runner import run_step
-from pipelines.lakehouse.documents import get_documents
+from pipelines.lakehouse.documents import get_children, get_documents
 from pipelines.lakehouse.indexes import IndexSpec
 from pipelines.lakehouse.lake import Txn
 from pipelines.lakehouse.writer import DocKey, replace_chunks
@@ -43,7 +44,7 @@ from pipelines.vectorstore.mirror import remove_documents
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
-__all__ = ["HOLD_ENV", "BatchResult", "process_batch"]
+__all__ = ["HOLD_ENV", "BatchResult", "apply_payloads", "process_batch"]
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +108,20 @@ def process_batch(
     finally:
         engine.close()
     log.info("stream batch %s", result.model_dump_json())
+    return result
+
+
+def apply_payloads(rt: Runtime, payloads: list[str], batch_id: int, *, source: str, app_id: str) -> BatchResult:
+    """Apply a micro-batch of raw events already in memory, on the driver engine (delta-rs): the same steps as
+    ``process_batch`` without a SparkSession (tests replaying bronze.document_updates, small tools)."""
+    result = BatchResult(batch_id=batch_id)
+    clock = _PhaseClock(result.seconds)
+    txn = (app_id, batch_id)
+    engine = DriverEngine(rt, payloads, txn=txn)
+    try:
+        _apply(rt, engine, result, clock, source=source, txn=txn)
+    finally:
+        engine.close()
     return result
 
 
@@ -191,7 +206,7 @@ def _mirror(rt: Runtime, rows: list[dict[str, Any]]) -> int:
     """Mirror the documents' new versions (the runner's mirror step, one call per tenant); returns how many.
 
     A document silver holds as deleted (applied now, or before a crash) leaves every index's vector
-    store instead.
+    store instead, and its attachments are deleted.
     """
     versions: dict[str, dict[str, int]] = {}
     for r in rows:
@@ -202,6 +217,7 @@ def _mirror(rt: Runtime, rows: list[dict[str, Any]]) -> int:
         deleted = sorted(d for d in wanted if d in current and current[d]["status"] == DocumentStatus.deleted)
         if deleted:
             remove_documents([rt.vectors_for(index) for index in rt.indexes()], tenant, deleted)
+            _delete_attachments(rt, tenant, deleted)
         live = {d: v for d, v in wanted.items() if d not in deleted}
         if not live:
             continue
@@ -213,3 +229,16 @@ def _mirror(rt: Runtime, rows: list[dict[str, Any]]) -> int:
             raise DocLakeError(f"mirror of {len(retry)} document(s) must be retried: {outcome.error}", doc_id=doc_id)
         mirrored += sum(1 for o in outcomes.values() if o.state == "done")
     return mirrored
+
+
+def _delete_attachments(rt: Runtime, tenant: str, deleted: list[str]) -> None:
+    """Delete the attachments (at every level) of documents the stream deleted, as an API delete does.
+
+    Through ``delete_document`` itself: on a document already deleted it only deletes the children, under
+    the parent's lock and depth first. After the parent's tombstone, not before it as an API delete
+    does: an extract of the parent's old version still running then finds itself stale under that lock
+    and registers no child, and a crash before this point is finished by the batch's replay, which
+    re-mirrors (and so reaches here) every document silver holds as deleted.
+    """
+    for parent in sorted(get_children(rt.lake, tenant, deleted)):
+        delete_document(rt, tenant, parent)

@@ -15,12 +15,13 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from pipelines.contracts.acl import KEEP, AclArg, validate_acl
 from pipelines.contracts.documents import DocumentStatus
 from pipelines.contracts.ids import MetadataValue, sha256_hex
 from pipelines.contracts.updates import DocumentUpdate, UpdateOp
 from pipelines.contracts.validate import validate_metadata
 from pipelines.errors import DocLakeError, DocumentNotFound, InvalidInput
-from pipelines.lakehouse.documents import get_document
+from pipelines.lakehouse.documents import get_children, get_document
 from pipelines.lakehouse.lake import Lake, sql_quote
 from pipelines.lakehouse.schemas import UPDATES
 from pipelines.lakehouse.writer import append_events, version_floors
@@ -55,8 +56,8 @@ def _short_error(e: ValidationError) -> str:
 def parse_event(payload: str | bytes | None) -> ParsedEvent:
     """Validate a JSON payload against the DocumentUpdate contract.
 
-    Rows of ``bronze.document_updates`` arrive as JSON with ``metadata_json`` (a string column);
-    Kafka messages carry ``metadata`` as an object. Both are accepted. An event that cannot be
+    Rows of ``bronze.document_updates`` arrive as JSON with ``metadata_json`` and ``acl_json`` (string
+    columns); Kafka messages carry ``metadata`` and ``acl`` as JSON values. Both are accepted. An event that cannot be
     identified gets a content-derived id, so its quarantine row is stable across replays.
     """
     text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else (payload or "")
@@ -69,13 +70,14 @@ def parse_event(payload: str | bytes | None) -> ParsedEvent:
         return ParsedEvent(event_id=fallback_id, error="invalid_event: not a JSON object")
     given = data.get("event_id")
     event_id: str = given if isinstance(given, str) and given else fallback_id
-    if "metadata_json" in data:
-        raw = data.pop("metadata_json")
-        if raw is not None:
-            try:
-                data["metadata"] = json.loads(raw)
-            except (TypeError, json.JSONDecodeError):
-                return ParsedEvent(event_id=event_id, error="invalid_event: metadata_json is not valid JSON")
+    for column, field in (("metadata_json", "metadata"), ("acl_json", "acl")):
+        if column in data:
+            raw = data.pop(column)
+            if raw is not None:  # a null acl_json means "not given"; the JSON text "null" clears the acl
+                try:
+                    data[field] = json.loads(raw)
+                except (TypeError, json.JSONDecodeError):
+                    return ParsedEvent(event_id=event_id, error=f"invalid_event: {column} is not valid JSON")
     try:
         return ParsedEvent(event=DocumentUpdate.model_validate(data), event_id=event_id)
     except ValidationError as e:
@@ -93,6 +95,7 @@ def event_row(event: DocumentUpdate) -> dict[str, Any]:
         "text": event.text,
         "source_uri": event.source_uri,
         "metadata_json": None if event.metadata is None else json.dumps(event.metadata, sort_keys=True),
+        "acl_json": json.dumps(event.acl) if event.sets_acl else None,
         "ts": event.ts,
         "received_at": datetime.now(UTC),
     }
@@ -130,8 +133,7 @@ def publish_updates(settings: Settings, events: list[DocumentUpdate]) -> None:
                 producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", retries=3)
                 _producers[settings.kafka_bootstrap_servers] = producer
         futures = [
-            producer.send(settings.kafka_topic, key=e.doc_id.encode(), value=e.model_dump_json().encode())
-            for e in events
+            producer.send(settings.kafka_topic, key=e.doc_id.encode(), value=e.to_json().encode()) for e in events
         ]
         for future in futures:
             future.get(timeout=30)
@@ -171,26 +173,39 @@ def ensure_topic(settings: Settings) -> None:
 
 def _pending(lake: Lake, tenant: str, doc_id: str, version: int) -> dict[str, Any] | None:
     where = f"tenant = {sql_quote(tenant)} AND doc_id = {sql_quote(doc_id)} AND version = {int(version)}"
-    rows = lake.read(UPDATES, where, columns=["op", "version", "metadata_json"]).to_pylist()
+    rows = lake.read(UPDATES, where, columns=["op", "version", "metadata_json", "acl_json"]).to_pylist()
     return rows[0] if rows else None
 
 
-def patch_metadata(rt: Runtime, tenant: str, doc_id: str, metadata: dict[str, Any]) -> DocumentUpdate:
-    """Queue a metadata change for the stream: a ``patch_metadata`` event one version past the newest.
+def patch_metadata(
+    rt: Runtime,
+    tenant: str,
+    doc_id: str,
+    metadata: dict[str, Any] | None,
+    *,
+    acl: AclArg = KEEP,
+) -> DocumentUpdate:
+    """Queue a metadata and/or acl change for the stream: a ``patch_metadata`` event one version past the newest.
 
-    The event carries the whole merged metadata (current + pending + these keys), so keeping only the
-    latest event per document in a micro-batch loses no key.
+    The event carries the whole merged metadata (current + pending + these keys) and the whole acl
+    (this one, else a pending event's, else the current one), so keeping only the latest event per
+    document in a micro-batch loses nothing. ``acl=None`` makes the document readable by the tenant. An acl
+    change is also queued for the document's attachments (extracted children, recursively), which always
+    share their container's acl.
 
     Raises:
         DocumentNotFound: no such document, or it is deleted.
         InvalidInput: metadata is not a flat object of strings, numbers and booleans.
+        InvalidAcl: the acl is not a valid list of principals.
     """
-    patch = validate_metadata(metadata, doc_id=doc_id)
+    patch = validate_metadata(metadata, doc_id=doc_id) if metadata is not None else {}
+    new_acl = KEEP if acl is KEEP else validate_acl(acl, doc_id=doc_id)
     with rt.doc_lock(tenant, doc_id):
         row = get_document(rt.lake, tenant, doc_id)
         if row is None or row["status"] == DocumentStatus.deleted:
             raise DocumentNotFound(f"document {doc_id} does not exist", doc_id=doc_id)
         base: dict[str, MetadataValue] = json.loads(row["metadata_json"] or "{}")
+        base_acl: list[str] | None = row.get("acl")
         # The writer's rule for a new version: one past silver's and past any event still pending.
         floor = version_floors(rt.lake, tenant, {doc_id: row["version"]})[doc_id]
         pending = _pending(rt.lake, tenant, doc_id, floor) if floor > row["version"] else None
@@ -199,10 +214,25 @@ def patch_metadata(rt: Runtime, tenant: str, doc_id: str, metadata: dict[str, An
                 raise DocumentNotFound(f"document {doc_id} is being deleted", doc_id=doc_id)
             if pending["metadata_json"]:
                 base = json.loads(pending["metadata_json"])
+            if pending["acl_json"] is not None:
+                base_acl = json.loads(pending["acl_json"])
         merged = validate_metadata({**base, **patch}, doc_id=doc_id)
-        event = _new_event(tenant, doc_id, UpdateOp.patch_metadata, floor + 1, metadata=merged)
+        event = _new_event(
+            tenant,
+            doc_id,
+            UpdateOp.patch_metadata,
+            floor + 1,
+            metadata=merged,
+            acl=base_acl if new_acl is KEEP else new_acl,
+        )
         append_updates(rt.lake, [event])
         publish_updates(rt.settings, [event])
+        if new_acl is not KEEP:
+            # Attachments are readable by whom their container is: an e-mail made private must not leave its
+            # attachments public. Each child gets its own acl-only event (children's locks after the parent's).
+            for child in get_children(rt.lake, tenant, [doc_id]).get(doc_id, []):
+                if child["status"] in (DocumentStatus.indexed, DocumentStatus.embedding):
+                    patch_metadata(rt, tenant, child["doc_id"], None, acl=new_acl)
     return event
 
 
@@ -218,17 +248,26 @@ def delete_event(rt: Runtime, tenant: str, doc_id: str, version: int) -> Documen
 
 
 def _new_event(
-    tenant: str, doc_id: str, op: UpdateOp, version: int, *, metadata: dict[str, MetadataValue] | None = None
+    tenant: str,
+    doc_id: str,
+    op: UpdateOp,
+    version: int,
+    *,
+    metadata: dict[str, MetadataValue] | None = None,
+    acl: AclArg = KEEP,
 ) -> DocumentUpdate:
+    fields: dict[str, Any] = {
+        "event_id": uuid.uuid4().hex,
+        "tenant": tenant,
+        "doc_id": doc_id,
+        "op": op,
+        "version": version,
+        "metadata": metadata,
+        "ts": datetime.now(UTC),
+    }
+    if acl is not KEEP:  # an event without the key keeps the document's acl; null clears it
+        fields["acl"] = acl
     try:
-        return DocumentUpdate(
-            event_id=uuid.uuid4().hex,
-            tenant=tenant,
-            doc_id=doc_id,
-            op=op,
-            version=version,
-            metadata=metadata,
-            ts=datetime.now(UTC),
-        )
+        return DocumentUpdate.model_validate(fields)
     except ValidationError as e:
         raise InvalidInput(_short_error(e), doc_id=doc_id) from e

@@ -72,6 +72,8 @@ def _upserted(state: SilverRow | None, event: DocumentUpdate, document: Extracte
     alive = state is not None and state.status != DocumentStatus.deleted
     kept = json.loads(state.metadata_json or "{}") if state is not None and alive else {}
     metadata = event.metadata if event.metadata is not None else kept
+    # Like metadata, the acl is kept unless the event says otherwise: an edit never makes a document public.
+    acl = event.acl if event.sets_acl else (state.acl if state is not None and alive else None)
     data = event.text.encode("utf-8")
     return SilverRow(
         tenant=event.tenant,
@@ -93,6 +95,7 @@ def _upserted(state: SilverRow | None, event: DocumentUpdate, document: Extracte
         parent_doc_id=state.parent_doc_id if state is not None and alive else None,
         attachment_errors_json="[]",
         metadata_json=json.dumps(metadata, sort_keys=True),
+        acl=acl,
         created_at=state.created_at if state is not None else now,
     )
 
@@ -136,7 +139,8 @@ def plan_update(rt: Runtime, events: list[DocumentUpdate]) -> UpdatePlan:
                 rejected.append((event.event_id, f"not_ready: document {event.doc_id} is {status}, not yet extracted"))
                 continue
             merged = {**json.loads(state.metadata_json or "{}"), **(event.metadata or {})}
-            state = _updated(state, version=event.version, metadata_json=json.dumps(merged, sort_keys=True))
+            acl = event.acl if event.sets_acl else state.acl
+            state = _updated(state, version=event.version, metadata_json=json.dumps(merged, sort_keys=True), acl=acl)
         else:
             assert event.text is not None  # the contract requires it for upserts
             document = text_document(event.text)
@@ -153,6 +157,7 @@ def plan_update(rt: Runtime, events: list[DocumentUpdate]) -> UpdatePlan:
         version=state.version,
         filename=state.filename,
         metadata_json=state.metadata_json or "{}",
+        acl=state.acl,
     )
     plan = plan_chunks(rt, state.tenant, [request], index=index)[state.doc_id]
     silver = _updated(

@@ -42,7 +42,7 @@ def validated_row(payload: str | None) -> dict[str, Any]:
         "doc_id": event.doc_id if event else None,
         "version": event.version if event else None,
         "ts": event.ts if event else None,
-        "event_json": event.model_dump_json() if event else None,
+        "event_json": event.to_json() if event else None,
     }
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel
@@ -42,13 +42,28 @@ class VectorStore(Protocol):
     def delete_document(self, tenant: str, doc_id: str) -> None: ...
 
     def query(
-        self, vector: list[float], *, k: int, tenant: str, filter: dict[str, MetadataValue] | None = None
-    ) -> list[VectorHit]: ...
+        self,
+        vector: list[float],
+        *,
+        k: int,
+        tenant: str,
+        filter: dict[str, MetadataValue] | None = None,
+        principals: Sequence[str] = (),
+    ) -> list[VectorHit]:
+        """Top-k chunks by similarity, best first, among those ``principals`` may read (public documents, and
+        documents whose acl names one of them): a filter inside the k-NN, so k readable chunks come back."""
+        ...
 
     def keyword_query(
-        self, text: str, *, k: int, tenant: str, filter: dict[str, MetadataValue] | None = None
+        self,
+        text: str,
+        *,
+        k: int,
+        tenant: str,
+        filter: dict[str, MetadataValue] | None = None,
+        principals: Sequence[str] = (),
     ) -> list[VectorHit]:
-        """Top-k chunks by full-text (BM25) relevance, best first.
+        """Top-k chunks by full-text (BM25) relevance, best first, among those ``principals`` may read.
 
         Raises:
             SearchModeUnsupported: the store keeps no text to search.

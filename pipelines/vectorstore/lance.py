@@ -17,13 +17,14 @@ import math
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pyarrow as pa
 
+from pipelines.contracts.acl import readers, stored_acl
 from pipelines.contracts.documents import VectorRecord
 from pipelines.contracts.ids import MetadataValue
 from pipelines.errors import VectorStoreError
@@ -33,7 +34,7 @@ from pipelines.storage.locks import Locks, NoLocks
 from pipelines.vectorstore.ann import INDEX_TYPE, IndexShape, UpkeepPlan, ann_params, plan_upkeep
 from pipelines.vectorstore.base import StoredId, VectorHit, metadata_tags
 
-__all__ = ["LanceVectorStore"]
+__all__ = ["LanceVectorStore", "acl_predicate"]
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ _TABLE = "chunks"
 _NPROBES_ALL = 1024
 # Scalar indexes built with the ANN index: the tenant and metadata prefilters then read an index instead
 # of scanning the column (100k rows: the tenant prefilter cost 9 ms a query unindexed, 2.5 ms with BITMAP).
-_SCALAR_INDEXES = {"tenant": "BITMAP", "meta_tags": "LABEL_LIST"}
+_SCALAR_INDEXES = {"tenant": "BITMAP", "meta_tags": "LABEL_LIST", "acl": "LABEL_LIST"}
 # Fragments a compaction pass rewrites at most: one pass costs what a few uploads cost, never a table rewrite.
 _COMPACT_MAX_SOURCE_ROWS = 200_000
 _ROWS_TTL_S = 30.0
@@ -74,23 +75,36 @@ def _schema(dim: int) -> pa.Schema:
             pa.field("char_end", pa.int64()),
             pa.field("metadata_json", pa.string()),
             pa.field("meta_tags", pa.list_(pa.string())),
+            # Who may read the row's document; public documents hold [PUBLIC] (pipelines.contracts.acl), so the
+            # read check is one array_has_any that the LABEL_LIST index serves. Added after v1 (see _ensure_acl).
+            pa.field("acl", pa.list_(pa.string())),
         ]
     )
 
 
-# What a hit carries: every column but the vector and the tag list (fetching them cost ~3 ms a query).
-_HIT_COLUMNS = [f.name for f in _schema(1) if f.name not in ("vector", "meta_tags")]
+# What a hit carries: every column but the vector, the tag list and the acl (fetching them cost ~3 ms a query;
+# tables made before access control have no acl column).
+_HIT_COLUMNS = [f.name for f in _schema(1) if f.name not in ("vector", "meta_tags", "acl")]
 
 
 def _in_list(values: list[str]) -> str:
     return "(" + ", ".join(sql_quote(v) for v in values) + ")"
 
 
-def _where(tenant: str, filter: dict[str, MetadataValue] | None) -> str:
+def acl_predicate(principals: Sequence[str]) -> str:
+    """The Lance filter of rows a caller with ``principals`` may read (the only place it is spelled)."""
+    return f"array_has_any(acl, [{', '.join(sql_quote(p) for p in readers(principals))}])"
+
+
+def _where(tenant: str, filter: dict[str, MetadataValue] | None, principals: Sequence[str], *, acl_column: bool) -> str:
     where = f"tenant = {sql_quote(tenant)}"
     tags = metadata_tags(filter or {})
     if tags:
         where += f" AND array_has_all(meta_tags, [{', '.join(sql_quote(t) for t in tags)}])"
+    # A table made before access control has no acl column and no document with an acl (the first
+    # upsert of one adds the column): every row is public.
+    if acl_column:
+        where += f" AND {acl_predicate(principals)}"
     return where
 
 
@@ -143,6 +157,7 @@ class LanceVectorStore:
         self._rows_cached, self._rows_at = 0, -_ROWS_TTL_S
         self._indexed = False
         self._shares: dict[str, float] = {}
+        self._acl_ready = False
 
     def _open(self) -> Any:
         if self._table is None:
@@ -160,7 +175,35 @@ class LanceVectorStore:
                 # first row on; housekeeping keeps it current.
                 self._ensure_fts_index(self._table)
             table = self._table
+        self._ensure_acl(table)
         return table
+
+    def _has_acl(self, table: Any) -> bool:
+        if not self._acl_ready:
+            table.checkout_latest()
+            self._acl_ready = "acl" in table.schema.names
+        return self._acl_ready
+
+    def _ensure_acl(self, table: Any) -> None:
+        """Give a table made before access control its acl column, every existing row public.
+
+        Done by the first write (a document with an acl cannot be stored without it) or by housekeeping.
+        """
+        if not self._has_acl(table):
+            self._rewrite(f"adding the acl column to {self.table_name}", lambda: self._add_acl(table))
+
+    def _add_acl(self, table: Any) -> None:
+        # Two steps, so the column stays nullable like a new table's: lance's ``add_columns`` with an SQL
+        # value makes it non-null, and upserts would then not match the table's schema. Call it holding the lock.
+        try:
+            table.checkout_latest()
+            if "acl" not in table.schema.names:
+                table.add_columns(pa.field("acl", pa.list_(pa.string())))
+                log.info("added the acl column to %s (existing rows public)", self.table_name)
+            table.update(where="acl IS NULL", values_sql={"acl": f"make_array({sql_quote(stored_acl(None)[0])})"})
+        except Exception as e:  # lance raises plain RuntimeError/OSError on commit conflicts
+            raise VectorStoreError(f"adding the acl column to {self.table_name} failed: {e}") from e
+        self._acl_ready = True
 
     @property
     def _lock_name(self) -> str:
@@ -216,6 +259,7 @@ class LanceVectorStore:
                 "char_end": r.char_end,
                 "metadata_json": json.dumps(r.metadata, sort_keys=True),
                 "meta_tags": metadata_tags(r.metadata),
+                "acl": stored_acl(r.acl),
             }
             for r in records
         ]
@@ -248,9 +292,15 @@ class LanceVectorStore:
             raise VectorStoreError(f"delete of document vectors failed: {e}", doc_id=doc_id) from e
 
     def query(
-        self, vector: list[float], *, k: int, tenant: str, filter: dict[str, MetadataValue] | None = None
+        self,
+        vector: list[float],
+        *,
+        k: int,
+        tenant: str,
+        filter: dict[str, MetadataValue] | None = None,
+        principals: Sequence[str] = (),
     ) -> list[VectorHit]:
-        """Top-k rows of ``tenant`` (and ``filter``) by cosine.
+        """Top-k rows of ``tenant`` (and ``filter``) that ``principals`` may read, by cosine.
 
         The tenant is always filtered; how depends on its share of an indexed table. A prefilter builds
         a mask over every row before the graph search, which cost ~35 ms a query at 1M rows; a tenant
@@ -260,7 +310,9 @@ class LanceVectorStore:
         table = self._open()
         if table is None:
             return []
-        where = _where(tenant, filter)
+        where = _where(tenant, filter, principals, acl_column=self._has_acl(table))
+        # The acl is in ``where`` on both paths: the postfilter only returns readable rows, and falls back
+        # to the prefilter when fewer than k of them came back, so top-k is filled with readable rows.
         share = self._tenant_share(table, tenant) if filter is None else 0.0
         if share >= _POSTFILTER_MIN_SHARE:
             fetch = math.ceil(k / share * _POSTFILTER_MARGIN) + 10
@@ -303,16 +355,22 @@ class LanceVectorStore:
         return share
 
     def keyword_query(
-        self, text: str, *, k: int, tenant: str, filter: dict[str, MetadataValue] | None = None
+        self,
+        text: str,
+        *,
+        k: int,
+        tenant: str,
+        filter: dict[str, MetadataValue] | None = None,
+        principals: Sequence[str] = (),
     ) -> list[VectorHit]:
-        """Top-k chunks by BM25 over their text (lance's own full-text index), score = BM25."""
+        """Top-k chunks ``principals`` may read by BM25 over their text (lance's own full-text index), score = BM25."""
         table = self._open()
         if table is None:
             return []
         self._ensure_fts_index(table)  # tables made before hybrid search existed
         result = (
             table.search(text, query_type="fts")
-            .where(_where(tenant, filter), prefilter=True)
+            .where(_where(tenant, filter, principals, acl_column=self._has_acl(table)), prefilter=True)
             .select([*_HIT_COLUMNS, "_score"])
             .limit(k)
             .to_arrow()
@@ -357,6 +415,8 @@ class LanceVectorStore:
         other, a full rebuild only when the deltas have grown to half the base.
         """
         self._ensure_fts_index(table)
+        if not self._has_acl(table):
+            self._add_acl(table)
         if not self._has_ann(table):
             try:
                 table.optimize(cleanup_older_than=timedelta(days=1))
@@ -514,4 +574,5 @@ class LanceVectorStore:
         with self._lock, self._locks.exclusive(self._lock_name):
             if self.table_name in self._db.list_tables().tables:
                 self._db.drop_table(self.table_name)
-            self._table = None
+            # The next table is a new one: its indexes and columns are checked again.
+            self._table, self._fts_ready, self._acl_ready = None, False, False

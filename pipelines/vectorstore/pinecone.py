@@ -13,17 +13,18 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from typing import Any, TypeVar
 
+from pipelines.contracts.acl import readers, stored_acl
 from pipelines.contracts.documents import VectorRecord
 from pipelines.contracts.ids import MetadataValue
 from pipelines.errors import SearchModeUnsupported, VectorStoreError
 from pipelines.retry import retry
 from pipelines.vectorstore.base import StoredId, VectorHit
 
-__all__ = ["PineconeVectorStore"]
+__all__ = ["PineconeVectorStore", "acl_filter"]
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,8 @@ MAX_BATCH_VECTORS = 1000
 MAX_REQUEST_BYTES = 2 * 1024 * 1024
 MAX_IDS_PER_DELETE = 1000
 _USER_PREFIX = "m."
+# A list of strings (public documents: [PUBLIC]); outside the user's ``m.`` keys, so no metadata key can shadow it.
+_ACL_KEY = "acl"
 # Backoff between retries of a throttled or failing request: 0.25 s doubled per attempt, at most 8 s.
 _BACKOFF_BASE_S = 0.25
 _BACKOFF_CAP_S = 8.0
@@ -116,6 +119,7 @@ class PineconeVectorStore:
             meta["page_end"] = r.page_end
         for key, value in r.metadata.items():
             meta[_USER_PREFIX + key] = value
+        meta[_ACL_KEY] = stored_acl(r.acl)
         return meta
 
     def upsert(self, records: list[VectorRecord]) -> None:
@@ -139,16 +143,31 @@ class PineconeVectorStore:
         self.delete(ids, tenant=tenant, doc_id=doc_id)
 
     def keyword_query(
-        self, text: str, *, k: int, tenant: str, filter: dict[str, MetadataValue] | None = None
+        self,
+        text: str,
+        *,
+        k: int,
+        tenant: str,
+        filter: dict[str, MetadataValue] | None = None,
+        principals: Sequence[str] = (),
     ) -> list[VectorHit]:
         """Not offered: this adapter stores no text in Pinecone (gold holds it), so there is nothing to
         index for BM25; sparse-dense Pinecone indexes would need a sparse encoder we do not ship."""
         raise SearchModeUnsupported("keyword and hybrid search need the lancedb vector store (pinecone is dense-only)")
 
     def query(
-        self, vector: list[float], *, k: int, tenant: str, filter: dict[str, MetadataValue] | None = None
+        self,
+        vector: list[float],
+        *,
+        k: int,
+        tenant: str,
+        filter: dict[str, MetadataValue] | None = None,
+        principals: Sequence[str] = (),
     ) -> list[VectorHit]:
-        flt = {f"{_USER_PREFIX}{key}": {"$eq": value} for key, value in (filter or {}).items()} or None
+        conditions: list[dict[str, Any]] = [
+            {f"{_USER_PREFIX}{key}": {"$eq": value}} for key, value in (filter or {}).items()
+        ]
+        flt = {"$and": [*conditions, acl_filter(principals)]}
         response = self._call(
             "query",
             lambda: self._index.query(
@@ -226,6 +245,17 @@ class PineconeVectorStore:
         for tenant in self._tenants():
             ns = self._ns(tenant)
             self._call("delete", partial(self._index.delete, delete_all=True, namespace=ns))
+
+
+def acl_filter(principals: Sequence[str]) -> dict[str, Any]:
+    """The Pinecone filter of records a caller with ``principals`` may read (the only place it is spelled).
+
+    ``$in`` on a list field matches a record when any of its values is in the given list, so this is
+    the same test as Lance's ``array_has_any``, applied by Pinecone inside the k-NN. Records written
+    before access control carry no acl and no document had one then: they are public (``$exists``)
+    until ``doclake reindex --vectors-only`` rewrites them.
+    """
+    return {"$or": [{_ACL_KEY: {"$in": readers(principals)}}, {_ACL_KEY: {"$exists": False}}]}
 
 
 def _get(obj: Any, key: str) -> Any:

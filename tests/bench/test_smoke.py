@@ -120,9 +120,11 @@ def test_scifact_pipeline_smoke() -> None:
 def test_freshness_smoke() -> None:
     from bench import freshness
 
-    result = freshness.main(["--tiny", "--inflight", "2"])  # 3 uploads: a round of 2, then 1
+    # 3 uploads (a round of 2, then 1) after a 5-page scan, read by OCR meanwhile.
+    result = freshness.main(["--tiny", "--inflight", "2", "--scans", "1"])
     assert result["timed"] == 3 and result["chunks_per_doc"] and result["latency"]["p50_ms"] > 0  # type: ignore[index]
     assert set(result["step_ms"]) == {"extract", "chunk_embed", "mirror"}  # type: ignore[arg-type]
+    assert result["scan_latency"]["p50_ms"] > 0  # type: ignore[index]
 
 
 @pytest.mark.e2e

@@ -5,7 +5,8 @@ is exercised against this in-memory imitation of the endpoints it uses (upsert, 
 fetch, describe_index_stats). It enforces the documented request limits (1000 vectors or 2 MB per
 upsert, 40 KB metadata per record, ids of at most 512 characters, 1000 ids per delete) so that the
 adapter's batching is really tested, and it can be told to answer 429 to test retries. It is not
-Pinecone: scores are exact cosine over everything, and only $eq / $and filters are implemented.
+Pinecone: scores are exact cosine over everything, and filters implement $and, $or, $eq, $ne, $in, $nin
+and $exists (with Pinecone's list-field semantics), nothing else.
 """
 
 from __future__ import annotations
@@ -128,11 +129,17 @@ class PineconeDouble:
                 raise ValueError("metadata too large")
             if any(value is None for value in v.get("metadata", {}).values()):
                 raise ValueError("metadata values cannot be null")
+            lists = [value for value in v.get("metadata", {}).values() if isinstance(value, list)]
+            if any(not all(isinstance(item, str) for item in value) for value in lists):
+                raise ValueError("metadata lists must hold strings only")
             ns[v["id"]] = {"id": v["id"], "values": v["values"], "metadata": v.get("metadata", {})}
         return 200, {"upsertedCount": len(vectors)}
 
     @staticmethod
     def _matches(metadata: dict[str, Any], flt: dict[str, Any] | None) -> bool:
+        """Pinecone's filter language as documented: ``$and`` / ``$or`` of per-field conditions ``$eq``, ``$ne``,
+        ``$in``, ``$nin``, ``$exists`` (a bare value is ``$eq``). On a list field (Pinecone stores only lists of
+        strings) a condition holds when one of its values satisfies it: ``$in`` is "any in common"."""
         if not flt:
             return True
         for key, cond in flt.items():
@@ -140,10 +147,37 @@ class PineconeDouble:
                 if not all(PineconeDouble._matches(metadata, c) for c in cond):
                     return False
                 continue
-            expected = cond.get("$eq") if isinstance(cond, dict) else cond
-            if key not in metadata or metadata[key] != expected or type(metadata[key]) is not type(expected):
-                return False
+            if key == "$or":
+                if not any(PineconeDouble._matches(metadata, c) for c in cond):
+                    return False
+                continue
+            ops = cond if isinstance(cond, dict) else {"$eq": cond}
+            for op, expected in ops.items():
+                if not PineconeDouble._holds(metadata, key, op, expected):
+                    return False
         return True
+
+    @staticmethod
+    def _holds(metadata: dict[str, Any], key: str, op: str, expected: Any) -> bool:
+        if op == "$exists":
+            return (key in metadata) is bool(expected)
+        if key not in metadata:
+            return op in ("$ne", "$nin")
+        stored = metadata[key]
+        values = stored if isinstance(stored, list) else [stored]
+
+        def same(a: Any, b: Any) -> bool:
+            return bool(a == b and type(a) is type(b))
+
+        if op == "$eq":
+            return any(same(v, expected) for v in values)
+        if op == "$ne":
+            return not any(same(v, expected) for v in values)
+        if op == "$in":
+            return any(same(v, e) for v in values for e in expected)
+        if op == "$nin":
+            return not any(same(v, e) for v in values for e in expected)
+        raise ValueError(f"filter operator {op} is not implemented by the double")
 
     def _query(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         q = body["vector"]

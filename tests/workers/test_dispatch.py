@@ -69,6 +69,18 @@ def test_a_document_chain_starts_at_extract_and_resumes_at_chunk_embed(queue_dir
     assert message["eta"] is not None and datetime.fromisoformat(message["eta"]) > datetime.now().astimezone()
 
 
+def test_a_document_that_needs_ocr_is_extracted_on_the_ocr_queue(queue_dir: Path) -> None:
+    dispatch.enqueue_processing("t1", "scan", 2, ocr=True)
+    [message] = _sent(queue_dir)
+    assert message == {
+        "queue": "ocr",
+        "task": "doclake.extract_ocr",
+        "args": ["t1", "scan", 2],
+        "eta": None,
+        "then": [("doclake.chunk_embed", ["t1", "scan", 2], True)],
+    }
+
+
 def test_a_mirror_retry_goes_alone_to_the_embed_queue(queue_dir: Path) -> None:
     dispatch.enqueue_mirror("t1", "doc", 3, countdown=2)
     [message] = _sent(queue_dir)
@@ -105,6 +117,7 @@ def test_every_task_is_routed_by_its_name_and_every_route_names_a_task() -> None
         "doclake.remove_object": "extract",
         "doclake.extract": "extract",
         "doclake.extract_batch": "extract",
+        "doclake.extract_ocr": "ocr",
         "doclake.chunk_embed": "embed",
         "doclake.chunk_embed_batch": "embed",
         "doclake.mirror": "embed",

@@ -1,4 +1,5 @@
-"""The Celery tasks' own policy: chunk_embed mirrors in the same task; a failed mirror retries alone.
+"""The Celery tasks' own policy: chunk_embed mirrors in the same task; a failed mirror retries alone;
+a document that needs OCR leaves the extract queue for the OCR lane.
 
 The tasks run in this process on the test's runtime (no worker, no broker); what they would send to
 the broker is recorded by replacing the one dispatch function they call (what dispatch sends is in
@@ -12,11 +13,14 @@ import pytest
 from celery.exceptions import Ignore
 
 from pipelines.contracts.documents import DocumentStatus
+from pipelines.contracts.search import SearchQuery
 from pipelines.lakehouse.chunks import doc_chunks
 from pipelines.lakehouse.documents import get_document
 from pipelines.runtime import Runtime
+from pipelines.serve.search import search
 from pipelines.vectorstore.lance import LanceVectorStore
 from tests.doubles.failing_store import FailingStore
+from tests.scans import image_pdf, text_image
 from tests.steps import register_one, step_one
 from workers import dispatch, tasks
 
@@ -141,3 +145,42 @@ def test_a_redelivered_register_enqueues_a_version_still_queued(
     enqueued.clear()
     assert tasks.register(uri, "ferry.md", "default", None, None) is not None
     assert enqueued == []
+
+
+def test_a_scan_leaves_the_extract_queue_for_the_ocr_lane_and_text_documents_go_on(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tasks, "runtime", lambda: runtime)
+    lane: list[tuple[str, int, dict[str, object]]] = []
+    monkeypatch.setattr(dispatch, "enqueue_processing", lambda t, d, v, **kw: lane.append((d, v, kw)))
+    scan = register_one(runtime, image_pdf([text_image(["Pelican harbour schedule"])]), filename="s.pdf", doc_id="s1")
+    with pytest.raises(Ignore):  # this chain stops: the lane's chain sends its chunk_embed
+        tasks.extract("default", "s1", scan.version)
+    assert lane == [("s1", scan.version, {"ocr": True})]
+    assert _status(runtime, "s1") == DocumentStatus.extracting  # nothing read, nothing written yet
+    # The lane's task reads the pages, and the document goes on like any other.
+    result = tasks.extract_ocr("default", "s1", scan.version)
+    assert result is not None and result["page_count"] == 1 and not result["needs_ocr"]
+    assert _status(runtime, "s1") == DocumentStatus.embedding
+    assert tasks.chunk_embed("default", "s1", scan.version) is not None
+    hits = search(runtime, SearchQuery(query="pelican harbour schedule", top_k=3, mode="keyword"))
+    assert [h.doc_id for h in hits] == ["s1"] and hits[0].ocr
+
+    # In a batch, text documents go on to chunk_embed; a scan leaves the batch for a lane chain of its own.
+    lane.clear()
+    other = register_one(runtime, image_pdf([text_image(["Heron census at dawn"])]), filename="s2.pdf", doc_id="s2")
+    text = register_one(runtime, _TEXT.encode(), filename="t.md", doc_id="t1")
+    assert tasks.extract_batch({"s2": other.version, "t1": text.version}, "default") == {"t1": text.version}
+    assert lane == [("s2", other.version, {"ocr": True})]
+    assert _status(runtime, "t1") == DocumentStatus.embedding and _status(runtime, "s2") == DocumentStatus.extracting
+
+
+def test_without_the_ocr_lane_the_extract_task_reads_scans_itself(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    no_lane = Runtime.from_settings(runtime.settings.model_copy(update={"ocr_lane": False}))
+    monkeypatch.setattr(tasks, "runtime", lambda: no_lane)
+    scan = register_one(runtime, image_pdf([text_image(["Pelican harbour schedule"])]), filename="s.pdf", doc_id="s3")
+    result = tasks.extract("default", "s3", scan.version)
+    assert result is not None and result["page_count"] == 1
+    assert _status(runtime, "s3") == DocumentStatus.embedding

@@ -83,6 +83,10 @@ def test_upload_list_detail_and_search(client: TestClient) -> None:
     assert "otters.txt" in hits and "text layer" in hits
     rag = client.post("/console/search", data={"query": "otters sleeping", "rag": "true"}).text
     assert "[1]" in rag and "otters.txt" in rag
+    # Principals pass through to search: a document without an acl is found with or without them.
+    assert 'name="principals"' in client.get("/console/search").text
+    seen_by_ana = client.post("/console/search", data={"query": "otters sleeping", "principals": "user:ana"}).text
+    assert "otters.txt" in seen_by_ana
     bad = client.post("/console/search", data={"query": "x", "filter": "{nope"}).text
     assert "filter is not valid JSON" in bad
 

@@ -16,7 +16,7 @@ from pipelines.contracts.documents import DocFormat, PageSource
 from pipelines.errors import ExtractionError, ExtractionLimitExceeded, NoTextFound
 from pipelines.extract.config import ExtractConfig, OcrConfig, OcrMode
 from pipelines.extract.extractor import extract_bytes, extract_unbounded
-from pipelines.extract.ocr import OcrUnavailable, check_ocr, needs_ocr
+from pipelines.extract.ocr import OcrDeferred, OcrUnavailable, check_ocr, needs_ocr
 from pipelines.extract.pdf import minimal_pdf
 from pipelines.extract.sandbox import heartbeat, run_bounded
 from tests.scans import image_pdf, png_bomb, text_image, to_bytes
@@ -199,3 +199,28 @@ def test_a_stamp_on_a_scan_does_not_hide_the_scan() -> None:
     writer.write(out)
     doc = extract_unbounded(out.getvalue(), doc_id="stamped")
     assert [p.source for p in doc.pages] == [PageSource.ocr] and "Ingrid Novak" in doc.text
+
+
+def test_deferred_ocr_hands_back_scans_and_images_unread_and_reads_text_pdfs() -> None:
+    """``deferred`` (the extract queue's setting when OCR has its own lane): only text layers and headers
+    are looked at; a document that needs OCR raises OcrDeferred with its id, the rest is extracted as usual."""
+    deferred = _config(deferred=True)
+    text = minimal_pdf("This page has a real text layer with plenty of letters in it.")
+    mixed = _merge(text, image_pdf([text_image(SCAN_LINES)]))
+    for doc_id, data in [("scan", image_pdf([text_image(SCAN_LINES)])), ("mixed", mixed)]:
+        with pytest.raises(OcrDeferred) as caught:
+            extract_bytes(data, doc_id=doc_id, config=deferred)  # through the sandbox: the error crosses it
+        assert caught.value.doc_id == doc_id
+    with pytest.raises(OcrDeferred):
+        extract_unbounded(to_bytes([text_image(SCAN_LINES)], "PNG"), doc_id="png", config=deferred)
+    with pytest.raises(OcrDeferred):
+        extract_unbounded(text, doc_id="forced", config=_config(deferred=True, mode=OcrMode.force))
+    # A text PDF is read where it is, and a decompression bomb still fails at once, never handed on.
+    assert [p.source for p in extract_bytes(text, doc_id="text", config=deferred).pages] == [PageSource.text_layer]
+    with pytest.raises(ExtractionLimitExceeded, match="pixels"):
+        extract_unbounded(png_bomb(), doc_id="bomb", config=deferred)
+    # With OCR off nothing is deferred: a scan has no text, as without a lane.
+    with pytest.raises(NoTextFound, match="OCR is off"):
+        extract_unbounded(
+            image_pdf([text_image(SCAN_LINES)]), doc_id="off", config=_config(deferred=True, mode=OcrMode.off)
+        )
