@@ -348,12 +348,22 @@ def search(
         str | None, typer.Option("--as-of", help="Gold Delta version (integer) or ISO time: search gold as then.")
     ] = None,
     mode: Annotated[
-        str, typer.Option("--mode", help="dense (embeddings), keyword (BM25) or hybrid (both, rank-fused).")
-    ] = "dense",
+        str | None,
+        typer.Option(
+            "--mode",
+            help="dense (embeddings), keyword (BM25) or hybrid (both, fused); default hybrid (dense on Pinecone).",
+        ),
+    ] = None,
+    rerank: Annotated[
+        bool, typer.Option("--rerank", help="Rescore with the service's cross-encoder (DOCLAKE_RERANK_MODEL).")
+    ] = False,
+    mmr: Annotated[
+        float | None, typer.Option("--mmr", min=0.0, max=1.0, help="Diversify: MMR λ (1 relevance only, 0.5 balance).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Search a running service."""
-    if mode not in ("dense", "keyword", "hybrid"):
+    if mode is not None and mode not in ("dense", "keyword", "hybrid"):
         raise typer.BadParameter("--mode must be dense, keyword or hybrid")
 
     flt = {}
@@ -367,7 +377,15 @@ def search(
         when: int | datetime | None = None
         if as_of:
             when = int(as_of) if as_of.isdigit() else datetime.fromisoformat(as_of)
-        response = client.search(query, top_k=top_k, filter=flt, as_of=when, mode=mode)  # type: ignore[arg-type]
+        response = client.search(
+            query,
+            top_k=top_k,
+            filter=flt,
+            as_of=when,
+            mode=mode,  # type: ignore[arg-type]  # checked above
+            rerank=rerank,
+            mmr=mmr,
+        )
     if as_json:
         typer.echo(response.model_dump_json(indent=2))
         return

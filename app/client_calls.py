@@ -161,11 +161,24 @@ def search(
     top_k: int = 10,
     filter: dict[str, MetadataValue] | None = None,
     as_of: int | datetime | None = None,
-    mode: SearchMode = "dense",
+    mode: SearchMode | None = None,
+    collapse_duplicates: bool = True,
+    mmr: float | None = None,
+    rerank: bool = False,
 ) -> Operation[SearchResponse]:
-    """Top-k chunks; ``mode`` is dense (embeddings), keyword (BM25) or hybrid (both, rank-fused);
-    ``as_of`` (gold version or time) searches gold as it was then."""
-    body = SearchQuery(query=query, top_k=top_k, filter=filter or {}, as_of=as_of, mode=mode)
+    """Top-k chunks; ``mode`` is dense (embeddings), keyword (BM25) or hybrid (both, fused), default the
+    service's (hybrid, dense on Pinecone); ``as_of`` (gold version or time) searches gold as it was then;
+    ``mmr`` (λ) diversifies, ``rerank`` rescores with the service's cross-encoder."""
+    body = SearchQuery(
+        query=query,
+        top_k=top_k,
+        filter=filter or {},
+        as_of=as_of,
+        mode=mode,
+        collapse_duplicates=collapse_duplicates,
+        mmr=mmr,
+        rerank=rerank,
+    )
     return request(Request("POST", "/v1/search", SearchResponse.model_validate, {"json": body.model_dump(mode="json")}))
 
 

@@ -16,6 +16,7 @@ from pipelines.lakehouse.evals import put_eval_result
 from pipelines.lakehouse.indexes import IndexSpec
 from pipelines.ops.progress import Progress
 from pipelines.runtime import Runtime
+from pipelines.serve.search import default_mode
 
 __all__ = ["GateReport", "gate_passes", "quality_gate"]
 
@@ -50,11 +51,15 @@ def quality_gate(
     active: IndexSpec,
     candidate: IndexSpec,
     tenant: str,
-    mode: SearchMode = "dense",
+    mode: SearchMode | None = None,
     max_drop: float = 0.005,
     progress: Progress | None = None,
 ) -> GateReport:
-    """Evaluate ``active`` and ``candidate`` on ``golden``, record both results, and decide."""
+    """Evaluate ``active`` and ``candidate`` on ``golden``, record both results, and decide.
+
+    ``mode`` defaults to the search default of the active index's store, for both indexes.
+    """
+    mode = mode or default_mode(rt.vectors_for(active))
     before = evaluate_index(rt, golden, active, tenant=tenant, mode=mode, progress=progress)
     after = evaluate_index(rt, golden, candidate, tenant=tenant, mode=mode, progress=progress)
     put_eval_result(rt.lake, before)

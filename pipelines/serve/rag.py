@@ -2,7 +2,8 @@
 
 The packer works in four moves:
 
-1. **Candidates**: the vector store's top ``candidates`` chunks for the question (tenant + filter).
+1. **Candidates**: search's top ``candidates`` chunks for the question (tenant + filter), in the
+   search API's default mode unless ``mode`` names one (``pipelines.serve.search``: hybrid on LanceDB).
 2. **Hydrate from gold**: the chunks' rows are re-read from gold.chunks, which is the truth (the
    store is a mirror and may briefly hold a vector gold no longer has); gold also gives each chunk's
    ``ordinal`` and exact char span, which merging needs.
@@ -27,10 +28,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from pipelines.contracts.ids import DEFAULT_TENANT, ELEMENT_SEPARATOR, MetadataValue, sha256_hex
+from pipelines.contracts.search import SearchMode, SearchQuery
 from pipelines.lakehouse.lake import sql_quote
 from pipelines.lakehouse.schemas import CHUNKS
 from pipelines.observability.metrics import SEARCH_LATENCY
 from pipelines.runtime import Runtime
+from pipelines.serve.search import search
 
 __all__ = [
     "Candidate",
@@ -61,6 +64,10 @@ class RagQuery(BaseModel):
     candidates: int = Field(
         default=30, ge=1, le=100, description="How many search hits are considered for packing, best first."
     )
+    mode: SearchMode | None = Field(
+        default=None,
+        description="Search mode of the candidates: dense, keyword or hybrid (default: the search API's default).",
+    )
 
     model_config = ConfigDict(
         json_schema_extra={"examples": [{"question": "how do I find large files?", "max_tokens": 512, "filter": {}}]}
@@ -75,7 +82,7 @@ class Citation(BaseModel):
     page_start: int | None
     page_end: int | None
     chunk_ids: list[str] = Field(description="Gold chunks merged into this block, in document order.")
-    score: float = Field(description="Best similarity among the block's chunks.")
+    score: float = Field(description="Best search score among the block's chunks (cosine, BM25 or fused).")
     context_start: int = Field(description="Where the block's text (after its header line) starts in ``context``.")
     context_end: int = Field(description="Where it ends: ``context[context_start:context_end]`` is the text.")
 
@@ -277,9 +284,9 @@ def build_context(
         count_tokens: how to count tokens; default the embedding model's tokenizer.
     """
     started = time.perf_counter()
-    vector = rt.query_embedder().encode_query(query.question)
-    hits = rt.vectors.query(vector, k=query.candidates, tenant=tenant, filter=query.filter)
-    candidates = _hydrate(rt, tenant, {h.record.id: h.score for h in hits})
+    ask = SearchQuery(query=query.question, top_k=query.candidates, filter=query.filter, mode=query.mode)
+    hits = search(rt, ask, tenant=tenant)
+    candidates = _hydrate(rt, tenant, {h.chunk_id: h.score for h in hits})
     result = pack_context(
         candidates, max_tokens=query.max_tokens, count_tokens=count_tokens or token_counter(rt.tokenizer())
     )

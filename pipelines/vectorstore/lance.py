@@ -120,6 +120,8 @@ class LanceVectorStore:
         locks: where the lock of table rewrites is taken (default: none, one process).
     """
 
+    keyword_search = True  # lance's own BM25 index over the text column
+
     def __init__(
         self,
         path: Path | str,
