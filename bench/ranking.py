@@ -22,6 +22,7 @@ import argparse
 import json
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +31,11 @@ if __package__ in (None, ""):
 
 import numpy as np
 
-from bench.common import BENCH_DOC, REPO, SHARED
+from bench.common import BENCH_DOC, REPO, SHARED, markdown_table, report, summary_ms
 from bench.scifact import SciFact, load_scifact
-from pipelines.contracts.documents import Chunk, ChunkerConfig, ExtractedDocument
+from pipelines.contracts.documents import Chunk, ChunkerConfig, ExtractedDocument, VectorRecord
 from pipelines.contracts.ids import sha256_hex
+from pipelines.evaluation.metrics import best_chunk_ranking, mean_metrics
 
 CACHE = REPO / ".cache" / "bench"
 DEPTH = 100
@@ -132,16 +134,172 @@ def main(argv: list[str] | None = None) -> None:
             cache.encode(embedder, [s for ss in strings.values() for s in ss])
         if args.prepare_only:
             return
-        results = experiments(rt, data, chunks, cache, backend=args.backend)
+        results = experiments(rt, data, docs, chunks, cache)
     render(results, data, args)
 
 
-def experiments(rt: Any, data: SciFact, chunks: dict[str, list[Chunk]], cache: VectorCache, *, backend: str) -> Any:
-    raise NotImplementedError
+Candidates = dict[str, tuple[list[Any], list[Any]]]  # query id -> (dense hits, keyword hits), best first
 
 
-def render(results: Any, data: SciFact, args: argparse.Namespace) -> None:
-    raise NotImplementedError
+def candidates(
+    data: SciFact,
+    chunks: dict[str, list[Chunk]],
+    strings: dict[str, list[str]],
+    cache: VectorCache,
+    queries: dict[str, list[float]],
+    *,
+    workdir: Path,
+) -> tuple[Candidates, dict[str, list[float]], dict[str, float]]:
+    """Top-DEPTH dense and keyword chunks of every query from a real LanceDB store of these vectors.
+
+    Returns the candidates, every chunk's vector by id (for MMR) and per-query retrieval times (ms).
+    """
+    from pipelines.vectorstore.lance import LanceVectorStore
+
+    store = LanceVectorStore(workdir)
+    records = []
+    vectors: dict[str, list[float]] = {}
+    for d, cs in chunks.items():
+        for c, text in zip(cs, strings[d], strict=True):
+            cid = f"{d}:{c.ordinal}"
+            vec = cache.vectors[sha256_hex(text)].tolist()
+            vectors[cid] = vec
+            records.append(VectorRecord(id=cid, tenant="default", doc_id=d, doc_version=1, vector=vec, text=c.text))
+    for start in range(0, len(records), 2000):
+        store.upsert(records[start : start + 2000])
+    store.optimize()
+    out: Candidates = {}
+    dense_ms: list[float] = []
+    keyword_ms: list[float] = []
+    for qid, text in data.queries.items():
+        t0 = time.perf_counter()
+        dense = store.query(queries[qid], k=DEPTH, tenant="default")
+        t1 = time.perf_counter()
+        keyword = store.keyword_query(text, k=DEPTH, tenant="default")
+        t2 = time.perf_counter()
+        dense_ms.append(t1 - t0)
+        keyword_ms.append(t2 - t1)
+        out[qid] = (dense, keyword)
+    timing = {"dense_p50_ms": summary_ms(dense_ms)["p50_ms"], "keyword_p50_ms": summary_ms(keyword_ms)["p50_ms"]}
+    return out, vectors, timing
+
+
+def score_setting(
+    data: SciFact,
+    cands: Candidates,
+    vectors: dict[str, list[float]],
+    *,
+    mode: str,
+    config: Any,
+    depth: int = DEPTH,
+    top_k: int = DEPTH,
+    collapse: bool = False,
+    mmr: float | None = None,
+) -> dict[str, float]:
+    """nDCG@10 / Recall@10 of one setting, ranked by ``pipelines.serve.search.rank`` (what /v1/search runs).
+
+    ``depth`` truncates each candidate list (what a service with that depth would have fetched);
+    ``top_k`` is how many chunks the query asks for.
+    """
+    from pipelines.contracts.search import SearchQuery
+    from pipelines.serve.search import rank
+
+    runs: dict[str, list[str]] = {}
+    spent: list[float] = []
+    for qid, text in data.queries.items():
+        dense, keyword = cands[qid]
+        query = SearchQuery(query=text, top_k=top_k, mode=mode, collapse_duplicates=collapse, mmr=mmr)  # type: ignore[arg-type]
+        t0 = time.perf_counter()
+        hits = rank(
+            query,
+            mode,  # type: ignore[arg-type]
+            dense[:depth],
+            keyword[:depth],
+            config=config,
+            vectors_of=lambda ids: {i: vectors[i] for i in ids},
+        )
+        spent.append(time.perf_counter() - t0)
+        runs[qid] = best_chunk_ranking([h.record.doc_id for h in hits])
+    scores = mean_metrics(runs, data.qrels, k=10)
+    scores["rank_p50_ms"] = summary_ms(spent)["p50_ms"]
+    return scores
+
+
+def experiments(
+    rt: Any, data: SciFact, docs: dict[str, ExtractedDocument], chunks: dict[str, list[Chunk]], cache: VectorCache
+) -> list[dict[str, Any]]:
+    from pipelines.contracts.search import RankConfig
+
+    qvec_cache = VectorCache(f"queries_{rt.index().embed_backend}")
+    qtexts = list(data.queries.values())
+    qvecs = qvec_cache.encode(rt.query_embedder(), qtexts)
+    queries = dict(zip(data.queries, qvecs, strict=True))
+    rows: list[dict[str, Any]] = []
+    configs: dict[str, Any] = {}
+
+    def add(variant: str, setting: str, scores: dict[str, float], **extra: Any) -> None:
+        row = {"embedded": variant, "setting": setting, **{k: round(v, 4) for k, v in scores.items()}, **extra}
+        rows.append(row)
+        print(json.dumps(row), file=sys.stderr, flush=True)
+
+    for variant, context in (("raw", False), ("title+headings", True)):
+        strings = embedded_strings(docs, chunks, context=context)
+        with tempfile.TemporaryDirectory(prefix="ranking-store-") as tmp:
+            cands, vectors, timing = candidates(data, chunks, strings, cache, queries, workdir=Path(tmp))
+        base = RankConfig()
+        add(variant, "dense", score_setting(data, cands, vectors, mode="dense", config=base), **timing)
+        if variant == "raw":
+            add(variant, "keyword", score_setting(data, cands, vectors, mode="keyword", config=base))
+        configs["hybrid rrf k=60 1:1 (before)"] = base
+        add(variant, "hybrid rrf k=60 1:1 (before)", score_setting(data, cands, vectors, mode="hybrid", config=base))
+        for k in (10, 30, 60, 100):
+            for w in (0.5, 0.75, 1.0, 1.25, 1.5, 2.0):
+                cfg = RankConfig(fusion="rrf", rrf_k=k, dense_weight=w, keyword_weight=1.0)
+                configs[f"hybrid rrf k={k} dense:keyword={w}:1"] = cfg
+                add(
+                    variant,
+                    f"hybrid rrf k={k} dense:keyword={w}:1",
+                    score_setting(data, cands, vectors, mode="hybrid", config=cfg),
+                )
+        for a in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8):
+            cfg = RankConfig(fusion="score", dense_weight=a, keyword_weight=round(1 - a, 2))
+            configs[f"hybrid score dense:keyword={a}:{round(1 - a, 2)}"] = cfg
+            add(
+                variant,
+                f"hybrid score dense:keyword={a}:{round(1 - a, 2)}",
+                score_setting(data, cands, vectors, mode="hybrid", config=cfg),
+            )
+        # The best fusion of this variant, then what depth, collapsing and MMR do to it.
+        fused = [r for r in rows if r["embedded"] == variant and r["setting"].startswith("hybrid")]
+        best = max(fused, key=lambda r: r["ndcg@10"])
+        cfg = configs[best["setting"]]
+        for depth in (20, 50):
+            scores = score_setting(data, cands, vectors, mode="hybrid", config=cfg, depth=depth, top_k=10)
+            add(variant, f"{best['setting']}, depth {depth}, top_k 10", scores)
+        scores = score_setting(data, cands, vectors, mode="hybrid", config=cfg, depth=100, top_k=10)
+        add(variant, f"{best['setting']}, depth 100, top_k 10", scores)
+        for mode in ("dense", "hybrid"):
+            scores = score_setting(data, cands, vectors, mode=mode, config=cfg, collapse=True)
+            add(variant, f"{mode if mode == 'dense' else best['setting']} + collapse", scores)
+        for lam in (0.9, 0.7, 0.5):
+            scores = score_setting(data, cands, vectors, mode="hybrid", config=cfg, top_k=30, collapse=True, mmr=lam)
+            add(variant, f"{best['setting']} + collapse + MMR λ={lam} (top_k 30)", scores)
+    return rows
+
+
+def render(rows: list[dict[str, Any]], data: SciFact, args: argparse.Namespace) -> None:
+    table = markdown_table(
+        ["embedded text", "setting", "nDCG@10", "Recall@10", "rank p50 ms"],
+        [[r["embedded"], r["setting"], r["ndcg@10"], r["recall@10"], r["rank_p50_ms"]] for r in rows],
+    )
+    body = (
+        f"{len(data.queries)} queries, {len(data.corpus)} abstracts chunked as the pipeline chunks them,"
+        f" {args.backend}, top {DEPTH} dense and keyword candidates per query from LanceDB, ranked in-process"
+        " by pipelines.serve.search.rank; documents by their best chunk.\n\n" + table
+    )
+    report("SciFact ranking experiments (in-process)", body, append_to=BENCH_DOC if args.append else None)
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
 
 
 if __name__ == "__main__":

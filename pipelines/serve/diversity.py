@@ -6,9 +6,10 @@ ranking before them (dense, keyword, fused, reranked).
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping, Sequence
+
+import numpy as np
 
 from pipelines.vectorstore.base import VectorHit
 
@@ -32,14 +33,21 @@ def _shingles(words: list[str]) -> frozenset[tuple[str, ...]]:
 
 
 def collapse_near_duplicates(
-    hits: Sequence[VectorHit], *, threshold: float = NEAR_DUPLICATE_JACCARD
+    hits: Sequence[VectorHit], *, threshold: float = NEAR_DUPLICATE_JACCARD, limit: int | None = None
 ) -> list[VectorHit]:
     """``hits`` in order without those nearly identical to a better one (same words, ignoring case and
-    punctuation, or word 3-shingle Jaccard ≥ ``threshold``). Hits without text are never collapsed."""
+    punctuation, or word 3-shingle Jaccard ≥ ``threshold``). Hits without text are never collapsed.
+    Stops once ``limit`` hits are kept (the caller needs no more).
+    """
     kept: list[VectorHit] = []
     seen_exact: set[tuple[str, ...]] = set()
-    seen_shingles: list[frozenset[tuple[str, ...]]] = []
+    kept_shingles: list[frozenset[tuple[str, ...]]] = []
+    # Prefix filter (Chaudhuri et al., 2006): sets with Jaccard ≥ t share a member among the first
+    # ⌊(1 - t)·|S|⌋ + 1 of each one's members in any fixed order, so only those pairs are compared.
+    by_prefix: dict[tuple[str, ...], list[int]] = {}
     for hit in hits:
+        if limit is not None and len(kept) >= limit:
+            break
         words = normalized_words(hit.record.text)
         if not words:
             kept.append(hit)
@@ -48,19 +56,21 @@ def collapse_near_duplicates(
         if key in seen_exact:
             continue
         shingles = _shingles(words)
-        if any(len(shingles & s) / len(shingles | s) >= threshold for s in seen_shingles):
+        prefix = sorted(shingles, key=lambda s: (hash(s), s))[: int((1 - threshold) * len(shingles)) + 1]
+        others = {i for token in prefix for i in by_prefix.get(token, ())}
+        if any(_jaccard(shingles, kept_shingles[i]) >= threshold for i in others):
             continue
         seen_exact.add(key)
-        seen_shingles.append(shingles)
+        for token in prefix:
+            by_prefix.setdefault(token, []).append(len(kept_shingles))
+        kept_shingles.append(shingles)
         kept.append(hit)
     return kept
 
 
-def _cosine(a: Sequence[float], b: Sequence[float]) -> float:
-    dot = sum(x * y for x, y in zip(a, b, strict=True))
-    na = math.sqrt(sum(x * x for x in a))
-    nb = math.sqrt(sum(y * y for y in b))
-    return dot / (na * nb) if na and nb else 0.0
+def _jaccard(a: frozenset[tuple[str, ...]], b: frozenset[tuple[str, ...]]) -> float:
+    common = len(a & b)
+    return common / (len(a) + len(b) - common)
 
 
 def maximal_marginal_relevance(
@@ -75,22 +85,26 @@ def maximal_marginal_relevance(
     """
     if not hits:
         return []
-    scores = [h.score for h in hits]
-    hi, lo = max(scores), min(scores)
-    relevance = [(s - lo) / (hi - lo) if hi > lo else 1.0 for s in scores]
-    remaining = list(range(len(hits)))
+    scores = np.array([h.score for h in hits], dtype=np.float64)
+    span = float(scores.max() - scores.min())
+    relevance = (scores - scores.min()) / span if span > 0 else np.ones(len(hits))
+    # Unit rows (zero for a hit without a vector): one matrix product gives every pairwise cosine.
+    dim = next((len(v) for v in vectors.values()), 0)
+    matrix = np.zeros((len(hits), dim), dtype=np.float64)
+    for i, h in enumerate(hits):
+        v = vectors.get(h.record.id)
+        if v is not None:
+            row = np.asarray(v, dtype=np.float64)
+            norm = float(np.linalg.norm(row))
+            matrix[i] = row / norm if norm else row
+    similarity = matrix @ matrix.T
     chosen: list[int] = []
-    # max similarity of each remaining hit to the chosen set, updated as hits are chosen
-    max_sim = [0.0] * len(hits)
-    while remaining and len(chosen) < k:
-        best = max(remaining, key=lambda i: (lambda_ * relevance[i] - (1 - lambda_) * max_sim[i], -i))
+    open_ = np.ones(len(hits), dtype=bool)
+    max_sim = np.zeros(len(hits))  # of each hit to the chosen set so far
+    while open_.any() and len(chosen) < k:
+        value = np.where(open_, lambda_ * relevance - (1 - lambda_) * max_sim, -np.inf)
+        best = int(np.argmax(value))  # argmax takes the first of equal values: ties keep the order
         chosen.append(best)
-        remaining.remove(best)
-        picked = vectors.get(hits[best].record.id)
-        if picked is None:
-            continue
-        for i in remaining:
-            other = vectors.get(hits[i].record.id)
-            if other is not None:
-                max_sim[i] = max(max_sim[i], _cosine(picked, other))
+        open_[best] = False
+        max_sim = np.maximum(max_sim, similarity[best])
     return [hits[i] for i in chosen]

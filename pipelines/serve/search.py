@@ -169,7 +169,8 @@ def rank(
     """
     hits = fuse(mode, dense, keyword, config)
     if query.collapse_duplicates:
-        hits = collapse_near_duplicates(hits)
+        wanted = max(query.top_k, config.rerank_depth if query.rerank else 0, config.depth if query.mmr else 0)
+        hits = collapse_near_duplicates(hits, limit=wanted)
     if query.rerank:
         if reranker is None:
             raise RerankerUnavailable("rerank asked, but no reranker was given")
