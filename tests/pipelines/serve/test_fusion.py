@@ -35,8 +35,8 @@ def test_weighted_rrf_scales_each_list_by_its_weight() -> None:
     assert fused["b"] == pytest.approx(2.0 / 12 + 0.5 / 11)
     assert fused["c"] == pytest.approx(0.5 / 12)
     # A heavier dense list turns the order the equal-weight fusion would give.
-    assert [i for i, _ in reciprocal_rank_fusion([["x", "y"], ["y", "z"]], weights=[1, 1])][0] == "y"
-    assert [i for i, _ in reciprocal_rank_fusion([["x", "y"], ["z", "w"]], weights=[1, 3])][0] == "z"
+    assert reciprocal_rank_fusion([["x", "y"], ["y", "z"]], weights=[1, 1])[0][0] == "y"
+    assert reciprocal_rank_fusion([["x", "y"], ["z", "w"]], weights=[1, 3])[0][0] == "z"
 
 
 def test_weights_must_match_the_lists_and_not_be_negative() -> None:

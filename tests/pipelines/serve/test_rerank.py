@@ -72,7 +72,7 @@ def test_the_reranker_reorders_by_the_cross_encoder_score(tiny_model: Path) -> N
 def test_a_missing_or_broken_model_folder_is_refused(tmp_path: Path) -> None:
     with pytest.raises(RerankerUnavailable, match="does not exist"):
         load_reranker(tmp_path / "nowhere")
-    with pytest.raises(RerankerUnavailable, match="no config.json"):
+    with pytest.raises(RerankerUnavailable, match=r"no config\.json"):
         load_reranker(tmp_path)
     (tmp_path / "config.json").write_text('{"model_type": "bert"}')  # no weights, no tokenizer
     with pytest.raises(RerankerUnavailable, match="cannot be loaded"):
