@@ -148,15 +148,16 @@ class Settings(BaseSettings):
         description="Overlap between windows of a long element. Sets the first index; then `doclake reindex`.",
     )
     chunk_embed_context: bool = Field(
-        default=True,
+        default=False,
         description=(
             "Embed each chunk with its document title and heading path in front (the text returned stays the"
-            " chunk's own). Sets the first index; an existing index keeps its own until `doclake reindex`."
+            " chunk's own). Off by default: it did not move SciFact (docs/benchmarks.md, issue 19). Sets the"
+            " first index; an existing index keeps its own until `doclake reindex --embed-context`."
         ),
     )
 
     search_fusion: FusionMethod = Field(
-        default="rrf",
+        default="score",
         description="How hybrid search fuses its dense and keyword lists: rrf (weighted reciprocal rank) or score.",
     )
     search_dense_weight: float = Field(default=1.0, ge=0.0, le=10.0, description="Weight of the dense list in fusion.")
@@ -165,7 +166,7 @@ class Settings(BaseSettings):
     )
     search_rrf_k: int = Field(default=60, ge=1, le=1000, description="RRF's damping constant k in w / (k + rank).")
     search_depth: int = Field(
-        default=50,
+        default=100,
         ge=1,
         le=1000,
         description="Candidates each retriever gives hybrid fusion, collapsing, MMR and reranking.",

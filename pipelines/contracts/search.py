@@ -21,14 +21,14 @@ class RankConfig(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     fusion: FusionMethod = Field(
-        default="rrf",
+        default="score",
         description="Hybrid fusion: rrf (weighted reciprocal rank) or score (weighted sum of min-max scaled scores).",
     )
     dense_weight: float = Field(default=1.0, ge=0.0, le=10.0, description="Weight of the dense list in fusion.")
     keyword_weight: float = Field(default=1.0, ge=0.0, le=10.0, description="Weight of the keyword list in fusion.")
     rrf_k: int = Field(default=60, ge=1, le=1000, description="RRF's rank damping constant k in w / (k + rank).")
     depth: int = Field(
-        default=50,
+        default=100,
         ge=1,
         le=1000,
         description="Candidates taken from each retriever before fusion, collapsing, MMR or reranking.",

@@ -61,8 +61,8 @@ def test_default_mode_is_hybrid_on_lancedb_and_dense_on_pinecone(
 
 
 def test_chunks_are_embedded_with_title_and_headings_and_returned_raw(tmp_path: Path, embedder: Embedder) -> None:
-    rt = Runtime.from_settings(_small_chunks(tmp_path))
-    assert rt.index().chunker.embed_context  # a new lake embeds context
+    rt = Runtime.from_settings(_small_chunks(tmp_path, chunk_embed_context=True))
+    assert rt.index().chunker.embed_context
     reg = register_one(rt, DOC, filename="ops.md", metadata={"title": "Finance runbook"})
     assert process_one(rt, "default", reg.doc_id, reg.version).state == "done"
     rows = {r["text"]: r for r in rt.lake.read(rt.index().gold).to_pylist()}
@@ -90,7 +90,7 @@ def test_an_old_index_record_keeps_raw_embeddings_and_its_ids() -> None:
 
 
 def test_raw_and_contextual_vectors_never_mix_across_a_reindex(tmp_path: Path, embedder: Embedder) -> None:
-    rt = Runtime.from_settings(_small_chunks(tmp_path, chunk_embed_context=False))
+    rt = Runtime.from_settings(_small_chunks(tmp_path))  # the default: raw text
     reg = register_one(rt, DOC, filename="ops.md")
     assert process_one(rt, "default", reg.doc_id, reg.version).state == "done"
     raw = {r["text"]: r for r in rt.lake.read(rt.index().gold).to_pylist()}
