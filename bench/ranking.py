@@ -111,6 +111,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", type=Path, default=SHARED / "benchmarks" / "scifact", help="BEIR folder")
     parser.add_argument("--backend", default="onnx-int8", choices=["torch", "onnx", "onnx-int8"])
     parser.add_argument("--prepare-only", action="store_true", help="extract, chunk and embed; search nothing")
+    parser.add_argument(
+        "--rerank-latency", action="store_true", help="only time the rerank stage (MiniLM-L6-sized cross-encoder)"
+    )
     parser.add_argument("--tiny", action="store_true", help="5 queries, ~30 abstracts (smoke run)")
     parser.add_argument("--append", action="store_true", help=f"append the results to {BENCH_DOC}")
     parser.add_argument("--json", type=Path, default=None, help="also write raw results as JSON here")
@@ -124,6 +127,9 @@ def main(argv: list[str] | None = None) -> None:
         settings = Settings(data_dir=Path(tmp) / "data", embed_backend=args.backend)  # type: ignore[arg-type]
         rt = Runtime.from_settings(settings)
         docs = extracted(data)
+        if args.rerank_latency:
+            print(json.dumps(rerank_latency(data, docs)))
+            return
         titles = sum(1 for doc in docs.values() if doc.elements and doc.elements[0].kind.value == "title")
         print(f"{len(docs)} documents, {titles} start with a title element", file=sys.stderr)
         chunks = chunks_of(docs, rt.tokenizer(), settings.chunker)
@@ -285,6 +291,50 @@ def experiments(
             scores = score_setting(data, cands, vectors, mode="hybrid", config=cfg, top_k=30, collapse=True, mmr=lam)
             add(variant, f"{best['setting']} + collapse + MMR λ={lam} (top_k 30)", scores)
     return rows
+
+
+def rerank_latency(
+    data: SciFact, docs: dict[str, ExtractedDocument], *, queries: int = 50, depth: int = 30
+) -> dict[str, Any]:
+    """Time of the rerank stage with a cross-encoder of MiniLM-L6's size (what ms-marco-MiniLM-L-6-v2 costs).
+
+    No real reranker weights are available here, so the model is the packaged all-MiniLM-L6-v2 encoder
+    under a random one-output head: its scores mean nothing, its speed is the architecture's.
+    """
+    import shutil
+
+    from pipelines.serve.rerank import load_reranker, rerank_hits
+    from pipelines.settings import Settings
+    from pipelines.vectorstore.base import VectorHit
+
+    packaged = Settings().resolved_model_path()
+    with tempfile.TemporaryDirectory(prefix="minilm-cross-") as tmp:
+        folder = Path(tmp)
+        for name in (
+            "model.safetensors",
+            "tokenizer.json",
+            "tokenizer_config.json",
+            "vocab.txt",
+            "special_tokens_map.json",
+        ):
+            shutil.copy(packaged / name, folder / name)
+        config = json.loads((packaged / "config.json").read_text())
+        config.update(architectures=["BertForSequenceClassification"], num_labels=1)
+        (folder / "config.json").write_text(json.dumps(config))
+        reranker = load_reranker(folder)
+        texts = [doc.text for doc in list(docs.values())[:depth]]
+        hits = [
+            VectorHit(
+                record=VectorRecord(id=str(i), tenant="t", doc_id=str(i), doc_version=1, vector=[], text=t), score=0.0
+            )
+            for i, t in enumerate(texts)
+        ]
+        spent = []
+        for text in list(data.queries.values())[:queries]:
+            t0 = time.perf_counter()
+            rerank_hits(text, hits, reranker, depth=depth)
+            spent.append(time.perf_counter() - t0)
+    return {"queries": queries, "candidates": depth, **summary_ms(spent)}
 
 
 def render(rows: list[dict[str, Any]], data: SciFact, args: argparse.Namespace) -> None:

@@ -158,7 +158,10 @@ class Settings(BaseSettings):
 
     search_fusion: FusionMethod = Field(
         default="score",
-        description="How hybrid search fuses its dense and keyword lists: rrf (weighted reciprocal rank) or score.",
+        description=(
+            "How hybrid search fuses its dense and keyword lists: score (each list min-max scaled to [0, 1],"
+            " weighted sum) or rrf (weighted reciprocal rank)."
+        ),
     )
     search_dense_weight: float = Field(default=1.0, ge=0.0, le=10.0, description="Weight of the dense list in fusion.")
     search_keyword_weight: float = Field(
