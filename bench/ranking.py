@@ -85,7 +85,7 @@ class VectorCache:
     def save(self) -> None:
         CACHE.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp.npz")
-        np.savez(tmp, **self.vectors)
+        np.savez(tmp, **self.vectors)  # type: ignore[arg-type]  # numpy's stub types **kwds as allow_pickle
         tmp.replace(self.path)
 
 

@@ -38,8 +38,9 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("tiny-cross-encoder")
     torch.manual_seed(19)
     config = BertConfig(
-        vocab_size=30522, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, num_labels=1
+        vocab_size=30522, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64
     )
+    config.num_labels = 1  # one relevance score per pair, as a cross-encoder has
     BertForSequenceClassification(config).save_pretrained(folder)
     packaged = Settings().resolved_model_path()
     for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
