@@ -53,10 +53,7 @@ def reindex(
         ),
     ] = None,
     gate_tenant: Annotated[str | None, typer.Option(help="Tenant of the gate's eval set (default: --tenant).")] = None,
-    gate_mode: Annotated[
-        str | None,
-        typer.Option(help="Search mode of the gate: dense, keyword or hybrid (default: the search default)."),
-    ] = None,
+    gate_mode: Annotated[str, typer.Option(help="Search mode of the gate: dense, keyword or hybrid.")] = "dense",
     max_drop: Annotated[
         float, typer.Option(help="Largest nDCG@10 drop the gate allows (negative: require an improvement).")
     ] = 0.005,

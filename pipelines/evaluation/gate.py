@@ -16,7 +16,6 @@ from pipelines.lakehouse.evals import put_eval_result
 from pipelines.lakehouse.indexes import IndexSpec
 from pipelines.ops.progress import Progress
 from pipelines.runtime import Runtime
-from pipelines.serve.search import default_mode
 
 __all__ = ["GateReport", "gate_passes", "quality_gate"]
 
@@ -51,15 +50,15 @@ def quality_gate(
     active: IndexSpec,
     candidate: IndexSpec,
     tenant: str,
-    mode: SearchMode | None = None,
+    mode: SearchMode = "dense",
     max_drop: float = 0.005,
     progress: Progress | None = None,
 ) -> GateReport:
     """Evaluate ``active`` and ``candidate`` on ``golden``, record both results, and decide.
 
-    ``mode`` defaults to the search default of the active index's store, for both indexes.
+    ``mode`` stays dense by default although search defaults to hybrid: a reindex changes the vectors,
+    and the BM25 half of hybrid (the same text in both indexes) would hide a worse model.
     """
-    mode = mode or default_mode(rt.vectors_for(active))
     before = evaluate_index(rt, golden, active, tenant=tenant, mode=mode, progress=progress)
     after = evaluate_index(rt, golden, candidate, tenant=tenant, mode=mode, progress=progress)
     put_eval_result(rt.lake, before)

@@ -100,9 +100,7 @@ class ReindexParams(BaseModel):
     gate_tenant: str | None = Field(
         default=None, description="Tenant of the gate's eval set (default: tenant, else the default tenant)."
     )
-    gate_mode: SearchMode | None = Field(
-        default=None, description="Search mode the gate's queries run in (default: the search API's default)."
-    )
+    gate_mode: SearchMode = Field(default="dense", description="Search mode the gate's queries run in.")
     max_drop: float = Field(
         default=0.005,
         ge=-1.0,
