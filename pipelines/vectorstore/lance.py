@@ -517,3 +517,4 @@ class LanceVectorStore:
             if self.table_name in self._db.list_tables().tables:
                 self._db.drop_table(self.table_name)
             self._table = None
+            self._fts_ready = False  # the next table made here needs its own full-text index
