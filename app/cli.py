@@ -458,8 +458,18 @@ def search(
         str | None, typer.Option("--as-of", help="Gold Delta version (integer) or ISO time: search gold as then.")
     ] = None,
     mode: Annotated[
-        str, typer.Option("--mode", help="dense (embeddings), keyword (BM25) or hybrid (both, rank-fused).")
-    ] = "dense",
+        str | None,
+        typer.Option(
+            "--mode",
+            help="dense (embeddings), keyword (BM25) or hybrid (both, fused); default hybrid (dense on Pinecone).",
+        ),
+    ] = None,
+    rerank: Annotated[
+        bool, typer.Option("--rerank", help="Rescore with the service's cross-encoder (DOCLAKE_RERANK_MODEL).")
+    ] = False,
+    mmr: Annotated[
+        float | None, typer.Option("--mmr", min=0.0, max=1.0, help="Diversify: MMR λ (1 relevance only, 0.5 balance).")
+    ] = None,
     principal: Annotated[
         list[str] | None,
         typer.Option(
@@ -471,7 +481,7 @@ def search(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Search a running service."""
-    if mode not in ("dense", "keyword", "hybrid"):
+    if mode is not None and mode not in ("dense", "keyword", "hybrid"):
         raise typer.BadParameter("--mode must be dense, keyword or hybrid")
 
     flt = {}
@@ -490,7 +500,9 @@ def search(
             top_k=top_k,
             filter=flt,
             as_of=when,
-            mode=mode,  # type: ignore[arg-type]
+            mode=mode,  # type: ignore[arg-type]  # checked above
+            rerank=rerank,
+            mmr=mmr,
             principals=principal or [],
         )
     if as_json:

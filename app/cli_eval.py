@@ -73,7 +73,10 @@ def run(
     as_of: Annotated[
         str | None, typer.Option("--as-of", help="Gold Delta version (integer) or ISO time of that index; dense only.")
     ] = None,
-    mode: Annotated[str, typer.Option(help="Search mode: dense, keyword or hybrid.")] = "dense",
+    mode: Annotated[
+        str | None,
+        typer.Option(help="Search mode: dense, keyword or hybrid (default: the search default, hybrid on LanceDB)."),
+    ] = None,
     top_k: Annotated[int, typer.Option("--top-k", help="Chunks asked per query (10-100).")] = 100,
     record: Annotated[bool, typer.Option(help="Store the result in meta.eval_results (--no-record: only print).")] = (
         True

@@ -31,6 +31,13 @@ def reindex(
     embed_backend: Annotated[str | None, typer.Option(help="New embedding backend: torch, onnx or onnx-int8.")] = None,
     chunk_max_tokens: Annotated[int | None, typer.Option(help="New chunk size in tokens.")] = None,
     chunk_overlap_tokens: Annotated[int | None, typer.Option(help="New chunk overlap in tokens.")] = None,
+    embed_context: Annotated[
+        bool | None,
+        typer.Option(
+            "--embed-context/--no-embed-context",
+            help="Embed chunks with their title and heading path, or alone (default: as the active index).",
+        ),
+    ] = None,
     vectors_only: Annotated[bool, typer.Option(help="Rebuild the vector store from gold; embed nothing.")] = False,
     switch: Annotated[bool, typer.Option(help="Switch to the new index when it is complete.")] = True,
     drop_old: Annotated[bool, typer.Option(help="Drop retired indexes at the end.")] = False,
@@ -75,6 +82,7 @@ def reindex(
             embed_backend=embed_backend,  # type: ignore[arg-type]  # validated by the model
             chunk_max_tokens=chunk_max_tokens,
             chunk_overlap_tokens=chunk_overlap_tokens,
+            embed_context=embed_context,
             vectors_only=vectors_only,
             switch=switch,
             drop_old=drop_old,

@@ -176,14 +176,26 @@ def search(
     top_k: int = 10,
     filter: dict[str, MetadataValue] | None = None,
     as_of: int | datetime | None = None,
-    mode: SearchMode = "dense",
+    mode: SearchMode | None = None,
+    collapse_duplicates: bool = True,
+    mmr: float | None = None,
+    rerank: bool = False,
     principals: list[str] | None = None,
 ) -> Operation[SearchResponse]:
-    """Top-k chunks; ``mode`` is dense (embeddings), keyword (BM25) or hybrid (both, rank-fused);
-    ``as_of`` (gold version or time) searches gold as it was then; ``principals`` (the end user's
-    identities) open the documents whose acl names one of them (without: only documents without an acl)."""
+    """Top-k chunks; ``mode`` is dense (embeddings), keyword (BM25) or hybrid (both, fused), default the
+    service's (hybrid, dense on Pinecone); ``as_of`` (gold version or time) searches gold as it was then;
+    ``mmr`` (λ) diversifies, ``rerank`` rescores with the service's cross-encoder; ``principals`` (the end
+    user's identities) open the documents whose acl names one of them (without: only documents without an acl)."""
     body = SearchQuery(
-        query=query, top_k=top_k, filter=filter or {}, as_of=as_of, mode=mode, principals=principals or []
+        query=query,
+        top_k=top_k,
+        filter=filter or {},
+        as_of=as_of,
+        mode=mode,
+        collapse_duplicates=collapse_duplicates,
+        mmr=mmr,
+        rerank=rerank,
+        principals=principals or [],
     )
     return request(Request("POST", "/v1/search", SearchResponse.model_validate, {"json": body.model_dump(mode="json")}))
 

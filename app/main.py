@@ -55,6 +55,12 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = Runtime.from_settings(settings)
+        if settings.rerank_model is not None:
+            # A configured reranker that cannot load stops the start here (RerankerUnavailable says why),
+            # rather than failing every rerank query later.
+            from pipelines.serve.rerank import load_reranker
+
+            load_reranker(settings.rerank_model)
         app.state.runtime = runtime
         app.state.enqueue = enqueue or _default_enqueue
         app.state.enqueue_batch = enqueue_batch or (_one_by_one(enqueue) if enqueue else _default_enqueue_batch)

@@ -10,7 +10,7 @@ from pipelines.contracts.acl import AclList
 from pipelines.contracts.documents import AttachmentError, DocumentRecord, DocumentStatus, PageError, PageInfo
 from pipelines.contracts.evals import EvalFigures, EvalResult, EvalSetSummary
 from pipelines.contracts.ids import MetadataValue
-from pipelines.contracts.search import SearchHit, SearchQuery
+from pipelines.contracts.search import SearchHit, SearchMode, SearchQuery
 from pipelines.products.checks import CheckResult, ProductReport
 from pipelines.products.manifests import ProductManifest
 from pipelines.serve.rag import Citation, RagContext, RagQuery
@@ -157,6 +157,9 @@ class DocumentList(BaseModel):
 
 class SearchResponse(BaseModel):
     results: list[SearchHit]
+    mode: SearchMode | None = Field(
+        default=None, description="The mode the search ran in (the default one when the query named none)."
+    )
 
 
 class Health(BaseModel):

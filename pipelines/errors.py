@@ -22,6 +22,7 @@ __all__ = [
     "LockLost",
     "LockTimeout",
     "NoTextFound",
+    "RerankerUnavailable",
     "SearchModeUnsupported",
     "StaleVersion",
     "UnsupportedFormat",
@@ -136,6 +137,12 @@ class EvalSetNotFound(DocLakeError):
     """No eval set of that name for the tenant in meta.eval_sets (``doclake eval import`` adds one)."""
 
     code = "eval_set_not_found"
+
+
+class RerankerUnavailable(InvalidInput):
+    """A rerank was asked for, but no cross-encoder is configured or the configured one cannot be loaded."""
+
+    code = "reranker_unavailable"
 
 
 class SearchModeUnsupported(InvalidInput):

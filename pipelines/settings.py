@@ -13,6 +13,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipelines.contracts.documents import ChunkerConfig
+from pipelines.contracts.search import FusionMethod, RankConfig
 from pipelines.extract.config import AttachmentConfig, OcrConfig, OcrMode
 
 __all__ = ["Settings", "backend_model_id", "get_settings"]
@@ -146,6 +147,42 @@ class Settings(BaseSettings):
         ge=0,
         description="Overlap between windows of a long element. Sets the first index; then `doclake reindex`.",
     )
+    chunk_embed_context: bool = Field(
+        default=False,
+        description=(
+            "Embed each chunk with its document title and heading path in front (the text returned stays the"
+            " chunk's own). Off by default: it did not move SciFact (docs/benchmarks.md, issue 19). Sets the"
+            " first index; an existing index keeps its own until `doclake reindex --embed-context`."
+        ),
+    )
+
+    search_fusion: FusionMethod = Field(
+        default="score",
+        description=(
+            "How hybrid search fuses its dense and keyword lists: score (each list min-max scaled to [0, 1],"
+            " weighted sum) or rrf (weighted reciprocal rank)."
+        ),
+    )
+    search_dense_weight: float = Field(default=1.0, ge=0.0, le=10.0, description="Weight of the dense list in fusion.")
+    search_keyword_weight: float = Field(
+        default=1.0, ge=0.0, le=10.0, description="Weight of the keyword (BM25) list in fusion."
+    )
+    search_rrf_k: int = Field(default=60, ge=1, le=1000, description="RRF's damping constant k in w / (k + rank).")
+    search_depth: int = Field(
+        default=100,
+        ge=1,
+        le=1000,
+        description="Candidates each retriever gives hybrid fusion, collapsing, MMR and reranking.",
+    )
+    rerank_model: Path | None = Field(
+        default=None,
+        description=(
+            "Folder of a cross-encoder (sentence-transformers CrossEncoder) for `rerank: true` searches; loaded"
+            " offline when the service starts, which refuses to start when it cannot be loaded."
+            " None ships with doclake."
+        ),
+    )
+    rerank_depth: int = Field(default=30, ge=1, le=200, description="How many of the best candidates are reranked.")
 
     extract_timeout_s: float = Field(default=120.0, gt=0, description="Wall-clock bound on extracting one file.")
     extract_memory_mb: int = Field(default=2048, ge=128, description="Address-space bound on the extraction process.")
@@ -313,8 +350,23 @@ class Settings(BaseSettings):
         return self.run_dir / "stream"
 
     @property
+    def rank(self) -> RankConfig:
+        return RankConfig(
+            fusion=self.search_fusion,
+            dense_weight=self.search_dense_weight,
+            keyword_weight=self.search_keyword_weight,
+            rrf_k=self.search_rrf_k,
+            depth=self.search_depth,
+            rerank_depth=self.rerank_depth,
+        )
+
+    @property
     def chunker(self) -> ChunkerConfig:
-        return ChunkerConfig(max_tokens=self.chunk_max_tokens, overlap_tokens=self.chunk_overlap_tokens)
+        return ChunkerConfig(
+            max_tokens=self.chunk_max_tokens,
+            overlap_tokens=self.chunk_overlap_tokens,
+            embed_context=self.chunk_embed_context,
+        )
 
     @property
     def new_lake_embed_backend(self) -> EmbedBackendName:

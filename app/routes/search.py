@@ -7,7 +7,7 @@ from fastapi import APIRouter
 from app.deps import RuntimeDep, TenantDep
 from app.schemas import Problem, SearchResponse
 from pipelines.contracts.search import SearchQuery
-from pipelines.serve.search import search
+from pipelines.serve.search import resolve_mode, search
 
 __all__ = ["router"]
 
@@ -21,4 +21,5 @@ router = APIRouter(prefix="/v1", tags=["search"])
     summary="Top-k chunks for a query, with an exact-match metadata filter",
 )
 def search_route(body: SearchQuery, rt: RuntimeDep, tenant: TenantDep) -> SearchResponse:
-    return SearchResponse(results=search(rt, body, tenant=tenant))
+    mode = resolve_mode(rt, body)
+    return SearchResponse(results=search(rt, body.model_copy(update={"mode": mode}), tenant=tenant), mode=mode)

@@ -170,10 +170,24 @@ class ChunkerConfig(BaseModel):
     )
     overlap_tokens: int = Field(default=32, ge=0, description="Tokens repeated between windows of one long element.")
     break_on_headings: bool = Field(default=True, description="Start a new chunk at every heading.")
+    # False when absent: an index recorded before this field existed embedded raw chunk text, and
+    # reading its record must not change that (new lakes get Settings' default, true).
+    embed_context: bool = Field(
+        default=False,
+        description=(
+            "Embed each chunk with its document title and heading path in front (one line); the stored and"
+            " returned text stays the chunk's own."
+        ),
+    )
+
+    def canonical_json(self) -> str:
+        """The config as JSON, leaving out ``embed_context`` when off, so ids of configs recorded before it
+        existed stay what they were."""
+        return self.model_dump_json(exclude=None if self.embed_context else {"embed_context"})
 
     @property
     def config_id(self) -> str:
-        return "c" + sha256_hex(self.model_dump_json())[:12]
+        return "c" + sha256_hex(self.canonical_json())[:12]
 
 
 class Chunk(BaseModel):

@@ -10,9 +10,33 @@ from pydantic import BaseModel, ConfigDict, Field
 from pipelines.contracts.acl import PrincipalList
 from pipelines.contracts.ids import MetadataValue
 
-__all__ = ["SearchHit", "SearchMode", "SearchQuery"]
+__all__ = ["FusionMethod", "RankConfig", "SearchHit", "SearchMode", "SearchQuery"]
 
 SearchMode = Literal["dense", "keyword", "hybrid"]
+FusionMethod = Literal["rrf", "score"]
+
+
+class RankConfig(BaseModel):
+    """How the service ranks candidates (from Settings; the same for every query of a process)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    fusion: FusionMethod = Field(
+        default="score",
+        description="Hybrid fusion: rrf (weighted reciprocal rank) or score (weighted sum of min-max scaled scores).",
+    )
+    dense_weight: float = Field(default=1.0, ge=0.0, le=10.0, description="Weight of the dense list in fusion.")
+    keyword_weight: float = Field(default=1.0, ge=0.0, le=10.0, description="Weight of the keyword list in fusion.")
+    rrf_k: int = Field(default=60, ge=1, le=1000, description="RRF's rank damping constant k in w / (k + rank).")
+    depth: int = Field(
+        default=100,
+        ge=1,
+        le=1000,
+        description="Candidates taken from each retriever before fusion, collapsing, MMR or reranking.",
+    )
+    rerank_depth: int = Field(
+        default=30, ge=1, le=200, description="How many of the best candidates the reranker rescores."
+    )
 
 
 class SearchQuery(BaseModel):
@@ -28,9 +52,31 @@ class SearchQuery(BaseModel):
             " or an ISO 8601 timestamp. Exact search over that snapshot; slower than a live search."
         ),
     )
-    mode: SearchMode = Field(
-        default="dense",
-        description="dense (embeddings), keyword (BM25 full text) or hybrid (both, fused by reciprocal rank).",
+    mode: SearchMode | None = Field(
+        default=None,
+        description=(
+            "dense (embeddings), keyword (BM25 full text) or hybrid (both, fused). Default: hybrid where the vector"
+            " store has keyword search (LanceDB), dense where it has not (Pinecone)."
+        ),
+    )
+    collapse_duplicates: bool = Field(
+        default=True,
+        description="Keep one of each group of near-duplicate chunks (same words, ignoring case and spacing).",
+    )
+    mmr: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "Diversify with maximal marginal relevance: λ weighs relevance against similarity to the chunks"
+            " already chosen (1 = relevance only, 0.5 a balance). Off by default."
+        ),
+    )
+    rerank: bool = Field(
+        default=False,
+        description=(
+            "Rescore the best candidates with the cross-encoder of DOCLAKE_RERANK_MODEL (422 when none is set)."
+        ),
     )
     principals: PrincipalList = Field(
         default_factory=list,

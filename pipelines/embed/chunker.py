@@ -30,10 +30,19 @@ from pipelines.contracts.documents import Chunk, ChunkerConfig, Element, Element
 from pipelines.contracts.ids import sha256_hex
 from pipelines.embed.tokens import raw_tokenizer
 
-__all__ = ["chunk_document"]
+__all__ = ["chunk_document", "document_title", "embedding_text"]
 
 # [CLS] and [SEP]: the model's max_seq_length counts them, so a chunk's own tokens must leave room.
 _SPECIAL_TOKENS = 2
+
+# A chunk's own headings sit at its start (a heading starts a chunk, consecutive headings stay together):
+# context already found this far into the chunk is not repeated in front of it.
+_CONTEXT_SEEN_CHARS = 512
+# The context line is a hint, not content: a long heading path must not crowd out the chunk's own tokens.
+_CONTEXT_MAX_CHARS = 300
+
+# A first line this short, followed by more text, is read as the document's title (see document_title).
+_TITLE_MAX_CHARS = 200
 
 # A table's rows: its non-blank lines.
 _ROW_RE = re.compile(r"[^\n]*\S[^\n]*")
@@ -248,3 +257,37 @@ def chunk_document(
             )
         )
     return chunks
+
+
+def embedding_text(chunk: Chunk, *, title: str | None = None) -> str:
+    """What is embedded for ``chunk`` when its index embeds context: the document title and heading path
+    the chunk does not already start with, joined by `` > `` on one line, a blank line, then the text.
+
+    A chunk cut from the middle of a section otherwise carries no word of what the section or document is
+    about. Gold and search results keep the chunk's own text; only its vector sees the context.
+    """
+    head = chunk.text[:_CONTEXT_SEEN_CHARS]
+    parts: list[str] = []
+    for raw in [title or "", *chunk.heading_path]:
+        part = " ".join(raw.split())
+        if part and part not in head and part not in parts:
+            parts.append(part)
+    if not parts:
+        return chunk.text
+    return " > ".join(parts)[:_CONTEXT_MAX_CHARS] + "\n\n" + chunk.text
+
+
+def document_title(document: ExtractedDocument) -> str | None:
+    """The document's title line: its first element when that is a heading, or a short single line
+    (at most 200 characters) with more text after it — how plain-text files, e-mails and abstracts
+    start. Parsers call a title ending in a full stop plain text, so the heading test alone misses them.
+    """
+    if len(document.elements) < 2:
+        return None
+    first = document.elements[0]
+    text = first.text.strip()
+    if not text or "\n" in text or first.kind == ElementKind.table:
+        return None
+    if first.kind == ElementKind.title or len(text) <= _TITLE_MAX_CHARS:
+        return text
+    return None

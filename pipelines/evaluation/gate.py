@@ -54,7 +54,11 @@ def quality_gate(
     max_drop: float = 0.005,
     progress: Progress | None = None,
 ) -> GateReport:
-    """Evaluate ``active`` and ``candidate`` on ``golden``, record both results, and decide."""
+    """Evaluate ``active`` and ``candidate`` on ``golden``, record both results, and decide.
+
+    ``mode`` stays dense by default although search defaults to hybrid: a reindex changes the vectors,
+    and the BM25 half of hybrid (the same text in both indexes) would hide a worse model.
+    """
     before = evaluate_index(rt, golden, active, tenant=tenant, mode=mode, progress=progress)
     after = evaluate_index(rt, golden, candidate, tenant=tenant, mode=mode, progress=progress)
     put_eval_result(rt.lake, before)

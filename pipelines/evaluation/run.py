@@ -28,7 +28,7 @@ from pipelines.lakehouse.evals import get_eval_set, put_eval_result
 from pipelines.lakehouse.indexes import IndexSpec, IndexState
 from pipelines.ops.progress import Progress
 from pipelines.runtime import Runtime
-from pipelines.serve.search import search
+from pipelines.serve.search import default_mode, search
 
 __all__ = ["EvalParams", "evaluate", "evaluate_index", "load_eval_set", "resolve_index"]
 
@@ -55,7 +55,13 @@ class EvalParams(BaseModel):
     as_of: int | datetime | None = Field(
         default=None, description="Evaluate the index's gold as it was then (a Delta version or ISO time); dense only."
     )
-    mode: SearchMode = Field(default="dense", description="Search mode of the queries: dense, keyword or hybrid.")
+    mode: SearchMode | None = Field(
+        default=None,
+        description=(
+            "Search mode of the queries: dense, keyword or hybrid; default the search API's default for the"
+            " index's store (hybrid on LanceDB, dense on Pinecone; dense with as_of)."
+        ),
+    )
     top_k: int = Field(
         default=100, ge=_K, le=100, description="Chunks asked per query; they collapse to documents (best chunk first)."
     )
@@ -103,7 +109,7 @@ def evaluate_index(
     index: IndexSpec,
     *,
     tenant: str = DEFAULT_TENANT,
-    mode: SearchMode = "dense",
+    mode: SearchMode | None = None,
     as_of: int | datetime | None = None,
     top_k: int = 100,
     progress: Progress | None = None,
@@ -115,10 +121,12 @@ def evaluate_index(
     Raises:
         InvalidInput: ``as_of`` with a mode other than dense, or a version/time gold cannot be read at.
     """
-    if as_of is not None and mode != "dense":
+    if as_of is not None and mode not in (None, "dense"):
         raise InvalidInput("as_of search is exact dense search over a gold snapshot: use mode dense")
     if index.state == IndexState.dropped:
         raise InvalidInput(f"index {index.index_id} was dropped: nothing to evaluate")
+    if mode is None:  # what a search without a mode runs on this index, so the score is the one users get
+        mode = "dense" if as_of is not None else default_mode(rt.vectors_for(index))
     progress = progress or Progress()
     gold_version = _gold_version(rt, index, as_of)
     view = rt.pinned(index)  # every query answers from this index, whatever a switch does meanwhile

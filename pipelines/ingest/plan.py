@@ -14,9 +14,9 @@ from pipelines.contracts.documents import (
     ElementKind,
     ExtractedDocument,
 )
-from pipelines.contracts.ids import chunk_id_for
+from pipelines.contracts.ids import chunk_id_for, sha256_hex
 from pipelines.contracts.rows import GoldRow
-from pipelines.embed.chunker import chunk_document
+from pipelines.embed.chunker import chunk_document, document_title, embedding_text
 from pipelines.lakehouse.chunks import cached_embeddings, docs_chunks
 from pipelines.lakehouse.indexes import IndexSpec
 from pipelines.lakehouse.schemas import TableSpec
@@ -81,6 +81,19 @@ def plan_chunks(
     tokenizer = rt.tokenizer(index)
     model_id = index.model_id
     chunked = {r.doc_id: chunk_document(r.document, tokenizer=tokenizer, config=config) for r in requests}
+    # What each chunk's vector is computed from, and its hash: the embedding-cache key stored as gold's
+    # text_sha256. With context the same text under another title or heading is another key, so vectors
+    # of raw and contextual text never stand in for each other, in one index or across a reindex.
+    embedded_text: dict[str, list[str]] = {
+        r.doc_id: [
+            embedding_text(c, title=_title(r.metadata_json) or document_title(r.document))
+            if config.embed_context
+            else c.text
+            for c in chunked[r.doc_id]
+        ]
+        for r in requests
+    }
+    keys = {d: [sha256_hex(t) for t in texts] for d, texts in embedded_text.items()}
 
     existing = docs_chunks(
         rt.lake,
@@ -102,11 +115,11 @@ def plan_chunks(
         old_ids.setdefault(doc, set()).add(cid)
         if mid == model_id and emb:
             own.setdefault(sha, emb)
-    missing = [c.text_sha256 for chunks in chunked.values() for c in chunks if c.text_sha256 not in own]
+    missing = [k for ks in keys.values() for k in ks if k not in own]
     golds = (index.gold, *cache_from)
     cache = {**cached_embeddings(rt.lake, model_id, missing, tenant=tenant, golds=golds), **own} if missing else own
     to_embed = sorted(
-        {c.text_sha256: c.text for chunks in chunked.values() for c in chunks if c.text_sha256 not in cache}.items()
+        {k: t for d in embedded_text for k, t in zip(keys[d], embedded_text[d], strict=True) if k not in cache}.items()
     )
     vectors = rt.embedder(index).encode([text for _, text in to_embed]) if to_embed else []
     fresh = {sha: vec for (sha, _), vec in zip(to_embed, vectors, strict=True)}
@@ -117,34 +130,43 @@ def plan_chunks(
         rows = [
             GoldRow(
                 tenant=tenant,
-                chunk_id=chunk_id_for(tenant, r.doc_id, c.text_sha256, c.occurrence),
+                chunk_id=chunk_id_for(tenant, r.doc_id, key, c.occurrence),
                 doc_id=r.doc_id,
                 doc_version=r.version,
                 ordinal=c.ordinal,
                 text=c.text,
-                text_sha256=c.text_sha256,
+                text_sha256=key,
                 page_start=c.page_start,
                 page_end=c.page_end,
                 char_start=c.char_start,
                 char_end=c.char_end,
                 heading_path=c.heading_path,
-                embedding=fresh.get(c.text_sha256) or cache[c.text_sha256],
+                embedding=fresh.get(key) or cache[key],
                 model_id=model_id,
                 chunker_id=config.config_id,
                 filename=r.filename,
                 metadata_json=r.metadata_json,
                 acl=r.acl,
             )
-            for c in chunks
+            for c, key in zip(chunks, keys[r.doc_id], strict=True)
         ]
-        embedded = {c.text_sha256 for c in chunks if c.text_sha256 in fresh}
+        embedded = {k for k in keys[r.doc_id] if k in fresh}
         plans[r.doc_id] = ChunkPlan(
             rows=rows,
             embedded=len(embedded),
-            reused=len(rows) - sum(1 for c in chunks if c.text_sha256 in fresh),
+            reused=len(rows) - sum(1 for k in keys[r.doc_id] if k in fresh),
             removed=len(old_ids.get(r.doc_id, set()) - {row.chunk_id for row in rows}),
         )
     return plans
+
+
+def _title(metadata_json: str) -> str | None:
+    """The document title the uploader gave as metadata ``title``, if any (a heading path carries the rest)."""
+    try:
+        title = json.loads(metadata_json or "{}").get("title")
+    except (ValueError, AttributeError):
+        return None
+    return title.strip() or None if isinstance(title, str) else None
 
 
 def _request(row: dict[str, Any]) -> PlanRequest:

@@ -90,7 +90,7 @@ class IndexSpec(BaseModel):
 
 def index_id_for(model_id: str, embed_backend: str, chunker: ChunkerConfig) -> str:
     """A stable id for a (model, backend, chunker) build, so an interrupted reindex finds its index again."""
-    return "i" + sha256_hex(f"{model_id}\x1f{embed_backend}\x1f{chunker.model_dump_json()}")[:10]
+    return "i" + sha256_hex(f"{model_id}\x1f{embed_backend}\x1f{chunker.canonical_json()}")[:10]
 
 
 def _row(spec: IndexSpec) -> dict[str, object]:

@@ -73,6 +73,12 @@ class ReindexParams(BaseModel):
     )
     chunk_max_tokens: int | None = Field(default=None, ge=16, le=8192, description="New chunk size in tokens.")
     chunk_overlap_tokens: int | None = Field(default=None, ge=0, description="New overlap in tokens.")
+    embed_context: bool | None = Field(
+        default=None,
+        description=(
+            "Embed chunks with their title and heading path (true) or alone (false); default: as the active index."
+        ),
+    )
     vectors_only: bool = Field(default=False, description="Rebuild the vector store from gold; embed nothing.")
     switch: bool = Field(default=True, description="Switch to the new index once it holds every document.")
     drop_old: bool = Field(default=False, description="Drop retired indexes (gold table and vectors) at the end.")
@@ -148,6 +154,7 @@ def _target(rt: Runtime, active: IndexSpec, params: ReindexParams) -> IndexSpec:
             params.chunk_overlap_tokens if params.chunk_overlap_tokens is not None else active.chunker.overlap_tokens
         ),
         break_on_headings=active.chunker.break_on_headings,
+        embed_context=active.chunker.embed_context if params.embed_context is None else params.embed_context,
     )
     if chunker.overlap_tokens >= chunker.max_tokens // 2:
         raise InvalidInput("chunk overlap must be under half the chunk size")
@@ -182,7 +189,7 @@ def reindex(rt: Runtime, params: ReindexParams, progress: Progress | None = None
     active = rt.index(fresh=True)
     if params.vectors_only:
         changes = (params.model_path, params.model_id, params.embed_backend, params.chunk_max_tokens)
-        if any(changes) or params.chunk_overlap_tokens is not None:
+        if any(changes) or params.chunk_overlap_tokens is not None or params.embed_context is not None:
             raise InvalidInput("vectors_only rebuilds the store from gold: it takes no model or chunker options")
         if params.gate:
             raise InvalidInput("vectors_only switches nothing: a gate applies to a blue-green reindex")

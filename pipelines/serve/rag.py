@@ -2,7 +2,8 @@
 
 The packer works in four moves:
 
-1. **Candidates**: the vector store's top ``candidates`` chunks for the question (tenant + filter).
+1. **Candidates**: search's top ``candidates`` chunks for the question (tenant + filter), in the
+   search API's default mode unless ``mode`` names one (``pipelines.serve.search``: hybrid on LanceDB).
 2. **Hydrate from gold**: the chunks' rows are re-read from gold.chunks, which is the truth (the
    store is a mirror and may briefly hold a vector gold no longer has); gold also gives each chunk's
    ``ordinal`` and exact char span, which merging needs.
@@ -28,10 +29,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from pipelines.contracts.acl import PrincipalList, readable
 from pipelines.contracts.ids import DEFAULT_TENANT, ELEMENT_SEPARATOR, MetadataValue, sha256_hex
+from pipelines.contracts.search import SearchMode, SearchQuery
 from pipelines.lakehouse.lake import sql_quote
-from pipelines.lakehouse.schemas import CHUNKS
+from pipelines.lakehouse.schemas import TableSpec
 from pipelines.observability.metrics import SEARCH_LATENCY
 from pipelines.runtime import Runtime
+from pipelines.serve.search import search
 
 __all__ = [
     "Candidate",
@@ -69,6 +72,10 @@ class RagQuery(BaseModel):
             " names one of them, are packed (as in /v1/search)."
         ),
     )
+    mode: SearchMode | None = Field(
+        default=None,
+        description="Search mode of the candidates: dense, keyword or hybrid (default: the search API's default).",
+    )
 
     model_config = ConfigDict(
         json_schema_extra={"examples": [{"question": "how do I find large files?", "max_tokens": 512, "filter": {}}]}
@@ -83,7 +90,7 @@ class Citation(BaseModel):
     page_start: int | None
     page_end: int | None
     chunk_ids: list[str] = Field(description="Gold chunks merged into this block, in document order.")
-    score: float = Field(description="Best similarity among the block's chunks.")
+    score: float = Field(description="Best search score among the block's chunks (cosine, BM25 or fused).")
     context_start: int = Field(description="Where the block's text (after its header line) starts in ``context``.")
     context_end: int = Field(description="Where it ends: ``context[context_start:context_end]`` is the text.")
 
@@ -243,13 +250,15 @@ def token_counter(tokenizer: Any) -> TokenCounter:
     return count
 
 
-def _hydrate(rt: Runtime, tenant: str, scores: dict[str, float], principals: list[str]) -> list[Candidate]:
+def _hydrate(
+    rt: Runtime, gold: TableSpec, tenant: str, scores: dict[str, float], principals: list[str]
+) -> list[Candidate]:
     if not scores:
         return []
     ids = ", ".join(sql_quote(i) for i in scores)
     columns = ["chunk_id", "doc_id", "doc_version", "ordinal", "text", "char_start", "char_end"]
     columns += ["page_start", "page_end", "filename", "acl"]
-    rows = rt.lake.read(CHUNKS, f"tenant = {sql_quote(tenant)} AND chunk_id IN ({ids})", columns=columns)
+    rows = rt.lake.read(gold, f"tenant = {sql_quote(tenant)} AND chunk_id IN ({ids})", columns=columns)
     return [
         Candidate(
             chunk_id=r["chunk_id"],
@@ -286,9 +295,16 @@ def build_context(
         count_tokens: how to count tokens; default the embedding model's tokenizer.
     """
     started = time.perf_counter()
-    vector = rt.query_embedder().encode_query(query.question)
-    hits = rt.vectors.query(vector, k=query.candidates, tenant=tenant, filter=query.filter, principals=query.principals)
-    candidates = _hydrate(rt, tenant, {h.record.id: h.score for h in hits}, query.principals)
+    ask = SearchQuery(
+        query=query.question,
+        top_k=query.candidates,
+        filter=query.filter,
+        mode=query.mode,
+        principals=query.principals,
+    )
+    gold = rt.index().gold  # the chunks the search below reads: the active index's gold table
+    hits = search(rt, ask, tenant=tenant)
+    candidates = _hydrate(rt, gold, tenant, {h.chunk_id: h.score for h in hits}, query.principals)
     result = pack_context(
         candidates, max_tokens=query.max_tokens, count_tokens=count_tokens or token_counter(rt.tokenizer())
     )

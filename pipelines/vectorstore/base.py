@@ -33,6 +33,9 @@ def metadata_tags(metadata: dict[str, MetadataValue]) -> list[str]:
 
 @runtime_checkable
 class VectorStore(Protocol):
+    # Whether keyword_query works: it decides a query's default mode (hybrid, or dense where it does not).
+    keyword_search: bool
+
     def upsert(self, records: list[VectorRecord]) -> None: ...
 
     def delete(self, ids: list[str], *, tenant: str, doc_id: str) -> None:

@@ -134,6 +134,8 @@ class LanceVectorStore:
         locks: where the lock of table rewrites is taken (default: none, one process).
     """
 
+    keyword_search = True  # lance's own BM25 index over the text column
+
     def __init__(
         self,
         path: Path | str,
@@ -574,5 +576,5 @@ class LanceVectorStore:
         with self._lock, self._locks.exclusive(self._lock_name):
             if self.table_name in self._db.list_tables().tables:
                 self._db.drop_table(self.table_name)
-            # The next table is a new one: its indexes and columns are checked again.
+            # The next table is a new one: its full-text index, indexes and columns are checked again.
             self._table, self._fts_ready, self._acl_ready = None, False, False

@@ -52,6 +52,8 @@ def _status_of(error: Exception) -> int | None:
 
 
 class PineconeVectorStore:
+    keyword_search = False  # no text is stored in Pinecone (see keyword_query)
+
     def __init__(
         self,
         *,

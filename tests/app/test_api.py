@@ -180,8 +180,10 @@ def test_keyword_search_on_a_dense_only_store_is_a_422(client: TestClient, monke
 
     store = client.app.state.runtime.vectors  # type: ignore[attr-defined]
     monkeypatch.setattr(store, "keyword_query", PineconeVectorStore.keyword_query.__get__(store))
+    monkeypatch.setattr(store, "keyword_search", PineconeVectorStore.keyword_search)
     for mode in ("keyword", "hybrid"):
         response = client.post("/v1/search", json={"query": "pages", "mode": mode})
         assert response.status_code == 422, response.text
         assert response.json()["code"] == SearchModeUnsupported.code
-    assert client.post("/v1/search", json={"query": "pages"}).status_code == 200  # dense still works
+    default = client.post("/v1/search", json={"query": "pages"})  # no mode: the store's default, dense here
+    assert default.status_code == 200 and default.json()["mode"] == "dense"

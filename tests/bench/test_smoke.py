@@ -64,8 +64,9 @@ def test_scifact_direct_smoke() -> None:
 
     results = scifact.main(["--tiny", "--direct", "--backend", "torch"])
     metrics = results["torch"]["metrics"]
-    assert isinstance(metrics, dict) and set(metrics) == {"dense", "keyword", "hybrid"}
+    assert isinstance(metrics, dict) and set(metrics) == {"dense", "keyword", "hybrid", "default"}
     assert all(0.0 <= m["ndcg@10"] <= 1.0 for m in metrics.values())
+    assert metrics["default"] == metrics["hybrid"]  # no mode on LanceDB is hybrid
     assert metrics["dense"]["ndcg@10"] > 0.5  # 5 easy queries over ~30 abstracts
 
 

@@ -52,7 +52,8 @@ def test_results_are_recorded_per_index_and_gold_version_and_listed_per_tenant(
     expected = mean_metrics(runs, {f"q-{d}": {d: 1} for d in golden.DOCS}, k=10)
     assert result.ndcg_at_10 == pytest.approx(expected["ndcg@10"]) and result.ndcg_at_10 == pytest.approx(1.0)
     assert result.recall_at_10 == pytest.approx(expected["recall@10"]) == 1.0
-    assert (result.index_id, result.snapshot, result.mode, result.queries) == ("base", "live", "dense", 5)
+    # No mode given: the search API's default on this store (hybrid on LanceDB), recorded as such.
+    assert (result.index_id, result.snapshot, result.mode, result.queries) == ("base", "live", "hybrid", 5)
     assert result.gold_version == rt.lake.table(gold).version()
 
     # A rerun of the same set on the same gold version replaces its row; as_of is its own row.
@@ -118,7 +119,7 @@ def test_cli_imports_runs_lists_and_refuses_bad_input(runtime: Runtime, tmp_path
     assert files.exit_code == 0 and "nDCG@10 1.0000" in files.stdout and "(not recorded)" in files.stdout
     listed = runner.invoke(cli, ["eval", "results", "--json"], env=env)
     assert listed.exit_code == 0
-    assert sorted(r["mode"] for r in json.loads(listed.stdout)) == ["dense", "keyword"]  # --no-record stored nothing
+    assert sorted(r["mode"] for r in json.loads(listed.stdout)) == ["hybrid", "keyword"]  # --no-record stored nothing
     sets = runner.invoke(cli, ["eval", "sets"], env=env)
     assert sets.exit_code == 0 and sets.stdout.startswith("tiny")
 

@@ -67,7 +67,8 @@ def test_a_worse_index_is_refused_stays_building_and_force_switches_it(inline_ap
     # The human-readable run says why, on stderr, and exits 1; the building index can be evaluated alone.
     again = CliRunner().invoke(cli, ["reindex", *build, "--gate", "tiny"], env=env)
     assert again.exit_code == 1 and "quality gate refused" in again.output and "base stays active" in again.output
-    alone = CliRunner().invoke(cli, ["eval", "--set", "tiny", "--index", new_id, "--json"], env=env)
+    # (eval's default mode is search's, hybrid; the gate compares vectors, in dense mode)
+    alone = CliRunner().invoke(cli, ["eval", "--set", "tiny", "--index", new_id, "--mode", "dense", "--json"], env=env)
     assert alone.exit_code == 0 and json.loads(alone.stdout)["ndcg_at_10"] == gate["new_ndcg_at_10"]
 
     # The same params through /v1/jobs, with force: it switches, the figures still in the report.
