@@ -92,6 +92,7 @@ def fill(store: Any, rows: Rows, start: int, stop: int, *, block: int = 50_000) 
     """Write rows ``start:stop`` straight into the store's table (as mirrors would, but in big appends)."""
     import pyarrow as pa
 
+    from pipelines.contracts.acl import stored_acl
     from pipelines.vectorstore.lance import _schema
 
     table = store._open_or_create(DIM)
@@ -114,6 +115,7 @@ def fill(store: Any, rows: Rows, start: int, stop: int, *, block: int = 50_000) 
                     "char_end": [0] * n,
                     "metadata_json": ["{}"] * n,
                     "meta_tags": pa.array([rows.tags(i) for i in range(lo, hi)], pa.list_(pa.string())),
+                    "acl": pa.array([stored_acl(None)] * n, pa.list_(pa.string())),  # public, as the store keeps it
                 },
                 schema=_schema(DIM),
             )
