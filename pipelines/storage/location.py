@@ -8,6 +8,7 @@ every engine talks to the same bucket the same way.
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -140,18 +141,33 @@ def s3a_conf(settings: Settings) -> dict[str, str]:
     return conf
 
 
-def s3_client(settings: Settings) -> Any:
-    """A boto3 S3 client for the configured endpoint (credentials from the usual chain)."""
-    import boto3
-    from botocore.config import Config
+# Clients by (process, endpoint, region, credentials): see s3_client.
+_CLIENTS: dict[tuple[object, ...], Any] = {}
+_CLIENTS_MUTEX = threading.Lock()
 
-    # A session of its own: boto3's default session resolves credentials once per process.
-    return boto3.session.Session().client(
-        "s3",
-        endpoint_url=_endpoint(settings),
-        region_name=settings.s3_region,
-        config=Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=30),
-    )
+
+def s3_client(settings: Settings) -> Any:
+    """A boto3 S3 client for the configured endpoint (credentials from the usual chain).
+
+    One per process and configuration: building a client loads botocore's service model (about 0.1-0.3 s
+    of CPU), which ``stats`` paid on every call and which took a core from the embedder while a bench
+    polled it. boto3 clients are thread-safe; a forked child or new credentials get a client of their own.
+    """
+    key = (os.getpid(), _endpoint(settings), settings.s3_region, tuple(sorted(_credentials().items())))
+    with _CLIENTS_MUTEX:
+        client = _CLIENTS.get(key)
+        if client is None:
+            import boto3
+            from botocore.config import Config
+
+            # A session of its own: boto3's default session resolves credentials once per process.
+            client = _CLIENTS[key] = boto3.session.Session().client(
+                "s3",
+                endpoint_url=_endpoint(settings),
+                region_name=settings.s3_region,
+                config=Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=30),
+            )
+        return client
 
 
 def stored_size(settings: Settings, root: str) -> int:

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from deltalake import DeltaTable
@@ -166,3 +168,37 @@ def test_a_lake_made_by_an_older_doclake_gains_the_new_columns(tmp_path: Path) -
     update_document(lake, "t1", "before", 1, pages_json='[{"page": 1, "source": "ocr", "chars": 5}]')
     row = get_document(lake, "t1", "before")
     assert row is not None and [p.source.value for p in to_record(row).pages] == ["ocr"]
+
+
+class _RecordingLocks:
+    """Locks that span hosts (as Redis's do) and record what each commit takes, in order."""
+
+    spans_hosts = True
+
+    def __init__(self) -> None:
+        self.taken: list[tuple[str, str]] = []
+
+    @contextmanager
+    def exclusive(self, name: str, *, timeout: float = 600.0) -> Iterator[None]:
+        self.taken.append(("exclusive", name))
+        yield
+
+    @contextmanager
+    def shared(self, name: str, *, timeout: float = 120.0) -> Iterator[None]:
+        self.taken.append(("shared", name))
+        yield
+
+
+def test_commits_queue_in_the_tables_lane_when_locks_span_hosts(tmp_path: Path) -> None:
+    locks = _RecordingLocks()
+    lake = Lake(tmp_path / "lake", locks=locks)
+    lake.ensure_tables()
+    locks.taken.clear()
+    put_versions(lake, [_doc_row("a", 1)])
+    # the lane first (one committer at a time), then the table's shared lease (kept out by a vacuum)
+    assert locks.taken == [("exclusive", "tables/silver.documents/commits"), ("shared", "tables/silver.documents")]
+    locks.taken.clear()
+    lake.maintain(DOCUMENTS, lambda dt: {"removed": dt.vacuum(retention_hours=0, enforce_retention_duration=False)})
+    # a destructive operation holds the table itself, outside the lane
+    assert locks.taken == [("exclusive", "tables/silver.documents")]
+    assert get_document(lake, "t1", "a") is not None
