@@ -7,6 +7,7 @@ progress is shown is the adapter's business (a terminal bar, a JSON job record, 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import sys
 import threading
 import time
@@ -119,6 +120,10 @@ class TerminalBar:
         self._bar.start()
 
     def close(self) -> None:
-        if self._bar is not None:
-            self._bar.stop()
-            self._bar = None
+        bar, self._bar = self._bar, None
+        if bar is None:
+            return
+        # At interpreter exit the stream may already be closed (a test runner's capture, a closed pipe):
+        # there is nothing left to draw on, and a traceback at exit would be the only output.
+        with contextlib.suppress(ValueError):
+            bar.stop()

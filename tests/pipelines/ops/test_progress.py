@@ -22,3 +22,14 @@ def test_terminal_bar_renders_each_stage_once_off_a_terminal() -> None:
     assert len(lines) == 2, lines
     assert lines[0].startswith("re-embedding") and "3/3 documents chunks=12" in lines[0]
     assert lines[1].startswith("switching") and "1/? indexes" in lines[1]
+
+
+def test_closing_a_bar_whose_stream_is_gone_is_quiet() -> None:
+    stream = io.StringIO()
+    bar = TerminalBar(stream)
+    progress = Progress(bar, min_interval_s=0)
+    progress.stage("re-embedding", total=3)
+    progress.advance(1)
+    stream.close()  # as a test runner's capture is at interpreter exit, when the atexit hook runs
+    bar.close()
+    bar.close()  # idempotent
