@@ -289,7 +289,7 @@ def worker(
     # processes only (a pure embed worker of one process uses them all).
     os.environ.setdefault("DOCLAKE_TORCH_THREADS", str(worker_threads(os.cpu_count() or 1, concurrency)))
     workers.signals.LOAD_MODEL = EMBED_QUEUE in consumed
-    workers.signals.IMPORT_PARSERS = bool(consumed & {EXTRACT_QUEUE, OCR_QUEUE})
+    workers.signals.EXTRACTS = bool(consumed & {EXTRACT_QUEUE, OCR_QUEUE})
     if consumed & {EXTRACT_QUEUE, OCR_QUEUE}:
         _check_ocr_or_exit(settings)
     argv = [

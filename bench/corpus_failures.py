@@ -23,10 +23,11 @@ from bench.common import BENCH_DOC, SHARED, markdown_table, report
 
 def run(folders: list[Path], *, limit: int | None = None) -> dict[str, object]:
     from pipelines.errors import DocLakeError
-    from pipelines.extract.extractor import extract_bytes, warm_up
+    from pipelines.extract.extractor import extract_bytes
+    from pipelines.extract.sandbox import start_server
     from pipelines.settings import Settings
 
-    warm_up()
+    start_server()
     settings = Settings()
     from pipelines.extract.config import ExtractConfig
 

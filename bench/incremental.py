@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     if args.tiny:
         args.sections = 5
 
-    from pipelines.extract.extractor import warm_up
+    from pipelines.extract.sandbox import start_server
     from pipelines.runtime import Runtime
     from pipelines.settings import Settings
 
@@ -72,9 +72,9 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         settings = Settings(data_dir=Path(tmp) / "data", embed_backend=args.backend)
         rt = Runtime.from_settings(settings)
         rt.embedder().encode(["warm up"])
-        # As a worker does at start (workers/signals.py): without it every forked extraction child
-        # imports unstructured again, seconds that a running service never pays per edit.
-        warm_up()
+        # As a worker does at start (workers/signals.py): the extraction server warms the parsers once,
+        # seconds that a running service never pays per edit.
+        start_server()
         _ingest(rt, manual(3, salt="warm"), doc_id="warm")  # first Delta writes and extraction warm-up
         full_s, full = _ingest(rt, manual(args.sections), doc_id="manual")
         edit_s, edit = _ingest(rt, manual(args.sections, edited=args.sections // 2), doc_id="manual")

@@ -1,4 +1,4 @@
-"""Worker warm-up hooks: parsers imported before the fork, the model loaded right after it.
+"""Worker warm-up hooks, run in each pool process after Celery forks it: the extraction server, the model.
 
 Kept out of the task module so importing tasks (e.g. from the API to send them) costs nothing.
 """
@@ -10,26 +10,31 @@ import os
 import threading
 from typing import Any
 
-from celery.signals import worker_init, worker_process_init
+from celery.signals import worker_process_init
 
 import workers.logs  # noqa: F401  (JSON log lines with task and document ids)
 
 log = logging.getLogger("doclake.worker")
 
 # Set by `doclake worker` from the queues it consumes: an extraction-only worker does not hold the
-# model (~400 MB per process), an embedding-only one does not import the parsers.
+# model (~400 MB per process), an embedding-only one does not start an extraction server.
 LOAD_MODEL = True
-IMPORT_PARSERS = True
+EXTRACTS = True
 
 
-@worker_init.connect
-def _import_parsers(**_: Any) -> None:
-    if not IMPORT_PARSERS:
+@worker_process_init.connect
+def _start_extraction_server(**_: Any) -> None:
+    if not EXTRACTS:
         return
-    # Imported once in the parent, shared copy-on-write by every forked extraction child.
-    from pipelines.extract.extractor import warm_up
+    # Extraction children are forked from a clean server process, never from this one (it uses deltalake
+    # and LanceDB, whose runtimes a fork copies mid-operation). Starting it returns at once; the server
+    # imports the parsers in the background, and the first document waits for that only if it comes first.
+    from pipelines.extract.sandbox import start_server
 
-    warm_up()
+    try:
+        start_server()
+    except Exception:
+        log.exception("extraction server did not start; the first extraction retries")
 
 
 @worker_process_init.connect

@@ -13,7 +13,7 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from app.console import documents, login, operations, search
-from app.console.session import LoginRequired
+from app.console.session import Forbidden, LoginRequired
 
 __all__ = ["install_console"]
 
@@ -35,3 +35,16 @@ def install_console(app: FastAPI) -> None:
         return RedirectResponse("/console/login", status_code=status.HTTP_303_SEE_OTHER)
 
     app.add_exception_handler(LoginRequired, to_login)
+
+    async def forbidden(request: Request, exc: Exception) -> Response:
+        # A page, not the API's problem+json: a browser shows it, and offers to log in with another key.
+        from app.console.render import templates
+
+        reason = exc.reason if isinstance(exc, Forbidden) else "forbidden"
+        if request.headers.get("hx-request"):
+            return Response(reason, status_code=status.HTTP_403_FORBIDDEN, media_type="text/plain")
+        return templates.TemplateResponse(
+            request, "forbidden.html", {"reason": reason}, status_code=status.HTTP_403_FORBIDDEN
+        )
+
+    app.add_exception_handler(Forbidden, forbidden)

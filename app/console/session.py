@@ -11,12 +11,20 @@ from __future__ import annotations
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, Request
 
 from app.auth import ADMIN, KeyRing
 from app.deps import principal_for
 
-__all__ = ["COOKIE", "ConsoleAdmin", "ConsolePrincipal", "ConsoleTenant", "LoginRequired", "is_admin"]
+__all__ = [
+    "COOKIE",
+    "ConsoleAdmin",
+    "ConsolePrincipal",
+    "ConsoleTenant",
+    "Forbidden",
+    "LoginRequired",
+    "is_admin",
+]
 
 COOKIE = "doclake_console_key"
 
@@ -25,12 +33,20 @@ class LoginRequired(Exception):
     """No valid key: the console answers with its login page (see ``install_console``)."""
 
 
+class Forbidden(Exception):
+    """A valid key that may not do this: the console answers 403 with a page saying why (``install_console``)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 def _principal(request: Request) -> str:
     if request.method not in ("GET", "HEAD"):
         origin = request.headers.get("origin")
         # SameSite=Strict keeps the cookie off cross-site requests; this also covers keyless loopback use.
         if origin and urlsplit(origin).netloc != request.headers.get("host"):
-            raise HTTPException(status.HTTP_403_FORBIDDEN, "cross-origin request refused")
+            raise Forbidden("cross-origin request refused")
     who = principal_for(request, request.cookies.get(COOKIE))
     if who is None:
         raise LoginRequired
@@ -39,15 +55,13 @@ def _principal(request: Request) -> str:
 
 def _tenant(principal: Annotated[str, Depends(_principal)]) -> str:
     if principal == ADMIN:
-        raise HTTPException(
-            status.HTTP_403_FORBIDDEN, "the admin key cannot read tenants' documents; log in with a tenant key"
-        )
+        raise Forbidden("the admin key cannot read tenants' documents; log in with a tenant key")
     return principal
 
 
 def _admin(request: Request, principal: Annotated[str, Depends(_principal)]) -> str:
     if not is_admin(request, principal):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "operator pages need the admin key")
+        raise Forbidden("operator pages need the admin key")
     return principal
 
 

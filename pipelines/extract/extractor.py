@@ -20,8 +20,9 @@ _PLAIN_FORMATS = frozenset({DocFormat.text, DocFormat.markdown, DocFormat.csv})
 def warm_up() -> None:
     """Import the parsers and install the offline spaCy pipeline, once, in the calling process.
 
-    Call it in a worker before extracting: forked extraction children then share the imported modules
-    instead of each spending seconds importing unstructured, spaCy and torch.
+    Run in the extraction server (:func:`pipelines.extract.sandbox.start_server`): every child forked from
+    it then shares the imported modules instead of spending seconds importing unstructured and spaCy; also
+    useful before :func:`extract_unbounded` in-process.
     """
     import charset_normalizer  # noqa: F401
     import cryptography.hazmat.primitives.ciphers  # noqa: F401  (pypdf's AES decryption)

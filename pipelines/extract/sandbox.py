@@ -2,27 +2,35 @@
 
 Parsers meet hostile input (decompression bombs, recursive object graphs, files that make a parser
 loop): rather than trusting each parser's own guards, extraction runs in a forked child that is killed
-when it overruns. ``fork`` is used where the platform has it: the worker already imported the parsers
-(:func:`pipelines.extract.warm_up`), and a forked child shares them copy-on-write instead of paying the
-seconds of imports again.
+when it overruns.
+
+The child is forked from a clean process, multiprocessing's *forkserver*, never from the caller. The caller
+is a worker that has used deltalake and LanceDB, whose Rust runtimes hold threads and locks a fork copies
+mid-operation: lancedb warns at every such fork that a deadlock remains possible, and deltalake was seen to
+panic in a child forked after use. The forkserver is started once per process (:func:`start_server`) and
+warms the parsers there (:mod:`pipelines.extract.forkserver_preload`); each child forked from it shares
+them copy-on-write instead of paying seconds of imports again. Measured per file against forking the
+worker itself: the same time (docs/benchmarks.md, "Issue 20, extraction without fork hazards").
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import pickle
 import signal
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from multiprocessing.connection import Connection
 from typing import Any, TypeVar
 
 from pipelines.errors import DocLakeError, ExtractionError, ExtractionLimitExceeded
 
-__all__ = ["RemoteTraceback", "heartbeat", "run_bounded"]
+__all__ = ["RemoteTraceback", "heartbeat", "run_bounded", "start_server"]
 
 T = TypeVar("T")
 
@@ -72,9 +80,8 @@ def run_bounded(
         ExtractionError: any other exception the function raised (type and message kept), or a child that
             exited without an answer.
     """
-    ctx = _context()
-    receiver, sender = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child_main, args=(sender, fn, args, memory_mb), name="doclake-extract", daemon=True)
+    receiver, sender = multiprocessing.Pipe(duplex=False)
+    proc = _process(_child_main, (sender, fn, args, memory_mb))
     started = time.monotonic()
     outcome: tuple[Any, ...] | None = None
     exitcode: int | None = None
@@ -133,10 +140,102 @@ def _children_allowed() -> Iterator[None]:
             config["daemon"] = was_daemon
 
 
-def _context() -> Any:
-    if "fork" in multiprocessing.get_all_start_methods():
-        return multiprocessing.get_context("fork")
-    return multiprocessing.get_context()
+def start_server() -> None:
+    """Start this process's extraction server (the forkserver) if it is not running yet.
+
+    Returns at once: the server warms the parsers in the background, and the first bounded call waits for
+    that only if it comes first. A worker calls it at start; :func:`run_bounded` calls it every time.
+    """
+    if not _HAS_FORKSERVER:
+        return
+    with _state_lock:
+        if not _started:
+            multiprocessing.get_context("forkserver").set_forkserver_preload(list(_PRELOAD))
+            _started.append(os.getpid())
+        multiprocessing.forkserver.ensure_running()
+
+
+# Imported by the server when it starts: its import runs pipelines.extract.extractor.warm_up().
+_PRELOAD = ("pipelines.extract.forkserver_preload",)
+_HAS_FORKSERVER = "forkserver" in multiprocessing.get_all_start_methods()
+_state_lock = threading.Lock()
+# The pid that configured the server, once it has (a forked child configures its own).
+_started: list[int] = []
+
+
+def _forget_inherited_forkserver() -> None:
+    """In a child forked from a process that started a forkserver (Celery forks its pool processes): start afresh.
+
+    multiprocessing keeps one forkserver per process and checks it with ``waitpid``, which fails in a
+    forked child (the server is its parent's child, not its own), so the child needs a server of its own.
+    Its copy of the server's keep-alive pipe is closed: the parent's server then lives as long as the parent.
+    """
+    global _state_lock
+    _state_lock = threading.Lock()  # another thread may have held it at the fork
+    server: Any = multiprocessing.forkserver._forkserver  # type: ignore[attr-defined]
+    if server._forkserver_pid is None:
+        return
+    with suppress(OSError):
+        os.close(server._forkserver_alive_fd)
+    server._forkserver_address = None
+    server._forkserver_alive_fd = None
+    server._forkserver_pid = None
+    server._lock = threading.Lock()
+    _started.clear()
+
+
+if _HAS_FORKSERVER:
+    os.register_at_fork(after_in_child=_forget_inherited_forkserver)
+
+
+def _process(target: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+    if _HAS_FORKSERVER:
+        start_server()
+        return _ServerProcess(target=target, args=args, name="doclake-extract", daemon=True)
+    return multiprocessing.Process(target=target, args=args, name="doclake-extract", daemon=True)
+
+
+if _HAS_FORKSERVER:
+    import io
+    from multiprocessing import context, popen_forkserver, process, reduction, spawn, util
+
+    class _ServerPopen(popen_forkserver.Popen):
+        """multiprocessing's forkserver launch, less the re-run of the caller's ``__main__`` in the child.
+
+        A child normally re-runs the parent's main module (the ``doclake`` console script, a bench
+        script) before it unpickles its target: for a worker that imported the whole CLI, ~140 ms of
+        imports per extracted file, measured. The target here is always importable by its module name.
+        Same steps as the stdlib's ``Popen._launch`` (Python 3.11-3.13), with the two main keys dropped and
+        the authentication key made picklable.
+        """
+
+        def _launch(self, process_obj: Any) -> None:
+            prep_data = spawn.get_preparation_data(process_obj._name)
+            prep_data.pop("init_main_from_name", None)
+            prep_data.pop("init_main_from_path", None)
+            # In a Celery pool process the key is billiard's AuthenticationString, which refuses to be
+            # pickled outside billiard's own spawning: send multiprocessing's, which allows it here.
+            key = process.AuthenticationString(bytes(prep_data["authkey"]))  # type: ignore[attr-defined]
+            prep_data["authkey"] = process_obj._config["authkey"] = key
+            buf = io.BytesIO()
+            context.set_spawning_popen(self)
+            try:
+                reduction.dump(prep_data, buf)
+                reduction.dump(process_obj, buf)
+            finally:
+                context.set_spawning_popen(None)
+            self.sentinel, w = multiprocessing.forkserver.connect_to_new_process(self._fds)  # type: ignore[attr-defined]
+            # As the stdlib: a duplicate of the data pipe's write end is the child's sentinel of its parent.
+            parent_w = os.dup(w)
+            self.finalizer = util.Finalize(self, util.close_fds, (parent_w, self.sentinel))  # type: ignore[attr-defined]
+            with open(w, "wb", closefd=True) as f:
+                f.write(buf.getbuffer())
+            self.pid = multiprocessing.forkserver.read_signed(self.sentinel)
+
+    class _ServerProcess(context.ForkServerProcess):
+        @staticmethod
+        def _Popen(process_obj: Any) -> Any:  # noqa: N802  (the stdlib's name, overridden)
+            return _ServerPopen(process_obj)
 
 
 def _child_main(conn: Connection, fn: Callable[..., Any], args: tuple[Any, ...], memory_mb: int) -> None:

@@ -186,3 +186,14 @@ def test_corpus_failures_tiny() -> None:
     result = main(["--tiny"])
     assert result["files"] == 6 and isinstance(result["failures"], list)
     assert result["failed"] == len(result["failures"])
+
+
+def test_extract_sandbox_tiny() -> None:
+    from bench.extract_sandbox import main
+
+    results = main(["--tiny"])
+    assert set(results) == {"fork", "server"}
+    server, fork = results["server"], results["fork"]
+    assert server["per_file_ms"].keys() == fork["per_file_ms"].keys() and server["per_file_ms"]
+    assert server["memory"]["server"]["rss_kb"] > 0 and "server" not in fork["memory"]
+    assert server["fork_warnings"] == 0  # children never fork from the process that used LanceDB

@@ -131,6 +131,9 @@ def test_corpus_upload_reaches_terminal_states_and_is_searchable(stack: Stack, c
         assert doc.status == "failed", (rel, doc)  # type: ignore[attr-defined]
         assert doc.error.startswith(code), (rel, doc.error)  # type: ignore[attr-defined]
     assert docs[HOSTILE].status in ("indexed", "failed")  # type: ignore[attr-defined]
+    # Extraction children fork from a clean server, not from a worker that has used LanceDB and deltalake:
+    # lancedb warned at every such fork that a deadlock remained possible.
+    assert "fork support is experimental" not in stack.log.read_text(errors="replace")
 
     for phrase, rel in SEARCHES.items():
         results = stack.client.search(phrase, top_k=5).results

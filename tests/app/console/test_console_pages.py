@@ -35,14 +35,22 @@ def test_pages_need_a_key_and_the_right_one(client: TestClient) -> None:
 
     _login(client, ALPHA)
     assert client.get("/console/documents").status_code == 200
-    assert client.get("/console/operations").status_code == 403  # a tenant key is no operator key
+    refused = client.get("/console/operations")
+    assert refused.status_code == 403  # a tenant key is no operator key
+    # A page a browser shows, saying why and offering another key, not the API's problem+json.
+    assert refused.headers["content-type"].startswith("text/html")
+    assert "operator pages need the admin key" in refused.text and 'action="/console/logout"' in refused.text
     set_cookie = client.post("/console/login", data={"key": ALPHA}, follow_redirects=False).headers["set-cookie"]
     assert "httponly" in set_cookie.lower() and "samesite=strict" in set_cookie.lower()
 
     client.cookies.clear()
     _login(client, ADMIN_KEY)
     assert client.get("/console/operations").status_code == 200
-    assert client.get("/console/documents").status_code == 403  # the admin key reads no tenant's documents
+    refused = client.get("/console/documents")
+    assert refused.status_code == 403  # the admin key reads no tenant's documents
+    assert "log in with a tenant key" in refused.text
+    polled = client.get("/console/documents?partial=1", headers={"HX-Request": "true"})
+    assert polled.status_code == 403 and polled.text.startswith("the admin key cannot read")
 
 
 def test_a_cross_origin_post_is_refused(client: TestClient) -> None:

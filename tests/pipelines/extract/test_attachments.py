@@ -6,12 +6,13 @@ from pathlib import Path
 
 from pipelines.contracts.documents import DocFormat
 from pipelines.extract.config import AttachmentConfig, ExtractConfig
-from pipelines.extract.extractor import extract_bytes, extract_unbounded, warm_up
+from pipelines.extract.extractor import extract_bytes, extract_unbounded
+from pipelines.extract.sandbox import start_server
 from tests.attachments import message, zip_of
 
 
 def test_attachments_cross_the_sandbox_beside_the_text() -> None:
-    warm_up()  # as a worker does: the bounded child must not import the parsers under its memory limit
+    start_server()  # as a worker does: the bounded child must not import the parsers under its memory limit
     inner = message("Inner", "Inner body.")
     mail = message(
         "Outer", "Outer body.", files=[("a.txt", b"Attached text about sea otters.")], messages=[inner]

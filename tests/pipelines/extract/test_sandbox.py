@@ -8,8 +8,11 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 import time
+import warnings
+from pathlib import Path
 
 import pytest
 
@@ -63,6 +66,11 @@ def _return_unpicklable() -> object:
 def _leave_a_thread_running() -> str:
     threading.Thread(target=time.sleep, args=(60,), daemon=False).start()
     return "done"
+
+
+def _lineage() -> tuple[int, list[str]]:
+    """The child's parent pid, and which of the fork-hazardous (or heavy) libraries are loaded in it."""
+    return os.getppid(), sorted(m for m in ("deltalake", "lancedb", "torch") if sys.modules.get(m) is not None)
 
 
 def _no_children_left() -> None:
@@ -164,3 +172,55 @@ def test_works_inside_a_daemonic_process() -> None:
         if daemon.is_alive():
             daemon.kill()
             daemon.join()
+
+
+def test_the_child_is_forked_from_a_clean_server_not_from_the_caller(tmp_path: Path) -> None:
+    # As in a worker: deltalake and LanceDB have run here, so their runtimes hold threads and locks.
+    import deltalake
+    import lancedb
+    import pyarrow as pa
+
+    lancedb.connect(str(tmp_path / "vectors")).create_table("t", pa.table({"a": [1]}))
+    deltalake.write_deltalake(str(tmp_path / "table"), pa.table({"a": [1]}))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        parent, loaded = run_bounded(_lineage, timeout_s=120, memory_mb=200)
+    assert parent != os.getpid()  # forked by the server, which never imported them
+    assert loaded == []  # nor torch: the server keeps spaCy off it
+    # lancedb warns at every fork of a process that used it ("fork support is experimental").
+    assert not [w for w in caught if "fork" in str(w.message)], [str(w.message) for w in caught]
+    _no_children_left()
+
+
+def test_a_forked_process_gets_a_server_of_its_own() -> None:
+    # Celery forks its pool processes from a parent that may have started a server: the inherited one
+    # is its parent's child, so a pool process starts its own rather than failing to check on it.
+    run_bounded(_add, 1, 1, timeout_s=120, memory_mb=200)  # this process's server is running
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_bounded_lineage_in_child, args=(queue,))
+    child.start()
+    try:
+        child_pid, (server_pid, _loaded) = queue.get(timeout=120)
+    finally:
+        child.join(30)
+    assert child.exitcode == 0
+    ours = run_bounded(_lineage, timeout_s=120, memory_mb=200)[0]
+    assert server_pid not in (ours, child_pid, os.getpid())
+
+
+def _bounded_lineage_in_child(queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    queue.put((os.getpid(), run_bounded(_lineage, timeout_s=120, memory_mb=200)))
+
+
+def _bounded_add() -> int:
+    return run_bounded(_add, 40, 2, timeout_s=120, memory_mb=200)
+
+
+def test_works_in_a_celery_pool_process() -> None:
+    # Celery's pool (billiard) makes its own process the current one, with a key that multiprocessing's
+    # pickling of the launch data refused ("Pickling an AuthenticationString object is disallowed").
+    import billiard
+
+    with billiard.Pool(1) as pool:
+        assert pool.apply(_bounded_add) == 42

@@ -12,7 +12,7 @@ from deltalake import DeltaTable
 
 from pipelines.contracts.search import SearchQuery
 from pipelines.errors import InvalidInput
-from pipelines.extract.extractor import warm_up
+from pipelines.extract.sandbox import start_server
 from pipelines.ingest.lifecycle import delete_document
 from pipelines.lakehouse.documents import get_document
 from pipelines.lakehouse.maintenance import vacuum_table
@@ -46,7 +46,7 @@ def _lake_files(data_dir: Path) -> list[Path]:
 def test_two_runtimes_with_their_own_data_dirs_share_one_lake(
     s3_endpoint: str, redis_url: str, aws_env: None, tmp_path: Path
 ) -> None:
-    warm_up()
+    start_server()
     host_a = Runtime.from_settings(_settings(s3_endpoint, redis_url, "shared", tmp_path / "a"))
     host_b = Runtime.from_settings(_settings(s3_endpoint, redis_url, "shared", tmp_path / "b"))
 
@@ -82,7 +82,7 @@ def test_two_runtimes_with_their_own_data_dirs_share_one_lake(
 def test_purge_and_restore_check_objects_and_files_on_s3(
     s3_endpoint: str, redis_url: str, aws_env: None, tmp_path: Path
 ) -> None:
-    warm_up()
+    start_server()
     rt = Runtime.from_settings(_settings(s3_endpoint, redis_url, "ops", tmp_path))
     kept = register_one(rt, b"Volcanoes erupt when magma rises through the crust.", filename="v.txt")
     gone = register_one(rt, TEXT, filename="g.txt")
@@ -105,7 +105,7 @@ def test_purge_and_restore_check_objects_and_files_on_s3(
 def test_a_version_whose_files_are_there_restores_on_s3(
     s3_endpoint: str, redis_url: str, aws_env: None, tmp_path: Path
 ) -> None:
-    warm_up()
+    start_server()
     rt = Runtime.from_settings(_settings(s3_endpoint, redis_url, "restore", tmp_path))
     r = register_one(rt, TEXT, filename="g.txt")
     before = rt.lake.table(DOCUMENTS).version()
