@@ -107,6 +107,13 @@ class PageInfo(BaseModel):
     ocr_confidence: float | None = Field(
         default=None, description="Tesseract's mean word confidence on the page, 0-1 (OCR pages only)."
     )
+    ocr_languages: str | None = Field(
+        default=None,
+        description=(
+            "The Tesseract language packs the page was read with, `+` separated, the first the main one "
+            "(OCR pages only): the configured ones, or a detected script's pack before them."
+        ),
+    )
 
 
 class Attachment(BaseModel):

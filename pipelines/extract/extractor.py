@@ -32,9 +32,11 @@ def warm_up() -> None:
     import pytesseract  # noqa: F401
 
     from pipelines.extract import office
+    from pipelines.extract.ocr import installed_languages
     from pipelines.extract.pdf import minimal_pdf
 
     office.import_partitioners()
+    installed_languages()  # asked once here; forked children inherit the answer
     # The first call of each path imports submodules lazily and builds caches (tokenizer tables, font
     # metrics, regexes): pay that here once rather than in every forked child.
     extract_unbounded(minimal_pdf("Warm-up text."), doc_id="warm-up")

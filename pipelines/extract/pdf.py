@@ -132,7 +132,8 @@ def extract_pdf(data: bytes, *, doc_id: str, max_chars: int, ocr: OcrConfig | No
             raise NoTextFound("the PDF has no text layer and OCR is off (DOCLAKE_OCR=off)", doc_id=doc_id)
         raise NoTextFound(
             f"no text found: OCR ({ocr.tesseract_lang}) read no text on any of the {page_count} page(s); "
-            "for another script, install its Tesseract pack and add it to DOCLAKE_OCR_LANGUAGES",
+            "for another script, install its Tesseract pack (tesseract-ocr-<lang>: detected per page while "
+            "DOCLAKE_OCR_SCRIPT_DETECT is on, or add it to DOCLAKE_OCR_LANGUAGES)",
             doc_id=doc_id,
         )
     return out
