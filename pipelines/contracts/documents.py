@@ -59,6 +59,10 @@ class DocFormat(StrEnum):
     csv = "csv"
     image = "image"
     zip = "zip"
+    xls = "xls"
+    rtf = "rtf"
+    odt = "odt"
+    epub = "epub"
 
     @property
     def container(self) -> bool:

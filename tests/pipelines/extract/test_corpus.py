@@ -71,13 +71,9 @@ EXPECTED_ERRORS: dict[str, type[ExtractionError]] = {
     "pptx/poi__Divino_Revelado.pptx": ExtractionError,
     "pdf/pdfjs__bug1020226.pdf": ExtractionError,
     "pdf/pdfjs__issue15590.pdf": ExtractionError,
-    # not formats we accept
-    "other/unst__fake-doc.rtf": UnsupportedFormat,
-    "other/unst__fake.odt": UnsupportedFormat,
-    "other/unst__winter-sports.epub": UnsupportedFormat,
+    # not formats we accept: legacy binary Word and PowerPoint (see pipelines/extract/detect.py)
     "other/unst__fake.doc": UnsupportedFormat,
     "other/unst__fake-power-point.ppt": UnsupportedFormat,
-    "other/unst__tests-example.xls": UnsupportedFormat,
 }
 
 # Files that must extract, with a phrase read from the file and the format it must be detected as.
@@ -108,6 +104,11 @@ EXPECTED_TEXT: dict[str, tuple[DocFormat, str]] = {
     "txt/unst__fake-text-utf-32.txt": (DocFormat.text, "This is a test document to use for unit tests."),
     "csv/countrycodes__country-codes.csv": (DocFormat.csv, "Afghanistan"),
     "csv/unst__stanley-cups.tsv": (DocFormat.csv, "Maple Leafs | TOR | 13"),
+    # through pandoc (RTF, ODT, EPUB) and xlrd (legacy .xls)
+    "other/unst__fake-doc.rtf": (DocFormat.rtf, "My first paragraph."),
+    "other/unst__fake.odt": (DocFormat.odt, "Leader | Sarah | Mark | Ryan"),
+    "other/unst__winter-sports.epub": (DocFormat.epub, "Winter Sports in Switzerland"),
+    "other/unst__tests-example.xls": (DocFormat.xls, "Question Format Abbreviations"),
     # scans and image-only pages, read by OCR
     "pdf/unst__loremipsum-flat.pdf": (DocFormat.pdf, "Lorem ipsum dolor sit amet"),
     "pdf/pdfminer__175.pdf": (DocFormat.pdf, "ACCESSORY KIT"),
