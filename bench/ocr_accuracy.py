@@ -9,10 +9,16 @@ text layer doclake would keep, median line ≥ 45 characters (not two narrow col
 file, the first ``--pages`` in file-name order.
 
 A **clean page** is a page of the sample that is single-column running text by this rule, decided from
-the PDF alone (no page is picked by hand): at least 70 % of its text layer's non-empty lines are prose
-lines (≥ 6 words, ≥ 80 % of their visible characters letters), and pdfium finds no ruled table or form
-grid on it (:func:`pipelines.extract.pdf_tables.ruled_pages`, the extractor's own test). Forms, tables,
-slides and reference lists fail it: on those the text layer's reading order differs from OCR's.
+the PDF alone (no page is picked by hand), all three of:
+
+- single column: at least half of the page's text-line rectangles (pdfium's ``FPDFText_CountRects``,
+  those wider than a tenth of the page) cross the page's vertical middle — in two columns almost none do;
+- running text: at least 70 % of its text layer's non-empty lines are prose lines (≥ 6 words, ≥ 80 % of
+  their visible characters letters);
+- no ruled table or form grid (:func:`pipelines.extract.pdf_tables.ruled_pages`, the extractor's own test).
+
+Forms, tables, slides, two-column papers and reference lists fail it: on those the text layer's reading
+order differs from OCR's.
 
 Metrics, per page, then averaged:
 
@@ -81,6 +87,19 @@ def is_running_text(text: str) -> bool:
     return bool(lines) and sum(map(prose, lines)) >= 0.7 * len(lines)
 
 
+def is_single_column(page: object) -> bool:
+    """At least half of the page's text lines (pdfium's rectangles wider than a tenth of the page) cross the
+    page's vertical middle."""
+    import pypdfium2 as pdfium
+
+    assert isinstance(page, pdfium.PdfPage)
+    width = page.get_size()[0]
+    text = page.get_textpage()
+    lines = [text.get_rect(i) for i in range(text.count_rects())]
+    wide = [(left, right) for left, _, right, _ in lines if right - left > 0.1 * width]
+    return bool(wide) and sum(left < width / 2 < right for left, right in wide) >= 0.5 * len(wide)
+
+
 def clean_pages(corpus: Path, limit: int) -> list[tuple[str, int, str, bool]]:
     """(file, page number, reference text, clean) of the sample's pages, deterministic order."""
     import pypdfium2 as pdfium
@@ -104,11 +123,11 @@ def clean_pages(corpus: Path, limit: int) -> list[tuple[str, int, str, bool]]:
                 ascii_share = sum(c.isascii() for c in text) / max(1, len(text))
                 if letters < 800 or ascii_share < 0.97 or needs_ocr(text) or _looks_multicolumn(text):
                     continue
+                pdf = pdfium.PdfDocument(str(path))
                 if ruled is None:
-                    pdf = pdfium.PdfDocument(str(path))
                     ruled = set(ruled_pages(pdf, min(20, len(pdf)), limit=20))
-                    pdf.close()
-                clean = is_running_text(text) and number not in ruled
+                clean = is_running_text(text) and number not in ruled and is_single_column(pdf[number - 1])
+                pdf.close()
                 found.append((path.name, number, _normalise(text), clean))
                 taken += 1
                 if taken == 3 or len(found) >= limit:
