@@ -249,10 +249,10 @@ def ocr_image(image: Any, config: OcrConfig, *, page: int, doc_id: str | None = 
         result = _recognise(image, lang or config.tesseract_lang, timeout_s=left())
         extra = _extra_packs(config, installed_languages()) if lang is None else []
         if extra and result.paragraphs and (result.confidence or 0.0) < _RETRY_BELOW_CONFIDENCE:
-            # Too few characters for OSD, and the configured packs read nothing or guess (a short line in
-            # another script, "あいうえお", comes out as "DI\\DAS" at 0.54). Every installed script pack
-            # reads it once more (the page is nearly empty, so this is cheap); the surer reading is kept. A blank
-            # page (no word at all) is not retried.
+            # Too few characters for OSD, and the configured packs guess (a short line in another script,
+            # "あいうえお", comes out as "DI\\DAS" at 0.54). Every installed script pack reads it once more
+            # (the page is nearly empty, so this is cheap); the surer reading is kept. A blank page (no
+            # word at all) is not retried.
             again = _recognise(image, "+".join([*extra, *config.languages]), timeout_s=left())
             if (again.confidence or 0.0) > (result.confidence or 0.0):
                 result = again
