@@ -200,8 +200,9 @@ class Settings(BaseSettings):
     ocr_script_detect: bool = Field(
         default=_OCR.script_detect,
         description=(
-            "Detect each OCR'd page's script (Tesseract OSD) and read it with an installed pack for that script "
-            "(e.g. `tesseract-ocr-jpn`) before `DOCLAKE_OCR_LANGUAGES`; `false`: only the configured packs."
+            "When an OCR'd page reads poorly with `DOCLAKE_OCR_LANGUAGES`, detect its script (Tesseract OSD) and "
+            "read it again with an installed pack for that script (e.g. `tesseract-ocr-jpn`) in front; the surer "
+            "reading is kept. `false`: only the configured packs."
         ),
     )
     ocr_dpi: int = Field(default=_OCR.dpi, ge=72, le=600, description="Resolution PDF pages are rendered at for OCR.")

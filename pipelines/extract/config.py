@@ -30,9 +30,9 @@ class OcrConfig(BaseModel):
     script_detect: bool = Field(
         default=True,
         description=(
-            "Before a page is read, Tesseract's orientation and script detection (the `osd` pack) names its script; "
-            "when that script is read by an installed pack that is not in `languages` (e.g. Han, Japanese, Hangul), "
-            "the page is read with that pack first and `languages` after it."
+            "When a page's reading with `languages` is unsure, Tesseract's orientation and script detection (the "
+            "`osd` pack) names its script; an installed pack for it that is not in `languages` (e.g. Han, "
+            "Japanese, Hangul) reads the page again, before `languages`, and the surer reading is kept."
         ),
     )
     dpi: int = Field(default=300, ge=72, le=600, description="Resolution PDF pages are rendered at for OCR.")

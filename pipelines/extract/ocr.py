@@ -12,11 +12,11 @@ One OCR thread per page: Tesseract's OpenMP threads would otherwise take both co
 worker on the embedded profile; a single thread is also faster per page on small machines.
 
 The language of a page: Tesseract reads only the scripts of the packs it is given, and giving it every
-installed pack on every page multiplies the time by their number. So each page's script is detected
-first (Tesseract's own OSD, ~0.2-1.4 s a page at 300 DPI) and a pack for it that is installed but not
-configured is put in front of the configured ones for that page alone (:func:`page_languages`). A page
-with too few characters for OSD that the configured packs read nothing on is read once more with every
-installed script pack (a near-empty page is cheap to read).
+installed pack on every page multiplies the time by their number. So a page is read with the configured
+packs, and only when that reading is unsure is its script detected (Tesseract's own OSD, ~0.2-1.4 s a
+page at 300 DPI) and the page read again with an installed pack for that script in front of the
+configured ones (:func:`page_languages`); the surer of the two readings is kept. A page with too few
+characters for OSD is read again with every installed script pack (a near-empty page is cheap to read).
 """
 
 from __future__ import annotations
@@ -83,8 +83,8 @@ _SCRIPT_PACKS: dict[str, tuple[str, ...]] = {
     "Tibetan": ("bod",),
 }
 _VERTICAL = frozenset({"chi_sim", "chi_tra", "jpn", "kor"})
-# A page OSD could not classify is read again with the script packs when the configured packs' mean word
-# confidence is below this: clean Latin text reads at 0.85-0.95, a Latin guess at another script ≲ 0.55.
+# A page whose reading with the configured packs has a mean word confidence below this has its script
+# detected: clean Latin text reads at 0.85-0.95, a Latin guess at another script at 0.25-0.55.
 _RETRY_BELOW_CONFIDENCE = 0.7
 
 
@@ -225,8 +225,10 @@ def page_languages(image: Any, config: OcrConfig, *, timeout_s: float | None = N
 def ocr_image(image: Any, config: OcrConfig, *, page: int, doc_id: str | None = None) -> OcrPage:
     """Recognise the text of one page image (a Pillow image), paragraph by paragraph.
 
-    The page's language comes from :func:`page_languages` (``config.script_detect``); script detection and
-    recognition together are bounded by ``config.page_timeout_s``.
+    The page is read with ``config.languages``; when that reading is unsure (mean word confidence under
+    0.7) and ``config.script_detect`` is on, the page's script is detected (:func:`page_languages`) and
+    the page read again with its pack in front; the surer reading is kept. Every step together is bounded
+    by ``config.page_timeout_s``.
 
     Raises:
         OcrPageFailed: Tesseract failed or ran past ``config.page_timeout_s``.
@@ -245,17 +247,22 @@ def ocr_image(image: Any, config: OcrConfig, *, page: int, doc_id: str | None = 
         return remaining
 
     try:
-        lang = page_languages(image, config, timeout_s=left())
-        result = _recognise(image, lang or config.tesseract_lang, timeout_s=left())
-        extra = _extra_packs(config, installed_languages()) if lang is None else []
-        if extra and result.paragraphs and (result.confidence or 0.0) < _RETRY_BELOW_CONFIDENCE:
-            # Too few characters for OSD, and the configured packs guess (a short line in another script,
-            # "あいうえお", comes out as "DI\\DAS" at 0.54). Every installed script pack reads it once more
-            # (the page is nearly empty, so this is cheap); the surer reading is kept. A blank page (no
-            # word at all) is not retried.
-            again = _recognise(image, "+".join([*extra, *config.languages]), timeout_s=left())
-            if (again.confidence or 0.0) > (result.confidence or 0.0):
-                result = again
+        result = _recognise(image, config.tesseract_lang, timeout_s=left())
+        # Detection only for an unsure reading: the configured packs read their own script at 0.85-0.95 and
+        # a page in another script at 0.25-0.55 (measured on the corpus's CJK pages with `eng`), so a page
+        # in the configured languages never pays for OSD (25-40 % of a page's OCR time). A blank page (no
+        # word at all) is not retried either.
+        if config.script_detect and result.paragraphs and (result.confidence or 0.0) < _RETRY_BELOW_CONFIDENCE:
+            lang = page_languages(image, config, timeout_s=left())
+            if lang is None:
+                # Too few characters for OSD (a short line, "あいうえお", read by `eng` as "DI\\DAS" at
+                # 0.54): every installed script pack reads it; the page is nearly empty, so this is cheap.
+                extra = _extra_packs(config, installed_languages())
+                lang = "+".join([*extra, *config.languages]) if extra else config.tesseract_lang
+            if lang != config.tesseract_lang:
+                again = _recognise(image, lang, timeout_s=left())
+                if (again.confidence or 0.0) > (result.confidence or 0.0):
+                    result = again
     except RuntimeError as e:  # pytesseract's timeout, or ours between its calls
         raise OcrPageFailed(
             f"OCR of page {page} took longer than {config.page_timeout_s:g} s and was stopped", doc_id=doc_id
