@@ -244,8 +244,8 @@ def main(argv: list[str] | None = None) -> dict[tuple[int, str], dict[str, float
     body = markdown_table(
         [
             "DPI",
+            "population",
             "pages",
-            "n",
             "files",
             "CER mean",
             "CER median",
