@@ -3,7 +3,8 @@ FROM python:3.11-slim
 # Java and Maven: the Spark update stream runs in the image, with its Delta, Kafka and S3 jars fetched at
 # build; the JDK (not only the JRE) compiles doclake's conditional-PUT Delta LogStore (scripts/logstore).
 RUN apt-get update && apt-get install -y --no-install-recommends libmagic1 openjdk-17-jdk-headless maven \
-    tesseract-ocr tesseract-ocr-eng tesseract-ocr-osd \
+    tesseract-ocr tesseract-ocr-eng tesseract-ocr-osd tesseract-ocr-chi-sim tesseract-ocr-chi-tra \
+    tesseract-ocr-jpn tesseract-ocr-jpn-vert tesseract-ocr-kor fonts-wqy-microhei pandoc \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /srv/doclake
 COPY pyproject.toml README.md ./

@@ -197,6 +197,14 @@ class Settings(BaseSettings):
         default="eng",
         description="Tesseract language packs, `+` or `,` separated (e.g. `eng+deu`); a missing pack stops the start.",
     )
+    ocr_script_detect: bool = Field(
+        default=_OCR.script_detect,
+        description=(
+            "When an OCR'd page reads poorly with `DOCLAKE_OCR_LANGUAGES`, detect its script (Tesseract OSD) and "
+            "read it again with an installed pack for that script (e.g. `tesseract-ocr-jpn`) in front; the surer "
+            "reading is kept. `false`: only the configured packs."
+        ),
+    )
     ocr_dpi: int = Field(default=_OCR.dpi, ge=72, le=600, description="Resolution PDF pages are rendered at for OCR.")
     ocr_page_timeout_s: float = Field(
         default=_OCR.page_timeout_s,
@@ -229,6 +237,7 @@ class Settings(BaseSettings):
         return OcrConfig(
             mode=OcrMode(self.ocr),
             languages=self.ocr_languages,  # type: ignore[arg-type]  # split by OcrConfig's validator
+            script_detect=self.ocr_script_detect,
             dpi=self.ocr_dpi,
             page_timeout_s=self.ocr_page_timeout_s,
             max_pixels=self.ocr_max_pixels,

@@ -8,22 +8,34 @@ from __future__ import annotations
 
 import io
 import struct
+import subprocess
 import zlib
 
 from PIL import Image, ImageDraw, ImageFont
 
-__all__ = ["image_pdf", "png_bomb", "text_image", "to_bytes"]
+__all__ = ["cjk_font", "image_pdf", "png_bomb", "text_image", "to_bytes"]
 
 
-def text_image(lines: list[str], *, width: int = 1400, font_size: int = 36, rotate: int = 0) -> Image.Image:
-    """A white grayscale page with ``lines`` in black, as a 200-300 DPI scan of a letter would look."""
-    font = ImageFont.load_default(size=font_size)
+def text_image(
+    lines: list[str], *, width: int = 1400, font_size: int = 36, rotate: int = 0, font_file: str | None = None
+) -> Image.Image:
+    """A white grayscale page with ``lines`` in black, as a 200-300 DPI scan of a letter would look.
+
+    ``font_file``: a TrueType/OpenType font to draw with (Pillow's default font has no CJK glyphs).
+    """
+    font = ImageFont.truetype(font_file, font_size) if font_file else ImageFont.load_default(size=font_size)
     line_height = int(font_size * 1.6)
     image = Image.new("L", (width, 80 + line_height * len(lines)), color=255)
     draw = ImageDraw.Draw(image)
     for i, line in enumerate(lines):
         draw.text((60, 40 + i * line_height), line, fill=0, font=font)
     return image.rotate(rotate, expand=True, fillcolor=255) if rotate else image
+
+
+def cjk_font() -> str:
+    """The file of an installed font with Han and kana glyphs (scripts/setup.sh installs fonts-wqy-microhei)."""
+    found = subprocess.run(["fc-match", "-f", "%{file}", ":lang=ja"], capture_output=True, text=True, check=True)
+    return found.stdout.strip()
 
 
 def to_bytes(images: list[Image.Image], fmt: str) -> bytes:

@@ -59,6 +59,10 @@ class DocFormat(StrEnum):
     csv = "csv"
     image = "image"
     zip = "zip"
+    xls = "xls"
+    rtf = "rtf"
+    odt = "odt"
+    epub = "epub"
 
     @property
     def container(self) -> bool:
@@ -106,6 +110,13 @@ class PageInfo(BaseModel):
     chars: int = Field(description="Characters of text the page yielded.")
     ocr_confidence: float | None = Field(
         default=None, description="Tesseract's mean word confidence on the page, 0-1 (OCR pages only)."
+    )
+    ocr_languages: str | None = Field(
+        default=None,
+        description=(
+            "The Tesseract language packs the page was read with, `+` separated, the first the main one "
+            "(OCR pages only): the configured ones, or a detected script's pack before them."
+        ),
     )
 
 

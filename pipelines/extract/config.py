@@ -27,6 +27,14 @@ class OcrConfig(BaseModel):
     languages: tuple[str, ...] = Field(
         default=("eng",), min_length=1, description="Tesseract language packs, tried together on every page."
     )
+    script_detect: bool = Field(
+        default=True,
+        description=(
+            "When a page's reading with `languages` is unsure, Tesseract's orientation and script detection (the "
+            "`osd` pack) names its script; an installed pack for it that is not in `languages` (e.g. Han, "
+            "Japanese, Hangul) reads the page again, before `languages`, and the surer reading is kept."
+        ),
+    )
     dpi: int = Field(default=300, ge=72, le=600, description="Resolution PDF pages are rendered at for OCR.")
     page_timeout_s: float = Field(
         default=60.0, gt=0, description="Wall-clock bound on one page's OCR; a page past it fails alone."

@@ -32,6 +32,15 @@ MIME_TYPES: dict[DocFormat, str] = {
     DocFormat.text: "text/plain",
     DocFormat.csv: "text/csv",
     DocFormat.zip: "application/zip",
+    DocFormat.xls: "application/vnd.ms-excel",
+    DocFormat.rtf: "application/rtf",
+    DocFormat.odt: "application/vnd.oasis.opendocument.text",
+    DocFormat.epub: "application/epub+zip",
+}
+# Zip packages that say what they are in their "mimetype" member and are read (through pandoc).
+_ZIP_MIMETYPES: dict[str, DocFormat] = {
+    "application/vnd.oasis.opendocument.text": DocFormat.odt,
+    "application/epub+zip": DocFormat.epub,
 }
 # Tab-separated files are DocFormat.csv with this mime; the extractor picks the delimiter from it.
 TSV_MIME = "text/tab-separated-values"
@@ -63,7 +72,6 @@ _BINARY_MAGICS: tuple[tuple[bytes, str], ...] = (
     (b"\x7fELF", "application/x-executable"),
     (b"ID3", "audio/mpeg"),
     (b"OggS", "audio/ogg"),
-    (b"{\\rtf", "application/rtf"),
 )
 
 _MAIL_HEADERS = frozenset(
@@ -108,8 +116,8 @@ def detect_format(data: bytes, *, filename: str | None = None, doc_id: str | Non
 
     Raises:
         EncryptedDocument: a password-protected Office file (OOXML inside an OLE2 container).
-        UnsupportedFormat: legacy Office, RTF, OpenDocument, EPUB, GIF, audio, video and other binary data
-            (a zip that is not OOXML, OpenDocument or EPUB is an archive, DocFormat.zip).
+        UnsupportedFormat: legacy Office, OpenDocument other than text (ODS, ODP), GIF, audio, video and other
+            binary data (a zip that is not OOXML, OpenDocument or EPUB is an archive, DocFormat.zip).
         NoTextFound: empty or whitespace-only input.
         ExtractionError: a damaged container whose kind cannot be told.
     """
@@ -127,6 +135,8 @@ def detect(data: bytes, *, filename: str | None = None, doc_id: str | None = Non
         return _binary(_detect_zip(data, doc_id))
     if data.startswith(_OLE2_MAGIC):
         return _binary(_detect_ole2(data, doc_id))
+    if data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{\\rtf"):
+        return _binary(DocFormat.rtf)
     image = image_mime(data)
     if image is not None:
         return Detected(DocFormat.image, image, None)
@@ -192,7 +202,10 @@ def _detect_zip(data: bytes, doc_id: str | None) -> DocFormat:
             return fmt
     if mimetype:
         # OpenDocument (application/vnd.oasis.opendocument.*) and EPUB (application/epub+zip) say what
-        # they are in a "mimetype" member.
+        # they are in a "mimetype" member; of those, text documents and books are read.
+        mimetype = mimetype.strip()
+        if mimetype in _ZIP_MIMETYPES:
+            return _ZIP_MIMETYPES[mimetype]
         raise UnsupportedFormat(f"unsupported format {mimetype}", doc_id=doc_id)
     # Any other zip is an archive: its members become documents of their own (pipelines.extract.attachments).
     return DocFormat.zip
@@ -215,7 +228,13 @@ def _local_header_names(data: bytes, limit: int = 10_000) -> list[str]:
 
 
 def _detect_ole2(data: bytes, doc_id: str | None) -> DocFormat:
-    """OLE2 compound files: an Outlook message, an encrypted OOXML package or a legacy binary Office file."""
+    """OLE2 compound files: an Outlook message, an encrypted OOXML package or a legacy binary Office file.
+
+    Of the legacy formats only Excel's is read (xlrd parses BIFF with no other program). Word's .doc and
+    PowerPoint's .ppt are refused with a clear reason: the tools that read them here are antiword/catdoc
+    (plain text only: no headings or tables, unmaintained upstream) or a headless LibreOffice (hundreds of
+    MB installed and seconds of start per file); uploads of them are rare next to DOCX/PPTX.
+    """
     import olefile
 
     try:
@@ -231,14 +250,14 @@ def _detect_ole2(data: bytes, doc_id: str | None) -> DocFormat:
     if "WordDocument" in streams:
         kind = "legacy Word .doc (application/msword)"
     elif "Workbook" in streams or "Book" in streams:
-        kind = "legacy Excel .xls (application/vnd.ms-excel)"
+        return DocFormat.xls  # read by xlrd (through pandas), as unstructured's spreadsheet partitioner does
     elif "PowerPoint Document" in streams:
         kind = "legacy PowerPoint .ppt (application/vnd.ms-powerpoint)"
     elif "__properties_version1.0" in streams and any(s.startswith("__substg1.0_") for s in streams):
         return DocFormat.msg
     else:
         kind = "OLE2 compound file"
-    raise UnsupportedFormat(f"unsupported format: {kind}; save it as DOCX/XLSX/PPTX/EML", doc_id=doc_id)
+    raise UnsupportedFormat(f"unsupported format: {kind}; save it as DOCX/PPTX/EML", doc_id=doc_id)
 
 
 def _detect_text(text: str, ext: str) -> tuple[DocFormat, str]:

@@ -15,6 +15,8 @@ __all__ = ["extract_bytes", "extract_unbounded", "warm_up"]
 # Formats whose extracted text is about as long as the decoded input: checked against max_chars before
 # partitioning, so an oversized file is refused in milliseconds rather than after minutes of parsing.
 _PLAIN_FORMATS = frozenset({DocFormat.text, DocFormat.markdown, DocFormat.csv})
+# Formats pandoc converts to HTML first (pipelines/extract/pandoc.py).
+_PANDOC_FORMATS = frozenset({DocFormat.rtf, DocFormat.odt, DocFormat.epub})
 
 
 def warm_up() -> None:
@@ -33,9 +35,11 @@ def warm_up() -> None:
     import pytesseract  # noqa: F401
 
     from pipelines.extract import office
+    from pipelines.extract.ocr import installed_languages
     from pipelines.extract.pdf import minimal_pdf
 
     office.import_partitioners()
+    installed_languages()  # asked once here; forked children inherit the answer
     # The first call of each path imports submodules lazily and builds caches (tokenizer tables, font
     # metrics, regexes): pay that here once rather than in every forked child.
     extract_unbounded(minimal_pdf("Warm-up text."), doc_id="warm-up")
@@ -133,7 +137,14 @@ def _extract(data: bytes, *, doc_id: str, filename: str | None, config: ExtractC
         )
     from pipelines.extract.office import partition
 
-    elements = partition(data, found.format, found.mime, found.text, doc_id=doc_id, max_chars=config.max_chars)
+    if found.format in _PANDOC_FORMATS:
+        from pipelines.extract.pandoc import pandoc_html
+
+        html = pandoc_html(data, found.format.value, doc_id=doc_id, timeout_s=config.timeout_s)  # type: ignore[arg-type]
+        # The HTML keeps the headings, lists and tables, and the HTML partitioner maps them as for a web page.
+        elements = partition(b"", DocFormat.html, "text/html", html, doc_id=doc_id, max_chars=config.max_chars)
+    else:
+        elements = partition(data, found.format, found.mime, found.text, doc_id=doc_id, max_chars=config.max_chars)
     if found.format in (DocFormat.eml, DocFormat.msg):
         return _message(data, found.format, found.mime, elements, doc_id=doc_id, config=config, depth=depth)
     if not elements:

@@ -1,4 +1,4 @@
-"""DOCX, PPTX, XLSX, HTML, Markdown, EML, MSG, TXT and CSV through unstructured's format-specific partitioners.
+"""DOCX, PPTX, XLSX/XLS, HTML, Markdown, EML, MSG, TXT and CSV through unstructured's format-specific partitioners.
 
 Each partitioner is called directly (never ``partition()``, whose own type detection and PDF/image
 strategies would bypass ours) from bytes or from text we decoded, and its elements are mapped onto our
@@ -76,7 +76,8 @@ def _partitioner_call(data: bytes, fmt: DocFormat, mime: str, text: str | None) 
         return lambda: partition_pptx(
             file=io.BytesIO(data), include_page_breaks=False, include_slide_notes=True, **_COMMON
         )
-    if fmt is DocFormat.xlsx:
+    if fmt in (DocFormat.xlsx, DocFormat.xls):
+        # pandas picks the engine from the bytes: openpyxl for XLSX, xlrd for legacy BIFF .xls.
         from unstructured.partition.xlsx import partition_xlsx
 
         return lambda: partition_xlsx(file=io.BytesIO(data), **_COMMON)
@@ -191,7 +192,7 @@ def _map_elements(raw: Iterable[Any], fmt: DocFormat, budget: CharBudget) -> Ite
         if kind is ElementKind.title and _is_heuristic_title(fmt, meta, depth) and _SENTENCE_END_RE.search(text):
             kind = ElementKind.text
         level = depth if kind is ElementKind.title else 0
-        if fmt is DocFormat.xlsx:
+        if fmt in (DocFormat.xlsx, DocFormat.xls):
             # Each sheet is a section headed by its name (level 0), so the heading path of every chunk
             # says which sheet it came from; titles found inside the sheet nest under it.
             name = getattr(meta, "page_name", None)
@@ -222,7 +223,7 @@ def _is_heuristic_title(fmt: DocFormat, meta: Any, depth: int) -> bool:
     not a heading, so such titles are mapped to ``text``. Structural titles (Word heading styles, HTML and
     Markdown headings, the PPTX title placeholder) are kept whatever their punctuation.
     """
-    if fmt in (DocFormat.text, DocFormat.xlsx):
+    if fmt in (DocFormat.text, DocFormat.xlsx, DocFormat.xls):
         return True
     if fmt is DocFormat.eml:
         return getattr(meta, "detection_origin", None) == "text"  # a text/plain body, not HTML

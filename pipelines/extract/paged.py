@@ -63,7 +63,15 @@ def read_page_by_ocr(
         if text:
             chars += len(text)
             out.elements.append(Element(text=text, kind=ElementKind.text, page=page, ocr=True))
-    out.pages.append(PageInfo(page=page, source=PageSource.ocr, chars=chars, ocr_confidence=result.confidence))
+    out.pages.append(
+        PageInfo(
+            page=page,
+            source=PageSource.ocr,
+            chars=chars,
+            ocr_confidence=result.confidence,
+            ocr_languages=result.languages or None,
+        )
+    )
     return chars
 
 

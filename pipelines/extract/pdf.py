@@ -77,7 +77,7 @@ def extract_pdf(data: bytes, *, doc_id: str, max_chars: int, ocr: OcrConfig | No
 
     ocr = ocr or OcrConfig()
     # Every page's text layer first: whether any page needs OCR is known before anything costly is done.
-    layers = [_text_layer(pages, i) if ocr.mode is not OcrMode.force else (None, None) for i in range(page_count)]
+    layers = [_text_layer(pages, i, data) if ocr.mode is not OcrMode.force else (None, None) for i in range(page_count)]
     if ocr.deferred and ocr.mode is not OcrMode.off and any(t is None or needs_ocr(t) for t, _ in layers):
         raise OcrDeferred("a page of the PDF needs OCR", doc_id=doc_id)
     budget = CharBudget(max_chars, doc_id=doc_id)
@@ -132,20 +132,62 @@ def extract_pdf(data: bytes, *, doc_id: str, max_chars: int, ocr: OcrConfig | No
             raise NoTextFound("the PDF has no text layer and OCR is off (DOCLAKE_OCR=off)", doc_id=doc_id)
         raise NoTextFound(
             f"no text found: OCR ({ocr.tesseract_lang}) read no text on any of the {page_count} page(s); "
-            "for another script, install its Tesseract pack and add it to DOCLAKE_OCR_LANGUAGES",
+            "for another script, install its Tesseract pack (tesseract-ocr-<lang>: detected per page while "
+            "DOCLAKE_OCR_SCRIPT_DETECT is on, or add it to DOCLAKE_OCR_LANGUAGES)",
             doc_id=doc_id,
         )
     return out
 
 
-def _text_layer(pages: Any, index: int) -> tuple[str | None, str | None]:
+def _text_layer(pages: Any, index: int, data: bytes) -> tuple[str | None, str | None]:
     """A page's text layer, or None and why pypdf could not read it (the page object itself, or its text)."""
     try:
-        return pages[index].extract_text() or "", None
+        page = pages[index]
+        if _cjk_cids_without_unicode(page):
+            return _pdfminer_text(data, index), None
+        return page.extract_text() or "", None
     except MemoryError:
         raise
     except Exception as e:  # any parser failure on one page: record it, keep the other pages
         return None, _describe(e)
+
+
+# Adobe's CJK character collections: a CID font of one of them with no /ToUnicode map is decoded through
+# Adobe's CMaps (CID → Unicode), which pdfminer ships and pypdf does not.
+_CJK_ORDERINGS = frozenset({"Japan1", "GB1", "CNS1", "Korea1"})
+
+
+def _cjk_cids_without_unicode(page: Any) -> bool:
+    """True when the page draws with a CJK CID font that has no /ToUnicode map and no Unicode CMap.
+
+    pypdf reads such text as if the CIDs (or the EUC/Shift-JIS bytes) were UTF-16 and returns letters of
+    random scripts ("ɹɹং Θͨ͘͠…" for Japanese) that pass every garbage test; pdfminer maps them right.
+    """
+    try:
+        fonts = page["/Resources"]["/Font"].get_object()
+        for ref in fonts.values():
+            font = ref.get_object()
+            if font.get("/Subtype") != "/Type0" or "/ToUnicode" in font:
+                continue
+            encoding = font.get("/Encoding")
+            if isinstance(encoding, str) and encoding.startswith("/Uni"):
+                continue  # UniJIS-UCS2-H and the like: the bytes are Unicode already
+            info = font["/DescendantFonts"].get_object()[0].get_object()["/CIDSystemInfo"].get_object()
+            if str(info.get("/Ordering")) in _CJK_ORDERINGS:
+                return True
+    except Exception:  # a font dictionary we cannot walk: pypdf's reading stands
+        return False
+    return False
+
+
+def _pdfminer_text(data: bytes, index: int) -> str:
+    """One page's text through pdfminer.six (installed with pdfplumber), vertical lines kept as lines."""
+    from pdfminer.high_level import extract_text
+    from pdfminer.layout import LAParams
+
+    logging.getLogger("pdfminer").setLevel(logging.ERROR)
+    text = extract_text(io.BytesIO(data), page_numbers=[index], laparams=LAParams(detect_vertical=True))
+    return text.replace("\x0c", "").replace("\u3000", " ")
 
 
 def _tables(data: bytes, renderer: _Renderer, page_count: int) -> dict[int, list[str]]:

@@ -175,8 +175,25 @@ def test_ocr_accuracy_tiny() -> None:
     from bench.ocr_accuracy import main
 
     results = main(["--tiny"])
-    (at_150,) = results.values()
+    assert set(results) == {(150, "sample"), (150, "clean")}
+    at_150 = results[(150, "sample")]
     assert at_150["pages"] == 2 and 0.0 <= at_150["cer_median"] < 0.5 and at_150["pages_per_s_per_core"] > 0
+    assert 0.0 <= at_150["cer_sorted_mean"] <= 1.0 and 0.0 <= at_150["bag_f1_mean"] <= 1.0
+    assert results[(150, "clean")]["pages"] <= 2
+
+
+def test_ocr_order_free_metrics() -> None:
+    from bench.ocr_accuracy import bag_f1, is_running_text, sorted_words
+
+    # The same words in another order: nothing to correct once sorted; a ligature is the letters it joins.
+    assert sorted_words("beta alpha\ngamma") == sorted_words("gamma  alpha beta") == "alpha beta gamma"
+    assert sorted_words("ﬁnd") == "find"
+    assert bag_f1("gamma alpha beta", "alpha beta gamma") == 1.0
+    assert bag_f1("alpha beta", "alpha beta gamma delta") == 2 * (1.0 * 0.5) / 1.5
+    assert bag_f1("", "alpha") == 0.0
+    prose = "The harbour crane was inspected on Tuesday by the team.\n" * 8
+    form = "Name ____ Date ____\n1a 2,300 00\nSSN 123-45-6789\n" * 4
+    assert is_running_text(prose) and not is_running_text(form) and not is_running_text(prose + form * 2)
 
 
 @needs_corpus

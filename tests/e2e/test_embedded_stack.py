@@ -66,7 +66,7 @@ BROKEN = {
     "docx/poi__truncated62886.docx": "extraction_failed",
     "pdf/pypdf__imagemagick-CCITTFaxDecode.pdf": "no_text",  # an 8x8-pixel fax image: OCR reads nothing
     "txt/unst__empty.txt": "no_text",
-    "other/unst__fake-doc.rtf": "unsupported_format",
+    "other/unst__fake.doc": "unsupported_format",  # legacy binary Word
 }
 # The decompression bomb must end in a terminal state within the bound, whatever its content yields.
 HOSTILE = "hostile/pdfjs__bomb_giant.pdf"

@@ -31,9 +31,10 @@ BOUND = ExtractConfig(timeout_s=60, memory_mb=1500, ocr=_OCR)
 # The 619-page PDF needs ~35 s alone on this 2-core machine; give it room when the machine is busy.
 SLOW_BOUND = ExtractConfig(timeout_s=180, memory_mb=1500, ocr=_OCR)
 SLOW_FILES = {"pdf/unst__DA-619p.pdf"}
-# Small print (a table's header row) that only the service's own 300 DPI reads: one page.
+# Small print (a table's header row; Chinese characters, illegible to Tesseract at 150 DPI at this size)
+# that only the service's own 300 DPI reads: one page each.
 FINE_BOUND = ExtractConfig(timeout_s=60, memory_mb=1500)
-FINE_FILES = {"pdf/unst__single_table.pdf"}
+FINE_FILES = {"pdf/unst__single_table.pdf", "pdf/pdfjs__XiaoBiaoSong.pdf"}
 # OCR'd pages extend the bound page by page (ExtractConfig.timeout_s), so scans need no entry here.
 
 # Known outcomes: the error each of these files must raise (anything else in the corpus must yield text).
@@ -71,13 +72,9 @@ EXPECTED_ERRORS: dict[str, type[ExtractionError]] = {
     "pptx/poi__Divino_Revelado.pptx": ExtractionError,
     "pdf/pdfjs__bug1020226.pdf": ExtractionError,
     "pdf/pdfjs__issue15590.pdf": ExtractionError,
-    # not formats we accept
-    "other/unst__fake-doc.rtf": UnsupportedFormat,
-    "other/unst__fake.odt": UnsupportedFormat,
-    "other/unst__winter-sports.epub": UnsupportedFormat,
+    # not formats we accept: legacy binary Word and PowerPoint (see pipelines/extract/detect.py)
     "other/unst__fake.doc": UnsupportedFormat,
     "other/unst__fake-power-point.ppt": UnsupportedFormat,
-    "other/unst__tests-example.xls": UnsupportedFormat,
 }
 
 # Files that must extract, with a phrase read from the file and the format it must be detected as.
@@ -108,6 +105,11 @@ EXPECTED_TEXT: dict[str, tuple[DocFormat, str]] = {
     "txt/unst__fake-text-utf-32.txt": (DocFormat.text, "This is a test document to use for unit tests."),
     "csv/countrycodes__country-codes.csv": (DocFormat.csv, "Afghanistan"),
     "csv/unst__stanley-cups.tsv": (DocFormat.csv, "Maple Leafs | TOR | 13"),
+    # through pandoc (RTF, ODT, EPUB) and xlrd (legacy .xls)
+    "other/unst__fake-doc.rtf": (DocFormat.rtf, "My first paragraph."),
+    "other/unst__fake.odt": (DocFormat.odt, "Leader | Sarah | Mark | Ryan"),
+    "other/unst__winter-sports.epub": (DocFormat.epub, "Winter Sports in Switzerland"),
+    "other/unst__tests-example.xls": (DocFormat.xls, "Question Format Abbreviations"),
     # scans and image-only pages, read by OCR
     "pdf/unst__loremipsum-flat.pdf": (DocFormat.pdf, "Lorem ipsum dolor sit amet"),
     "pdf/pdfminer__175.pdf": (DocFormat.pdf, "ACCESSORY KIT"),
@@ -116,6 +118,12 @@ EXPECTED_TEXT: dict[str, tuple[DocFormat, str]] = {
     "other/unst__layout-parser-paper-fast.jpg": (DocFormat.image, "LayoutParser"),
     # a text layer of unmapped glyph names ("/g18/g152..."): those pages are read by OCR
     "pdf/pdfjs__TAMReview.pdf": (DocFormat.pdf, "Technology Acceptance Model"),
+    # CJK: CID fonts without a Unicode map (read through Adobe's CMaps), and a Chinese page whose text
+    # layer is GBK bytes in a Latin font: OCR'd with the pack its detected script (Han) asks for
+    "pdf/pdfminer__jo.pdf": (DocFormat.pdf, "わたくしといふ現象は"),
+    "pdf/pdfminer__kampo.pdf": (DocFormat.pdf, "道路交通法施行令の一部を改正する政令"),
+    "pdf/pdfjs__noembed-eucjp.pdf": (DocFormat.pdf, "あいうえお"),
+    "pdf/pdfjs__XiaoBiaoSong.pdf": (DocFormat.pdf, "关于红军作战的原则"),
 }
 
 # Files whose text must come (at least partly) from OCR, as recorded per page.
@@ -126,6 +134,7 @@ EXPECTED_OCR = {
     "pdf/pdfminer__pdf-with-jbig2.pdf",
     "pdf/unst__single_table.pdf",
     "other/unst__layout-parser-paper-fast.jpg",
+    "pdf/pdfjs__XiaoBiaoSong.pdf",
 }
 
 

@@ -51,13 +51,13 @@ OTHER_FOLDER: dict[str, DocFormat | type[Exception]] = {
     "unst__eng_spa_mult.ppt": DocFormat.pptx,  # a PPTX named .ppt
     "poi__PPTWithAttachments.pptm": DocFormat.pptx,
     "unst__fake-email.txt": DocFormat.eml,  # an email named .txt
-    "unst__fake-doc.rtf": UnsupportedFormat,
-    "unst__fake.odt": UnsupportedFormat,
-    "unst__winter-sports.epub": UnsupportedFormat,
+    "unst__fake-doc.rtf": DocFormat.rtf,
+    "unst__fake.odt": DocFormat.odt,
+    "unst__winter-sports.epub": DocFormat.epub,
     "unst__layout-parser-paper-fast.jpg": DocFormat.image,
     "unst__fake.doc": UnsupportedFormat,
     "unst__fake-power-point.ppt": UnsupportedFormat,
-    "unst__tests-example.xls": UnsupportedFormat,
+    "unst__tests-example.xls": DocFormat.xls,
     "unst__fake-email.msg": DocFormat.msg,
 }
 
@@ -148,10 +148,10 @@ def test_a_zip_that_is_no_office_package_is_an_archive() -> None:
         zf.writestr("notes/readme.txt", "hello")
     assert detect_format(out.getvalue(), filename="bundle.zip") == (DocFormat.zip, "application/zip")
     out = io.BytesIO()
-    with zipfile.ZipFile(out, "w") as zf:  # a "mimetype" member names another format (EPUB, OpenDocument)
-        zf.writestr("mimetype", "application/epub+zip")
-        zf.writestr("content.opf", "<package/>")
-    with pytest.raises(UnsupportedFormat, match="epub"):
+    with zipfile.ZipFile(out, "w") as zf:  # a "mimetype" member names another format (here a spreadsheet)
+        zf.writestr("mimetype", "application/vnd.oasis.opendocument.spreadsheet")
+        zf.writestr("content.xml", "<office:document-content/>")
+    with pytest.raises(UnsupportedFormat, match=r"opendocument\.spreadsheet"):
         detect_format(out.getvalue())
 
 

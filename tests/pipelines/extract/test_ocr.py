@@ -19,7 +19,7 @@ from pipelines.extract.extractor import extract_bytes, extract_unbounded
 from pipelines.extract.ocr import OcrDeferred, OcrUnavailable, check_ocr, needs_ocr
 from pipelines.extract.pdf import minimal_pdf
 from pipelines.extract.sandbox import heartbeat, run_bounded
-from tests.scans import image_pdf, png_bomb, text_image, to_bytes
+from tests.scans import cjk_font, image_pdf, png_bomb, text_image, to_bytes
 
 SCAN_LINES = ["Quarterly maintenance report", "The harbour crane was inspected by Ingrid Novak."]
 
@@ -224,3 +224,43 @@ def test_deferred_ocr_hands_back_scans_and_images_unread_and_reads_text_pdfs() -
         extract_unbounded(
             image_pdf([text_image(SCAN_LINES)]), doc_id="off", config=_config(deferred=True, mode=OcrMode.off)
         )
+
+
+# Japanese lines long enough for Tesseract's script detection (it wants ~50 characters on the page).
+JAPANESE_LINES = [
+    "港のクレーンの保守点検について報告します。",
+    "担当者は山田花子さんで、昨日すべての部品を確認しました。",
+    "次回の点検は来月の第二週に予定されています。",
+]
+
+
+def test_a_page_in_another_script_is_read_with_its_detected_pack() -> None:
+    image = text_image(JAPANESE_LINES, font_file=cjk_font(), font_size=40)
+    doc = extract_bytes(to_bytes([image], "PNG"), doc_id="jp-scan")
+    assert "山田花子" in doc.text and "点検" in doc.text
+    languages = doc.pages[0].ocr_languages
+    assert languages is not None and languages.split("+")[0] == "jpn" and languages.endswith("+eng")
+    # Han and kana are joined without the spaces Tesseract's word boxes would leave between them.
+    assert "報告します" in doc.text
+
+
+def test_without_script_detection_only_the_configured_packs_read() -> None:
+    image = text_image(JAPANESE_LINES, font_file=cjk_font(), font_size=40)
+    doc = extract_unbounded(to_bytes([image], "PNG"), doc_id="jp-eng", config=_config(script_detect=False))
+    assert doc.pages[0].ocr_languages == "eng"
+    assert "山田花子" not in doc.text
+
+
+def test_a_short_line_in_another_script_is_read_by_the_script_packs() -> None:
+    # Too few characters for script detection: the configured pack's low-confidence guess is replaced by
+    # the reading of the installed script packs.
+    image = text_image(["日本語の見出し"], font_file=cjk_font(), font_size=48, width=700)
+    doc = extract_unbounded(to_bytes([image], "PNG"), doc_id="jp-short")
+    assert "日本語" in doc.text
+    assert "jpn" in (doc.pages[0].ocr_languages or "").split("+")
+
+
+def test_latin_pages_keep_the_configured_languages() -> None:
+    doc = extract_unbounded(to_bytes([text_image(SCAN_LINES)], "PNG"), doc_id="latin")
+    assert doc.pages[0].ocr_languages == "eng"
+    assert "Ingrid Novak" in doc.text

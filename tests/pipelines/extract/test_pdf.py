@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.contracts.documents import DocFormat
+from pipelines.contracts.documents import DocFormat, PageSource
 from pipelines.errors import EncryptedDocument, ExtractionError, NoTextFound
 from pipelines.extract.config import ExtractConfig, OcrConfig, OcrMode
 from pipelines.extract.extractor import extract_unbounded
@@ -118,3 +118,36 @@ def test_control_characters_are_removed(corpus: Path, name: str) -> None:
     assert doc.text
     assert not re.search(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]", doc.text)
     doc.text.encode("utf-8")  # no lone surrogates either
+
+
+def _cid_font_pdf(cids: list[int], *, ordering: bytes = b"Japan1", to_unicode: bool = False) -> bytes:
+    """A one-page PDF drawing ``cids`` with a non-embedded Adobe CID font (Identity-H), as Japanese office
+    software writes it: the text layer is CIDs, and only Adobe's CMaps say which characters they are."""
+    shown = b"".join(b"%04X" % cid for cid in cids)
+    content = b"BT /F1 24 Tf 20 50 Td <" + shown + b"> Tj ET"
+    font = b"<< /Type /Font /Subtype /Type0 /BaseFont /Ryumin-Light /Encoding /Identity-H /DescendantFonts [6 0 R]"
+    font += b" /ToUnicode 8 0 R >>" if to_unicode else b" >>"
+    bodies = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 700 100] /Resources << /Font << /F1 5 0 R >> >> "
+        b"/Contents 4 0 R >>",
+        b"<< /Length %d >>\nstream\n%s\nendstream" % (len(content), content),
+        font,
+        b"<< /Type /Font /Subtype /CIDFontType0 /BaseFont /Ryumin-Light /CIDSystemInfo "
+        b"<< /Registry (Adobe) /Ordering (" + ordering + b") /Supplement 2 >> /FontDescriptor 7 0 R /DW 1000 >>",
+        b"<< /Type /FontDescriptor /FontName /Ryumin-Light /Flags 6 /FontBBox [0 -141 1000 859] /ItalicAngle 0 "
+        b"/Ascent 859 /Descent -141 /CapHeight 700 /StemV 80 >>",
+    ]
+    return assemble_pdf(bodies)
+
+
+# Adobe-Japan1 CIDs of the hiragana あ い う え お.
+_KANA_CIDS = [843, 845, 847, 849, 851]
+
+
+def test_a_cjk_cid_font_without_unicode_map_is_read_through_adobes_cmaps() -> None:
+    # pypdf would return these CIDs as UTF-16 code units: letters of other scripts that look like text.
+    doc = extract_unbounded(_cid_font_pdf(_KANA_CIDS * 5), doc_id="cid", config=ExtractConfig())
+    assert "あいうえお" * 5 in doc.text.replace(" ", "")
+    assert [p.source for p in doc.pages] == [PageSource.text_layer]
