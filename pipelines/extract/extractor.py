@@ -131,10 +131,12 @@ def _extract(data: bytes, *, doc_id: str, filename: str | None, config: ExtractC
         raise ExtractionLimitExceeded(
             f"the document has more than {config.max_chars:,} characters of text", doc_id=doc_id
         )
-    if found.format is DocFormat.markdown and found.text is not None:
+    if found.format in (DocFormat.markdown, DocFormat.text) and found.text is not None:
         from pipelines.extract.markdown import markdown_elements
+        from pipelines.extract.plaintext import text_elements
 
-        elements = markdown_elements(found.text, doc_id=doc_id, max_chars=config.max_chars)
+        parse = markdown_elements if found.format is DocFormat.markdown else text_elements
+        elements = parse(found.text, doc_id=doc_id, max_chars=config.max_chars)
         if not elements:
             raise NoTextFound(f"no text found in the {found.format.value.upper()} file", doc_id=doc_id)
         return ExtractedDocument(format=found.format, mime=found.mime, elements=elements)
