@@ -30,7 +30,7 @@ from pipelines.contracts.documents import Chunk, ChunkerConfig, Element, Element
 from pipelines.contracts.ids import sha256_hex
 from pipelines.embed.tokens import raw_tokenizer
 
-__all__ = ["chunk_document", "document_title", "embedding_text"]
+__all__ = ["chunk_document", "chunk_tokens", "document_title", "embedding_text"]
 
 # [CLS] and [SEP]: the model's max_seq_length counts them, so a chunk's own tokens must leave room.
 _SPECIAL_TOKENS = 2
@@ -51,16 +51,23 @@ _ROW_RE = re.compile(r"[^\n]*\S[^\n]*")
 class _Piece:
     """A span of the document text with its token count, the unit the packer moves around."""
 
-    __slots__ = ("char_end", "char_start", "kind", "page", "tokens")
+    __slots__ = ("char_end", "char_start", "ids", "kind", "page", "tokens")
 
     def __init__(
-        self, char_start: int, char_end: int, tokens: int, page: int | None, kind: ElementKind = ElementKind.text
+        self,
+        char_start: int,
+        char_end: int,
+        tokens: int,
+        page: int | None,
+        kind: ElementKind = ElementKind.text,
+        ids: list[int] | None = None,
     ) -> None:
         self.char_start = char_start
         self.char_end = char_end
         self.tokens = tokens
         self.page = page
         self.kind = kind
+        self.ids = ids  # the span's token ids when they are exactly what tokenizing its text gives
 
     @property
     def is_title(self) -> bool:
@@ -70,23 +77,45 @@ class _Piece:
 class _Draft:
     """A chunk before its text is cut: contiguous pieces, the heading path, and the header prefix of a table."""
 
-    __slots__ = ("path", "pieces", "prefix")
+    __slots__ = ("path", "pieces", "prefix", "prefix_ids")
 
-    def __init__(self, pieces: list[_Piece], path: list[str], prefix: str = "") -> None:
+    def __init__(
+        self, pieces: list[_Piece], path: list[str], prefix: str = "", prefix_ids: list[int] | None = None
+    ) -> None:
         self.pieces = pieces
         self.path = path
         self.prefix = prefix
+        self.prefix_ids = prefix_ids
+
+    def token_ids(self) -> list[int] | None:
+        """The chunk text's token ids (no special tokens), or None when a piece's are not known exactly.
+
+        Whole elements and whole table rows qualify: the tokenizer never joins tokens across whitespace, and
+        pieces are separated by whitespace only, so its tokens are the pieces' tokens in order. A window cut
+        from a long element does not (re-tokenized, a cut through a word gives other word pieces).
+        """
+        if self.prefix and self.prefix_ids is None:
+            return None
+        ids = list(self.prefix_ids or ())
+        for piece in self.pieces:
+            if piece.ids is None:
+                return None
+            ids.extend(piece.ids)
+        return ids
 
 
-def _token_counts(tokenizer: Any, texts: list[str]) -> list[list[tuple[int, int]]]:
+def _tokenize(tokenizer: Any, texts: list[str]) -> list[tuple[list[int], list[tuple[int, int]]]]:
+    """Each text's (token ids, character offsets of the tokens), without special tokens."""
     if not texts:
         return []
     backend = raw_tokenizer(tokenizer)
     if backend is not None:
-        return [list(e.offsets) for e in backend.encode_batch(texts, add_special_tokens=False)]
+        return [(e.ids, list(e.offsets)) for e in backend.encode_batch(texts, add_special_tokens=False)]
     enc = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
-    offsets: list[list[tuple[int, int]]] = [list(map(tuple, o)) for o in enc["offset_mapping"]]
-    return offsets
+    return [
+        (list(ids), [(int(a), int(b)) for a, b in offsets])
+        for ids, offsets in zip(enc["input_ids"], enc["offset_mapping"], strict=True)
+    ]
 
 
 def _windows(offsets: list[tuple[int, int]], budget: int, overlap: int) -> list[tuple[int, int, int]]:
@@ -103,8 +132,9 @@ def _windows(offsets: list[tuple[int, int]], budget: int, overlap: int) -> list[
     return windows
 
 
-def _rows(text: str, offsets: list[tuple[int, int]]) -> list[tuple[int, int, list[tuple[int, int]]]]:
-    """A table element's rows: (char_start, char_end, token offsets), relative to the element's text.
+def _rows(text: str, offsets: list[tuple[int, int]]) -> list[tuple[int, int, list[tuple[int, int]], int]]:
+    """A table element's rows: (char_start, char_end, token offsets, index of the first token), relative to
+    the element's text.
 
     A token belongs to the row its first character is in; WordPiece never joins across a newline, so the
     rows' counts add up to the element's.
@@ -114,7 +144,7 @@ def _rows(text: str, offsets: list[tuple[int, int]]) -> list[tuple[int, int, lis
     for m in _ROW_RE.finditer(text):
         lo = bisect.bisect_left(token_starts, m.start())
         hi = bisect.bisect_left(token_starts, m.end())
-        rows.append((m.start(), m.end(), offsets[lo:hi]))
+        rows.append((m.start(), m.end(), offsets[lo:hi], lo))
     return rows
 
 
@@ -147,16 +177,28 @@ def chunk_document(
         tokenizer: a Hugging Face fast tokenizer (the embedding model's), used to count tokens.
         config: token budget, overlap, heading behaviour.
     """
+    return [chunk for chunk, _ in chunk_tokens(document, tokenizer=tokenizer, config=config)]
+
+
+def chunk_tokens(
+    document: ExtractedDocument,
+    *,
+    tokenizer: Any,
+    config: ChunkerConfig,
+) -> list[tuple[Chunk, list[int] | None]]:
+    """:func:`chunk_document`, each chunk with the token ids (no special tokens) of its text when the
+    chunker knows them exactly (see ``_Draft.token_ids``), so the encoder need not tokenize it again."""
     elements: list[Element] = document.elements
     text = document.text
     starts = document.element_offsets()
     budget = config.max_tokens - _SPECIAL_TOKENS
-    token_offsets = _token_counts(tokenizer, [e.text for e in elements])
+    tokenized = _tokenize(tokenizer, [e.text for e in elements])
 
     drafts: list[_Draft] = []
     current: list[_Piece] = []
     current_tokens = 0
     current_prefix = ""
+    current_prefix_ids: list[int] | None = None
     headings: list[tuple[int, str]] = []  # (level, title) stack
     current_path: list[str] = []
 
@@ -165,29 +207,30 @@ def chunk_document(
 
     def flush(keep: int = 0) -> None:
         """Close the open chunk; its last ``keep`` pieces start the next one."""
-        nonlocal current, current_tokens, current_prefix, current_path
+        nonlocal current, current_tokens, current_prefix, current_prefix_ids, current_path
         split = len(current) - keep
         if split:
-            drafts.append(_Draft(current[:split], current_path, current_prefix))
+            drafts.append(_Draft(current[:split], current_path, current_prefix, current_prefix_ids))
             current_path = heading_path()
         current = current[split:]
         current_tokens = sum(p.tokens for p in current)
-        current_prefix = ""
+        current_prefix, current_prefix_ids = "", None
 
-    def add_table(element: Element, start: int, offsets: list[tuple[int, int]]) -> None:
+    def add_table(element: Element, start: int, ids: list[int], offsets: list[tuple[int, int]]) -> None:
         """Pack a table longer than a chunk row by row into the open chunk and the chunks after it."""
-        nonlocal current_tokens, current_prefix
+        nonlocal current_tokens, current_prefix, current_prefix_ids
         rows = _rows(element.text, offsets)
-        header_start, header_end, header_offsets = rows[0]
+        header_start, header_end, header_offsets, header_first = rows[0]
         header_tokens = len(header_offsets)
         repeat = len(rows) > 1 and header_tokens <= budget // 2
         prefix = element.text[header_start:header_end] + "\n" if repeat else ""
-        for i, (row_start, row_end, row_offsets) in enumerate(rows):
+        prefix_ids = ids[header_first : header_first + header_tokens]
+        for i, (row_start, row_end, row_offsets, first) in enumerate(rows):
             n = len(row_offsets)
             if current and current_tokens + n > budget:
                 flush()
             if not current and i > 0 and repeat:
-                current_prefix, current_tokens = prefix, header_tokens
+                current_prefix, current_prefix_ids, current_tokens = prefix, prefix_ids, header_tokens
             if current_tokens + n > budget:  # one row longer than a chunk, even alone
                 row_prefix, room = current_prefix, budget - current_tokens  # the open chunk is empty here
                 flush()
@@ -196,10 +239,11 @@ def chunk_document(
                     piece = _Piece(start + row_start + ws, start + row_start + we, wn, element.page, element.kind)
                     drafts.append(_Draft([piece], current_path, row_prefix))
                 continue
-            current.append(_Piece(start + row_start, start + row_end, n, element.page, element.kind))
+            row_ids = ids[first : first + n]
+            current.append(_Piece(start + row_start, start + row_end, n, element.page, element.kind, row_ids))
             current_tokens += n
 
-    for element, start, offsets in zip(elements, starts, token_offsets, strict=True):
+    for element, start, (ids, offsets) in zip(elements, starts, tokenized, strict=True):
         n = len(offsets)
         is_title = element.kind == ElementKind.title
         if is_title:
@@ -218,7 +262,7 @@ def chunk_document(
             first_row = _rows(element.text, offsets)[0][2] if n > budget else offsets
             flush(keep=lead if lead_tokens + len(first_row) <= budget else 0)
             if n > budget:
-                add_table(element, start, offsets)
+                add_table(element, start, ids, offsets)
                 continue
         elif n > budget:
             flush()
@@ -229,11 +273,11 @@ def chunk_document(
         elif current and current_tokens + n > budget:
             # The blank-line separator costs no tokens (whitespace), so counts simply add up.
             flush()
-        current.append(_Piece(start, start + len(element.text), n, element.page, element.kind))
+        current.append(_Piece(start, start + len(element.text), n, element.page, element.kind, ids))
         current_tokens += n
     flush()
 
-    chunks: list[Chunk] = []
+    chunks: list[tuple[Chunk, list[int] | None]] = []
     seen: dict[str, int] = {}
     for ordinal, draft in enumerate(drafts):
         pieces = draft.pieces
@@ -243,19 +287,18 @@ def chunk_document(
         occurrence = seen.get(sha, 0)
         seen[sha] = occurrence + 1
         pages = [p.page for p in pieces if p.page is not None]
-        chunks.append(
-            Chunk(
-                ordinal=ordinal,
-                text=chunk_text,
-                text_sha256=sha,
-                occurrence=occurrence,
-                page_start=min(pages) if pages else None,
-                page_end=max(pages) if pages else None,
-                char_start=char_start,
-                char_end=char_end,
-                heading_path=list(draft.path),
-            )
+        chunk = Chunk(
+            ordinal=ordinal,
+            text=chunk_text,
+            text_sha256=sha,
+            occurrence=occurrence,
+            page_start=min(pages) if pages else None,
+            page_end=max(pages) if pages else None,
+            char_start=char_start,
+            char_end=char_end,
+            heading_path=list(draft.path),
         )
+        chunks.append((chunk, draft.token_ids()))
     return chunks
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -107,17 +108,19 @@ class Embedder:
     def tokenizer(self) -> Any:
         return self.model.tokenizer
 
-    def encode(self, texts: list[str]) -> list[list[float]]:
+    def encode(self, texts: list[str], *, token_ids: Sequence[list[int] | None] | None = None) -> list[list[float]]:
         """Unit-length vectors for ``texts``, in order.
 
         Both backends sort a call's texts by length before batching (sentence-transformers does it
-        inside ``encode``; the ONNX path does it itself), so padding is small.
+        inside ``encode``; the ONNX path does it itself), so padding is small. ``token_ids`` may give a
+        text's token ids without special tokens, exactly as the model's tokenizer gives them (the chunker
+        counted them): the ONNX backends then skip tokenizing it again; torch tokenizes anyway.
         """
         if not texts:
             return []
         try:
             if self.config.backend != "torch":
-                vectors = self.model.encode(texts, batch_size=self.config.batch_size)
+                vectors = self.model.encode(texts, batch_size=self.config.batch_size, token_ids=token_ids)
             else:
                 vectors = self.model.encode(
                     texts,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -193,6 +194,20 @@ def _batches(order: list[int], lengths: list[int], most: int, budget: int) -> li
     return batches
 
 
+def _special_tokens(raw: Any) -> tuple[list[int], list[int]] | None:
+    """The ids the tokenizer puts before and after a single text's tokens ([CLS] and [SEP] for BERT),
+    or None when its template is not that simple (then token ids are never taken from the caller)."""
+    plain = raw.encode("hello world", add_special_tokens=False)
+    full = raw.encode("hello world")
+    n = len(plain.ids)
+    for start in range(len(full.ids) - n + 1):
+        if full.ids[start : start + n] == plain.ids:
+            if any(full.type_ids):
+                return None
+            return list(full.ids[:start]), list(full.ids[start + n :])
+    return None
+
+
 class OnnxModel:
     """An onnxruntime session plus the model's tokenizer; ``encode`` returns unit-length float32 vectors."""
 
@@ -220,6 +235,7 @@ class OnnxModel:
         if raw is None:
             raise EmbeddingError(f"the ONNX backend needs a fast tokenizer; {model_path} has a slow one")
         self._raw = raw
+        self._specials = _special_tokens(raw)
         # Dynamic int8 quantizes activations with one scale per tensor, computed from the whole batch
         # (its other texts and their padding): batched, a chunk's vector moved by up to 0.02 per
         # component with its batch-mates (cosine ~0.97 to itself alone), so the same text got a different
@@ -229,20 +245,42 @@ class OnnxModel:
         self.most_per_batch = 1 if backend == "onnx-int8" else None
         self.dim = int(self.session.get_outputs()[0].shape[-1])
 
-    def encode(self, texts: list[str], *, batch_size: int) -> np.ndarray:
-        """Embed ``texts`` in order; batches hold texts of similar token counts, so padding stays small."""
-        # One tokenizer call for all texts (the fast tokenizer parallelises it), then batches cut from
-        # the texts sorted by their real token count: characters per token vary several-fold between
-        # prose, code and tables, so a character-length sort still padded short chunks to long ones.
-        encodings = self._raw.encode_batch(texts)
-        ids: list[list[int]] = [e.ids for e in encodings]
-        types: list[list[int]] = [e.type_ids for e in encodings]
+    def encode(
+        self, texts: list[str], *, batch_size: int, token_ids: Sequence[list[int] | None] | None = None
+    ) -> np.ndarray:
+        """Embed ``texts`` in order; batches hold texts of similar token counts, so padding stays small.
+
+        ``token_ids``, when given, holds for each text its token ids without special tokens (what this
+        model's tokenizer gives for it, e.g. counted by the chunker) or None; those texts are not tokenized
+        again.
+        """
+        # One tokenizer call for the texts without ids, then batches cut from the texts sorted by their
+        # real token count: characters per token vary several-fold between prose, code and tables, so a
+        # character-length sort still padded short chunks to long ones.
+        known = token_ids if token_ids is not None and self._specials is not None else [None] * len(texts)
+        todo = [i for i, k in enumerate(known) if k is None]
+        encodings = self._raw.encode_batch([texts[i] for i in todo]) if todo else []
+        ids: list[list[int]] = [[] for _ in texts]
+        types: list[list[int]] = [[] for _ in texts]
+        for i, e in zip(todo, encodings, strict=True):
+            ids[i], types[i] = e.ids, e.type_ids
+        for i, k in enumerate(known):
+            if k is not None:
+                ids[i] = self._with_specials(k)
+                types[i] = [0] * len(ids[i])
         order = sorted(range(len(texts)), key=lambda i: -len(ids[i]))
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         most = min(batch_size, self.most_per_batch or batch_size)
         for idx in _batches(order, [len(row) for row in ids], most, self.batch_tokens):
             out[idx] = self._encode_batch([ids[i] for i in idx], [types[i] for i in idx])
         return out
+
+    def _with_specials(self, content: list[int]) -> list[int]:
+        """``content`` truncated and wrapped in the special tokens as the tokenizer would (``[CLS] … [SEP]``)."""
+        assert self._specials is not None
+        head, tail = self._specials
+        room = self.max_seq_length - len(head) - len(tail)
+        return [*head, *content[:room], *tail]
 
     def _encode_batch(self, ids: list[list[int]], types: list[list[int]]) -> np.ndarray:
         width = max(len(row) for row in ids)

@@ -45,6 +45,7 @@ def warm_up() -> None:
     extract_unbounded(minimal_pdf("Warm-up text."), doc_id="warm-up")
     extract_unbounded(b"Warm-up text. It has two sentences.", doc_id="warm-up", filename="warm-up.txt")
     extract_unbounded(b"<html><body><h1>Warm-up</h1><p>Text.</p></body></html>", doc_id="warm-up")
+    extract_unbounded(b"# Warm-up\n\nText.\n", doc_id="warm-up", filename="warm-up.md")
 
 
 def extract_unbounded(
@@ -135,6 +136,15 @@ def _extract(data: bytes, *, doc_id: str, filename: str | None, config: ExtractC
         raise ExtractionLimitExceeded(
             f"the document has more than {config.max_chars:,} characters of text", doc_id=doc_id
         )
+    if found.format in (DocFormat.markdown, DocFormat.text) and found.text is not None:
+        from pipelines.extract.markdown import markdown_elements
+        from pipelines.extract.plaintext import text_elements
+
+        parse = markdown_elements if found.format is DocFormat.markdown else text_elements
+        elements = parse(found.text, doc_id=doc_id, max_chars=config.max_chars)
+        if not elements:
+            raise NoTextFound(f"no text found in the {found.format.value.upper()} file", doc_id=doc_id)
+        return ExtractedDocument(format=found.format, mime=found.mime, elements=elements)
     from pipelines.extract.office import partition
 
     if found.format in _PANDOC_FORMATS:

@@ -19,7 +19,7 @@ from pipelines.extract import offline_nlp
 from pipelines.extract.cleanup import CharBudget, clean_text
 from pipelines.extract.detect import TSV_MIME
 
-__all__ = ["CATEGORY_KINDS", "SKIPPED_CATEGORIES", "import_partitioners", "partition"]
+__all__ = ["CATEGORY_KINDS", "SKIPPED_CATEGORIES", "import_partitioners", "map_elements", "partition"]
 
 CATEGORY_KINDS: dict[str, ElementKind] = {
     "Title": ElementKind.title,
@@ -62,6 +62,11 @@ def partition(
         raise
     except Exception as e:
         raise _readable_error(e, fmt, doc_id) from e
+    return map_elements(raw, fmt, doc_id=doc_id, max_chars=max_chars)
+
+
+def map_elements(raw: Iterable[Any], fmt: DocFormat, *, doc_id: str, max_chars: int) -> list[Element]:
+    """unstructured elements of a ``fmt`` document as ours; raises ExtractionLimitExceeded past ``max_chars``."""
     return list(_map_elements(raw, fmt, CharBudget(max_chars, doc_id=doc_id)))
 
 

@@ -16,7 +16,7 @@ from pipelines.contracts.documents import (
 )
 from pipelines.contracts.ids import chunk_id_for, sha256_hex
 from pipelines.contracts.rows import GoldRow
-from pipelines.embed.chunker import chunk_document, document_title, embedding_text
+from pipelines.embed.chunker import chunk_tokens, document_title, embedding_text
 from pipelines.lakehouse.chunks import cached_embeddings, docs_chunks
 from pipelines.lakehouse.indexes import IndexSpec
 from pipelines.lakehouse.schemas import TableSpec
@@ -80,7 +80,8 @@ def plan_chunks(
     config = index.chunker
     tokenizer = rt.tokenizer(index)
     model_id = index.model_id
-    chunked = {r.doc_id: chunk_document(r.document, tokenizer=tokenizer, config=config) for r in requests}
+    tokenized = {r.doc_id: chunk_tokens(r.document, tokenizer=tokenizer, config=config) for r in requests}
+    chunked = {d: [c for c, _ in pairs] for d, pairs in tokenized.items()}
     # What each chunk's vector is computed from, and its hash: the embedding-cache key stored as gold's
     # text_sha256. With context the same text under another title or heading is another key, so vectors
     # of raw and contextual text never stand in for each other, in one index or across a reindex.
@@ -121,7 +122,17 @@ def plan_chunks(
     to_embed = sorted(
         {k: t for d in embedded_text for k, t in zip(keys[d], embedded_text[d], strict=True) if k not in cache}.items()
     )
-    vectors = rt.embedder(index).encode([text for _, text in to_embed]) if to_embed else []
+    # The chunker's token ids are those of the chunk's own text: reused unless context is embedded with it.
+    token_ids = (
+        {}
+        if config.embed_context
+        else {k: ids for d in tokenized for k, (_, ids) in zip(keys[d], tokenized[d], strict=True)}
+    )
+    vectors = (
+        rt.embedder(index).encode([text for _, text in to_embed], token_ids=[token_ids.get(k) for k, _ in to_embed])
+        if to_embed
+        else []
+    )
     fresh = {sha: vec for (sha, _), vec in zip(to_embed, vectors, strict=True)}
 
     plans: dict[str, ChunkPlan] = {}
