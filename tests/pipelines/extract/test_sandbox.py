@@ -11,7 +11,6 @@ import signal
 import sys
 import threading
 import time
-import warnings
 from pathlib import Path
 
 import pytest
@@ -174,7 +173,9 @@ def test_works_inside_a_daemonic_process() -> None:
             daemon.join()
 
 
-def test_the_child_is_forked_from_a_clean_server_not_from_the_caller(tmp_path: Path) -> None:
+def test_the_child_is_forked_from_a_clean_server_not_from_the_caller(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
     # As in a worker: deltalake and LanceDB have run here, so their runtimes hold threads and locks.
     import deltalake
     import lancedb
@@ -182,13 +183,11 @@ def test_the_child_is_forked_from_a_clean_server_not_from_the_caller(tmp_path: P
 
     lancedb.connect(str(tmp_path / "vectors")).create_table("t", pa.table({"a": [1]}))
     deltalake.write_deltalake(str(tmp_path / "table"), pa.table({"a": [1]}))
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        parent, loaded = run_bounded(_lineage, timeout_s=120, memory_mb=200)
+    parent, loaded = run_bounded(_lineage, timeout_s=120, memory_mb=200)
     assert parent != os.getpid()  # forked by the server, which never imported them
     assert loaded == []  # nor torch: the server keeps spaCy off it
-    # lancedb warns at every fork of a process that used it ("fork support is experimental").
-    assert not [w for w in caught if "fork" in str(w.message)], [str(w.message) for w in caught]
+    # lancedb's at-fork hook warns in a child forked from a process that used it.
+    assert "fork support is experimental" not in capfd.readouterr().err
     _no_children_left()
 
 
