@@ -21,7 +21,7 @@ from pipelines.ingest.chunk_embed import Embedded
 from pipelines.ingest.extraction import Extract, Extracted
 from pipelines.ingest.lifecycle import delete_document
 from pipelines.ingest.register import RegisterItem, register_objects
-from pipelines.ingest.runner import StepOutcome, children_of, run_step, step_named
+from pipelines.ingest.runner import StepOutcome, children_of, run_embed_and_mirror, run_step, step_named
 from pipelines.ingest.step import Step, StepResult
 from pipelines.objectstore.store import ACL_METADATA_KEY
 from pipelines.retry import backoff_delay
@@ -89,9 +89,17 @@ def _needs_ocr(result: StepResult | None) -> bool:
     return isinstance(result, Extracted) and result.needs_ocr
 
 
+def _can_retry(task: Task) -> bool:
+    return bool(task.request.retries < runtime().settings.task_max_retries)
+
+
 def _run(task: Task, step: str, tenant: str, doc_id: str, version: int) -> StepResult | None:
-    can_retry = task.request.retries < runtime().settings.task_max_retries
-    outcome = _outcomes(step, tenant, {doc_id: version}, can_retry=can_retry)[doc_id]
+    outcome = _outcomes(step, tenant, {doc_id: version}, can_retry=_can_retry(task))[doc_id]
+    return _act(task, outcome)
+
+
+def _act(task: Task, outcome: StepOutcome) -> StepResult | None:
+    """The result of a one-document task's step, or the retry or stop its outcome asks for."""
     if outcome.state == "retry":
         raise task.retry(countdown=_retry_countdown(task))
     if outcome.state != "done":
@@ -99,21 +107,25 @@ def _run(task: Task, step: str, tenant: str, doc_id: str, version: int) -> StepR
     return outcome.result
 
 
-def _mirror_now(tenant: str, versions: dict[str, int]) -> dict[str, int]:
-    """Mirror documents chunk_embed just wrote, in the same task: returns the versions it finished.
+def _embed_and_mirror(
+    tenant: str, versions: dict[str, int], *, can_retry: bool
+) -> tuple[dict[str, StepOutcome], dict[str, int]]:
+    """chunk_embed, then the mirror of the documents it wrote, in the same task: chunk_embed's outcomes
+    and the versions the mirror finished.
 
     Mirroring is a separate step (a vector-store failure retries the mirror alone, never the
     embedding) but not a separate message: a queued mirror task waited for the broker's poll and,
     under load, behind other documents' chunk_embed tasks in the embed queue, which is most of what
-    separated "embedded" from "searchable". A document whose mirror needs a retry gets a mirror task
-    of its own, with that task's retry budget.
+    separated "embedded" from "searchable". Nor a separate lock hold or silver commit: it runs in
+    chunk_embed's, and that commit marks it indexed (``run_embed_and_mirror``). A document whose
+    mirror needs a retry gets a mirror task of its own, with that task's retry budget.
     """
-    outcomes = _outcomes("mirror", tenant, versions, can_retry=True)
+    embedded, outcomes = run_embed_and_mirror(runtime(), tenant, versions, can_retry=can_retry, can_retry_mirror=True)
     for doc_id, outcome in outcomes.items():
         if outcome.state == "retry":
             log.info("mirror doc=%s will be retried: %s", doc_id, outcome.error)
             dispatch.enqueue_mirror(tenant, doc_id, versions[doc_id], countdown=2)
-    return {d: versions[d] for d, o in outcomes.items() if o.state == "done"}
+    return embedded, {d: versions[d] for d, o in outcomes.items() if o.state == "done"}
 
 
 def _enqueue_children(tenant: str, children: dict[str, int]) -> None:
@@ -148,7 +160,13 @@ def _run_many(step: str, tenant: str, versions: dict[str, int]) -> dict[str, int
     when the whole call failed) continues in its own one-document chain, with that chain's retry
     budget, so one bad document never holds back or fails the rest.
     """
-    outcomes = _outcomes(step, tenant, versions, can_retry=True)
+    return _batch_went_on(step, tenant, versions, _outcomes(step, tenant, versions, can_retry=True))
+
+
+def _batch_went_on(
+    step: str, tenant: str, versions: dict[str, int], outcomes: dict[str, StepOutcome]
+) -> dict[str, int]:
+    """What ``_run_many`` does with a batch step's outcomes."""
     _enqueue_children(tenant, children_of(outcomes))
     for doc_id, outcome in outcomes.items():
         if outcome.state == "retry":
@@ -176,7 +194,9 @@ def extract_batch(self: Task, versions: dict[str, int], tenant: str) -> dict[str
 @celery_app.task(name=CHUNK_EMBED_BATCH, bind=True, acks_late=True)
 def chunk_embed_batch(self: Task, versions: dict[str, int], tenant: str) -> dict[str, int]:
     """chunk_embed, then mirror, for a batch (the last task of a batch chain)."""
-    return _mirror_now(tenant, _run_many("chunk_embed", tenant, versions))
+    embedded, mirrored = _embed_and_mirror(tenant, versions, can_retry=True)
+    _batch_went_on("chunk_embed", tenant, versions, embedded)  # retries leave the batch; Ignore when none went on
+    return mirrored
 
 
 @celery_app.task(name=EXTRACT, bind=True, acks_late=True)
@@ -204,10 +224,10 @@ def _extracted(tenant: str, result: StepResult | None) -> dict[str, Any] | None:
 @celery_app.task(name=CHUNK_EMBED, bind=True, acks_late=True)
 def chunk_embed(self: Task, tenant: str, doc_id: str, version: int) -> dict[str, Any] | None:
     """chunk_embed, then mirror (the last task of a document's chain)."""
-    result = _run(self, "chunk_embed", tenant, doc_id, version)
+    embedded, _ = _embed_and_mirror(tenant, {doc_id: version}, can_retry=_can_retry(self))
+    result = _act(self, embedded[doc_id])
     if result is None or _already_mirrored(result):
         return None
-    _mirror_now(tenant, {doc_id: version})
     return result.model_dump()
 
 

@@ -55,18 +55,27 @@ def vector_records(gold_rows: list[dict[str, Any]], metadata: dict[str, Metadata
 
 
 def mirror_documents(
-    rt: Runtime, index: IndexSpec, tenant: str, metadata: dict[str, dict[str, MetadataValue]]
+    rt: Runtime,
+    index: IndexSpec,
+    tenant: str,
+    metadata: dict[str, dict[str, MetadataValue]],
+    *,
+    gold: dict[str, list[dict[str, Any]]] | None = None,
 ) -> dict[str, int]:
     """Make the index's vector store hold exactly these documents' gold rows of that index.
 
     ``metadata`` is doc_id → the document's metadata (filters match it). One gold read, one upsert;
     upsert first, stale ids deleted second, so search never sees a document without vectors.
+    ``gold`` (doc_id → rows) skips the read: only for rows the caller wrote to the index's gold
+    under the documents' locks it still holds, so they are exactly what gold holds.
     Returns doc_id → vectors written.
     """
-    gold = docs_chunks(rt.lake, tenant, list(metadata), gold=index.gold).to_pylist()
     by_doc: dict[str, list[dict[str, Any]]] = {d: [] for d in metadata}
-    for g in gold:
-        by_doc[g["doc_id"]].append(g)
+    if gold is not None:
+        by_doc.update({d: gold.get(d, []) for d in metadata})
+    else:
+        for g in docs_chunks(rt.lake, tenant, list(metadata), gold=index.gold).to_pylist():
+            by_doc[g["doc_id"]].append(g)
     records = {d: vector_records(rows, metadata[d]) for d, rows in by_doc.items()}
     return sync_documents(rt.vectors_for(index), tenant, records)
 
@@ -84,13 +93,13 @@ class Mirror(Step):
     """
 
     name: ClassVar[str] = "mirror"
+    # The statuses it acts on: ``embedding`` (just embedded) and ``indexed`` (a retry, a re-mirror).
+    acts_on: ClassVar[tuple[DocumentStatus, ...]] = (DocumentStatus.embedding, DocumentStatus.indexed)
 
     def run(self, rt: Runtime, tenant: str, versions: dict[str, int]) -> StepResults:
         with doc_locks(rt, tenant, versions):
             rows = get_documents(rt.lake, tenant, list(versions))
-            results, ready = triage(
-                rows, versions, (DocumentStatus.embedding, DocumentStatus.indexed), idle=Mirrored(idle=True)
-            )
+            results, ready = triage(rows, versions, self.acts_on, idle=Mirrored(idle=True))
             if not ready:
                 return results
             index = rt.index(fresh=True)
@@ -120,5 +129,34 @@ class Mirror(Step):
             update_documents(
                 rt.lake, tenant, {d: versions[d] for d in ready}, status=DocumentStatus.indexed.value, error=None
             )
+        results.update({d: Mirrored(vectors=n) for d, n in written.items()})
+        return results
+
+    def run_held(
+        self,
+        rt: Runtime,
+        index: IndexSpec,
+        tenant: str,
+        rows: dict[str, dict[str, Any]],
+        versions: dict[str, int],
+        gold: dict[str, list[dict[str, Any]]],
+    ) -> StepResults:
+        """The step's vector-store work for documents chunk_embed has just written, in its lock hold.
+
+        The caller holds the documents' locks, read their silver ``rows`` under them, checked that
+        ``index`` is still the active one and wrote ``gold`` (doc_id → rows) to it: nothing here reads
+        the lake again, and nothing here commits. The caller records the ``indexed`` status of the
+        documents whose result is a non-idle ``Mirrored``, in its own silver commit. An error of the
+        vector store is every ready document's error.
+        """
+        results, ready = triage(rows, versions, self.acts_on, idle=Mirrored(idle=True))
+        if not ready:
+            return results
+        metadata = {d: json.loads(row["metadata_json"] or "{}") for d, row in ready.items()}
+        try:
+            written = mirror_documents(rt, index, tenant, metadata, gold=gold)
+        except Exception as e:  # the runner maps it per document, as an error of Mirror.run
+            results.update(dict.fromkeys(ready, e))
+            return results
         results.update({d: Mirrored(vectors=n) for d, n in written.items()})
         return results

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 
 from pipelines.contracts.documents import DocumentStatus
 from pipelines.errors import DocLakeError, InvalidInput, StaleVersion
-from pipelines.ingest.chunk_embed import ChunkEmbed, Embedded
+from pipelines.ingest.chunk_embed import ChunkEmbed, Embedded, EmbeddedAndMirrored
 from pipelines.ingest.extraction import Extract, Extracted
 from pipelines.ingest.mirror import Mirror
 from pipelines.ingest.step import Step, StepResult
@@ -30,6 +30,7 @@ __all__ = [
     "children_of",
     "mark_failed",
     "process_inline",
+    "run_embed_and_mirror",
     "run_step",
     "step_named",
 ]
@@ -86,19 +87,59 @@ def run_step(
         results = step.run(rt, tenant, versions)
     except Exception as e:  # mapped per document below, like any other error
         results = dict.fromkeys(versions, e)
-    outcomes = {d: _outcome(step.name, d, versions[d], r, can_retry=can_retry) for d, r in results.items()}
-    failed = {d: (versions[d], o.error or "") for d, o in outcomes.items() if o.state == "failed"}
-    mark_failed(rt, tenant, failed)
+    outcomes = _outcomes(step.name, versions, results, can_retry=can_retry)
+    mark_failed(rt, tenant, _failures(versions, outcomes))
     # A document's share of the call: a batch of 32 that took 3 s is ~0.1 s of work per document.
-    share = (time.perf_counter() - started) / max(1, len(versions))
+    _record(step.name, outcomes, (time.perf_counter() - started) / max(1, len(versions)))
+    return outcomes
+
+
+def run_embed_and_mirror(
+    rt: Runtime, tenant: str, versions: dict[str, int], *, can_retry: bool, can_retry_mirror: bool
+) -> tuple[dict[str, StepOutcome], dict[str, StepOutcome]]:
+    """``run_step`` of chunk_embed and then of mirror, fused: one lock hold and one silver commit for both.
+
+    For a process that runs both steps for the same documents (``ChunkEmbed.run_and_mirror``). Returns
+    chunk_embed's outcomes, and the mirror's for the documents chunk_embed finished now (not for an
+    idle one: its mirror already ran). Each step's outcomes follow its own retry policy (``can_retry``,
+    ``can_retry_mirror``) and terminal failures of both are recorded in one commit, as ``run_step``
+    does; an error of the whole call (the shared commit) is chunk_embed's, whose re-run repeats the
+    mirror too.
+    """
+    embed, mirror = ChunkEmbed(), Mirror()
+    started = time.perf_counter()
+    try:
+        done = embed.run_and_mirror(rt, tenant, versions, mirror)
+    except Exception as e:  # mapped per document below, like any other error
+        done = EmbeddedAndMirrored(embedded=dict.fromkeys(versions, e))
+    embedded = _outcomes(embed.name, versions, done.embedded, can_retry=can_retry)
+    mirrored = _outcomes(mirror.name, versions, done.mirrored, can_retry=can_retry_mirror)
+    mark_failed(rt, tenant, {**_failures(versions, embedded), **_failures(versions, mirrored)})
+    elapsed = time.perf_counter() - started
+    _record(embed.name, embedded, (elapsed - done.mirror_seconds) / max(1, len(versions)))
+    _record(mirror.name, mirrored, done.mirror_seconds / max(1, len(mirrored)))
+    return embedded, mirrored
+
+
+def _outcomes(
+    step: str, versions: dict[str, int], results: dict[str, StepResult | Exception], *, can_retry: bool
+) -> dict[str, StepOutcome]:
+    return {d: _outcome(step, d, versions[d], r, can_retry=can_retry) for d, r in results.items()}
+
+
+def _failures(versions: dict[str, int], outcomes: dict[str, StepOutcome]) -> dict[str, tuple[int, str]]:
+    return {d: (versions[d], o.error or "") for d, o in outcomes.items() if o.state == "failed"}
+
+
+def _record(step: str, outcomes: dict[str, StepOutcome], share: float) -> None:
+    """Count outcomes; time and count chunks of the done ones (``share``: one document's seconds of the call)."""
     for outcome in outcomes.values():
-        metrics.STEP_OUTCOMES.labels(step=step.name, state=outcome.state).inc()
+        metrics.STEP_OUTCOMES.labels(step=step, state=outcome.state).inc()
         if outcome.state == "done":
-            metrics.STEP_DURATION.labels(step=step.name).observe(share)
+            metrics.STEP_DURATION.labels(step=step).observe(share)
             if isinstance(outcome.result, Embedded):
                 metrics.CHUNKS.labels(source="embedded").inc(outcome.result.embedded)
                 metrics.CHUNKS.labels(source="reused").inc(outcome.result.reused)
-    return outcomes
 
 
 def mark_failed(rt: Runtime, tenant: str, failures: dict[str, tuple[int, str]]) -> set[str]:
@@ -140,16 +181,23 @@ def process_inline(rt: Runtime, tenant: str, versions: dict[str, int]) -> dict[s
     (tests, the CLI, jobs without a broker). Each document's outcome is that of the last step it reached.
 
     Attachments the extract step registered are processed the same way afterwards, a level at a time
-    (the workers enqueue them as a batch); their outcomes are in the result too.
+    (the workers enqueue them as a batch); their outcomes are in the result too. chunk_embed and
+    mirror run fused, as in the tasks (``run_embed_and_mirror``).
     """
     outcomes: dict[str, StepOutcome] = {}
     todo = dict(versions)
     while todo:
         pending, todo = todo, {}
+        mirrored: dict[str, StepOutcome] = {}
         for step in chain(rt.settings):
             if not pending:
                 break
-            reached = run_step(rt, step, tenant, pending, can_retry=False)
+            if step.name == "chunk_embed":
+                reached, mirrored = run_embed_and_mirror(rt, tenant, pending, can_retry=False, can_retry_mirror=False)
+            elif step.name == "mirror":
+                reached = mirrored  # it ran with chunk_embed; an idle chunk_embed's document needs none
+            else:
+                reached = run_step(rt, step, tenant, pending, can_retry=False)
             outcomes.update(reached)
             todo.update(children_of(reached))
             pending = {d: v for d, v in pending.items() if outcomes[d].state == "done"}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import datetime
 
 from pydantic import BaseModel, Field
@@ -10,9 +12,19 @@ from pipelines.contracts.documents import DocumentStatus
 from pipelines.lakehouse.lake import sql_quote
 from pipelines.lakehouse.schemas import DOCUMENTS
 from pipelines.runtime import Runtime
+from pipelines.settings import Settings
 from pipelines.storage.location import stored_size
 
-__all__ = ["LakeStats", "collect_stats"]
+__all__ = ["LakeStats", "collect_stats", "index_size"]
+
+# How long this process answers the vector store's size from its last measure. Sizing it walks the
+# whole store (on S3, a listing of every object of the LanceDB dataset), and /v1/stats and /metrics
+# are polled (a bench every 0.2 s, a scraper every few seconds): measured at most this often, the
+# polls stop competing with the encoder for the CPU. A size a few seconds old is fine for a gauge.
+INDEX_SIZE_TTL_S = 5.0
+
+_sizes: dict[str, tuple[float, int]] = {}  # vectors root → (monotonic time measured, bytes)
+_sizes_lock = threading.Lock()
 
 
 class LakeStats(BaseModel):
@@ -43,7 +55,21 @@ def collect_stats(rt: Runtime, *, tenant: str | None = None) -> LakeStats:
         last_ingested_at=last,
         chunks=chunks,
         vectors=rt.vectors.count(tenant),
-        index_size_bytes=stored_size(rt.settings, rt.settings.vectors_root)
-        if rt.settings.vector_store == "lancedb"
-        else 0,
+        index_size_bytes=index_size(rt.settings) if rt.settings.vector_store == "lancedb" else 0,
     )
+
+
+def index_size(settings: Settings, *, max_age_s: float = INDEX_SIZE_TTL_S) -> int:
+    """Bytes the LanceDB store holds, as measured by this process at most ``max_age_s`` ago (0: now).
+
+    Concurrent callers with a stale size measure it once; the others wait for that measure.
+    """
+    root = settings.vectors_root
+    with _sizes_lock:
+        cached = _sizes.get(root)
+        if cached is not None and time.monotonic() - cached[0] < max_age_s:
+            return cached[1]
+        started = time.monotonic()
+        size = stored_size(settings, root)
+        _sizes[root] = (started, size)
+        return size

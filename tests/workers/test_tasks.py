@@ -16,6 +16,7 @@ from pipelines.contracts.documents import DocumentStatus
 from pipelines.contracts.search import SearchQuery
 from pipelines.lakehouse.chunks import doc_chunks
 from pipelines.lakehouse.documents import get_document
+from pipelines.lakehouse.schemas import CHUNKS, DOCUMENTS, TableSpec
 from pipelines.runtime import Runtime
 from pipelines.serve.search import search
 from pipelines.vectorstore.lance import LanceVectorStore
@@ -69,6 +70,32 @@ def test_chunk_embed_task_leaves_the_document_searchable(runtime: Runtime, sent:
     assert runtime.embedder().embedded_total == embedded and sent == []
 
 
+def _history(rt: Runtime, spec: TableSpec) -> int:
+    return rt.lake.table(spec).version()
+
+
+def test_chunk_embed_and_its_mirror_cost_one_silver_commit(runtime: Runtime, sent: list[tuple[str, str, int]]) -> None:
+    """The mirror runs in chunk_embed's lock hold: one gold commit and one silver commit per document, and
+    that silver commit holds the chunk counts and the ``indexed`` status together."""
+    version = _extracted(runtime, "once")
+    silver0, gold0 = _history(runtime, DOCUMENTS), _history(runtime, CHUNKS)
+    assert tasks.chunk_embed("default", "once", version) is not None
+    assert _history(runtime, DOCUMENTS) - silver0 == 1
+    assert _history(runtime, CHUNKS) - gold0 == 1
+    committed = runtime.lake.snapshot(DOCUMENTS, version=silver0 + 1).to_pyarrow_table().to_pylist()
+    row = next(r for r in committed if r["doc_id"] == "once")
+    assert row["status"] == DocumentStatus.indexed and row["error"] is None
+    assert row["chunks"] == len(_gold_ids(runtime, "once")) > 0 and row["model_id"]
+    assert sorted(runtime.vectors.document_ids("default", "once")) == _gold_ids(runtime, "once")
+    assert sent == []
+    # The same for a batch: one silver commit for all its documents.
+    versions = {d: _extracted(runtime, d) for d in ("c1", "c2")}
+    silver0 = _history(runtime, DOCUMENTS)
+    assert tasks.chunk_embed_batch(versions, "default") == versions
+    assert _history(runtime, DOCUMENTS) - silver0 == 1
+    assert all(_status(runtime, d) == DocumentStatus.indexed for d in versions)
+
+
 def _flaky(rt: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
     """Run the tasks in another process on the same lake, whose vector store fails on the next upsert."""
     flaky = Runtime.from_settings(
@@ -91,8 +118,12 @@ def test_a_failed_mirror_is_retried_by_a_mirror_task_alone(
     version = _extracted(runtime, "flaky")
     real = runtime.vectors
     _flaky(runtime, monkeypatch)
+    silver0 = _history(runtime, DOCUMENTS)
     assert tasks.chunk_embed("default", "flaky", version) is not None  # the embedding itself succeeded
     assert _status(runtime, "flaky") == DocumentStatus.embedding  # not indexed, not lost
+    row = get_document(runtime.lake, "default", "flaky")
+    assert row is not None and row["chunks"] == len(_gold_ids(runtime, "flaky")) > 0  # the embedding is recorded
+    assert _history(runtime, DOCUMENTS) - silver0 == 1  # in one commit, as when the mirror succeeds
     assert real.document_ids("default", "flaky") == []
     assert sent == [("default", "flaky", version)]
     embedded = runtime.embedder().embedded_total

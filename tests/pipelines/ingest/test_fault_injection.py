@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pipelines.contracts.documents import DocumentStatus
+from pipelines.ingest.runner import run_embed_and_mirror
 from pipelines.lakehouse.chunks import doc_chunks
 from pipelines.lakehouse.documents import get_document
 from pipelines.runtime import Runtime
@@ -64,3 +65,37 @@ def test_retries_spent_mark_failed_and_a_reupload_retries(runtime: Runtime) -> N
     assert not again.duplicate and again.version == 2
     assert process_one(runtime, "default", "down", 2).state == "done"
     assert sorted(real.document_ids("default", "down")) == _gold_ids(runtime, "down")
+
+
+def test_a_mirror_fused_with_chunk_embed_fails_or_retries_alone(runtime: Runtime) -> None:
+    """chunk_embed and mirror in one lock hold and one silver commit: a failed mirror leaves the embedding
+    recorded and the document in the status the mirror's own policy gives it, never ``indexed``."""
+    for doc_id in ("fused-retry", "fused-fail"):
+        reg = register_one(runtime, _manual(doc_id), filename="m.md", doc_id=doc_id)
+        assert run_one(runtime, "extract", "default", doc_id, reg.version, can_retry=True).state == "done"
+    real = runtime.vectors
+    embedded, mirrored = run_embed_and_mirror(
+        _flaky(runtime, on="upsert"), "default", {"fused-retry": 1}, can_retry=True, can_retry_mirror=True
+    )
+    assert embedded["fused-retry"].state == "done" and mirrored["fused-retry"].state == "retry"
+    row = get_document(runtime.lake, "default", "fused-retry")
+    assert row is not None and row["status"] == DocumentStatus.embedding
+    assert row["chunks"] == len(_gold_ids(runtime, "fused-retry")) > 0
+    assert real.document_ids("default", "fused-retry") == []
+    assert run_one(runtime, "mirror", "default", "fused-retry", 1, can_retry=True).state == "done"
+    assert sorted(real.document_ids("default", "fused-retry")) == _gold_ids(runtime, "fused-retry")
+
+    embedded, mirrored = run_embed_and_mirror(
+        _flaky(runtime, on="upsert"), "default", {"fused-fail": 1}, can_retry=True, can_retry_mirror=False
+    )
+    assert embedded["fused-fail"].state == "done" and mirrored["fused-fail"].state == "failed"
+    row = get_document(runtime.lake, "default", "fused-fail")
+    assert row is not None and row["status"] == DocumentStatus.failed
+    assert row["chunks"] == len(_gold_ids(runtime, "fused-fail")) > 0
+    assert "injected upsert failure" in row["error"]
+    # A redelivery finds chunk_embed's work done and runs no mirror over the failure.
+    embedded, mirrored = run_embed_and_mirror(
+        runtime, "default", {"fused-fail": 1}, can_retry=True, can_retry_mirror=True
+    )
+    result = embedded["fused-fail"].result
+    assert embedded["fused-fail"].state == "done" and result is not None and result.idle and mirrored == {}
