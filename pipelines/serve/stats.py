@@ -20,10 +20,11 @@ __all__ = ["LakeStats", "collect_stats", "index_size"]
 # How long this process answers the vector store's size from its last measure. Sizing it walks the
 # whole store (on S3, a listing of every object of the LanceDB dataset), and /v1/stats and /metrics
 # are polled (a bench every 0.2 s, a scraper every few seconds): measured at most this often, the
-# polls stop competing with the encoder for the CPU. A size a few seconds old is fine for a gauge.
+# polls stop competing with the encoder for the CPU. A size a few seconds old is fine for a gauge, but not
+# one from before the vectors changed: a caller that knows the count passes it, and a new count re-measures.
 INDEX_SIZE_TTL_S = 5.0
 
-_sizes: dict[str, tuple[float, int]] = {}  # vectors root → (monotonic time measured, bytes)
+_sizes: dict[str, tuple[float, int | None, int]] = {}  # vectors root → (monotonic time measured, vectors, bytes)
 _sizes_lock = threading.Lock()
 
 
@@ -48,28 +49,36 @@ def collect_stats(rt: Runtime, *, tenant: str | None = None) -> LakeStats:
         if row["status"] == DocumentStatus.indexed and row["updated_at"] and (last is None or row["updated_at"] > last):
             last = row["updated_at"]
     chunks = rt.lake.read(rt.index().gold, where, columns=["chunk_id"]).num_rows
+    vectors = rt.vectors.count(tenant)
     return LakeStats(
         tenant=tenant,
         documents=counts,
         total=len(docs),
         last_ingested_at=last,
         chunks=chunks,
-        vectors=rt.vectors.count(tenant),
-        index_size_bytes=index_size(rt.settings) if rt.settings.vector_store == "lancedb" else 0,
+        vectors=vectors,
+        # The count of every tenant's vectors marks a change of the store; a tenant's count is as good a
+        # mark for that tenant's view, since another tenant's writes do not show in it either way.
+        index_size_bytes=index_size(rt.settings, vectors=vectors) if rt.settings.vector_store == "lancedb" else 0,
     )
 
 
-def index_size(settings: Settings, *, max_age_s: float = INDEX_SIZE_TTL_S) -> int:
+def index_size(settings: Settings, *, max_age_s: float = INDEX_SIZE_TTL_S, vectors: int | None = None) -> int:
     """Bytes the LanceDB store holds, as measured by this process at most ``max_age_s`` ago (0: now).
 
-    Concurrent callers with a stale size measure it once; the others wait for that measure.
+    ``vectors``: the store's vector count as the caller just read it; a measure taken at another count is
+    stale whatever its age. Concurrent callers with a stale size measure it once; the others wait for it.
     """
     root = settings.vectors_root
     with _sizes_lock:
         cached = _sizes.get(root)
-        if cached is not None and time.monotonic() - cached[0] < max_age_s:
-            return cached[1]
+        if (
+            cached is not None
+            and time.monotonic() - cached[0] < max_age_s
+            and (vectors is None or cached[1] is None or cached[1] == vectors)
+        ):
+            return cached[2]
         started = time.monotonic()
         size = stored_size(settings, root)
-        _sizes[root] = (started, size)
+        _sizes[root] = (started, vectors, size)
         return size
