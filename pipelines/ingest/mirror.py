@@ -123,9 +123,7 @@ class Mirror(Step):
                 replace_chunks(
                     rt.lake, index.gold, [(tenant, d) for d in behind], [r for p in plans.values() for r in p.rows]
                 )
-            written = mirror_documents(
-                rt, index, tenant, {d: json.loads(row["metadata_json"] or "{}") for d, row in ready.items()}
-            )
+            written = mirror_documents(rt, index, tenant, _metadata(ready))
             update_documents(
                 rt.lake, tenant, {d: versions[d] for d in ready}, status=DocumentStatus.indexed.value, error=None
             )
@@ -152,11 +150,15 @@ class Mirror(Step):
         results, ready = triage(rows, versions, self.acts_on, idle=Mirrored(idle=True))
         if not ready:
             return results
-        metadata = {d: json.loads(row["metadata_json"] or "{}") for d, row in ready.items()}
         try:
-            written = mirror_documents(rt, index, tenant, metadata, gold=gold)
+            written = mirror_documents(rt, index, tenant, _metadata(ready), gold=gold)
         except Exception as e:  # the runner maps it per document, as an error of Mirror.run
             results.update(dict.fromkeys(ready, e))
             return results
         results.update({d: Mirrored(vectors=n) for d, n in written.items()})
         return results
+
+
+def _metadata(rows: dict[str, dict[str, Any]]) -> dict[str, dict[str, MetadataValue]]:
+    """doc_id → the metadata filters match, from silver rows."""
+    return {d: json.loads(row["metadata_json"] or "{}") for d, row in rows.items()}
