@@ -65,7 +65,8 @@ def _login(browser: Any, stack: Stack, key: str) -> None:
     browser.get(f"{stack.url}/console")
     if "/console/login" not in browser.current_url:
         browser.find_element(By.CSS_SELECTOR, "header form button").click()  # log out first
-    field = browser.find_element(By.NAME, "key")
+    # The click returns before the logout's redirect has loaded the login page: wait for its field.
+    field = _wait(browser, '[name="key"]')
     field.send_keys(key)
     field.submit()
 
