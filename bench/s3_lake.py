@@ -31,6 +31,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import BENCH_DOC, SHARED, markdown_table, report, stack, summary_ms
+from bench.cpu import CpuUse
 from bench.freshness import measure_uploads
 from bench.ingest_throughput import DEFAULT_FILES, TINY_FILES, measure_pipeline
 
@@ -105,7 +106,7 @@ def _side(
     with stack(root, env=env) as s:
         client = s.client  # type: ignore[attr-defined]
         fresh = measure_uploads(client, uploads=uploads, pages=pages)
-        pipeline_s, _, texts = measure_pipeline(s, files)
+        pipeline_s, _, texts, cpu = measure_pipeline(s, files)
         statuses = {k: v for k, v in client.stats().documents.items() if v}
         data_dir: Path = s.data_dir  # type: ignore[attr-defined]
         log: Path = s.log  # type: ignore[attr-defined]
@@ -117,6 +118,7 @@ def _side(
         "chunks": len(texts),
         "pipeline_s": round(pipeline_s, 3),
         "chunks_per_s": len(texts) / pipeline_s,
+        "cpu": cpu,
         "statuses": statuses,
         # the two warm-ups, the timed uploads and the ingest files
         "uploaded": 2 + uploads + len(files),
@@ -125,6 +127,20 @@ def _side(
         "log_errors": _log_errors(log),
         "housekeeping": _housekeeping_lines(log),
     }
+
+
+def _cpu_sides(sides: dict[str, dict[str, object]]) -> str:
+    """One table: CPU seconds by process role during each side's ingest, side by side."""
+    uses = {name: side["cpu"] for name, side in sides.items()}
+    assert all(isinstance(u, CpuUse) for u in uses.values())
+    roles: list[str] = []
+    for use in uses.values():
+        roles += [r for r in use.by_role if r not in roles]  # type: ignore[attr-defined]
+    rows: list[list[object]] = [[role, *(use.by_role.get(role, 0.0) for use in uses.values())] for role in roles]  # type: ignore[attr-defined]
+    rows.append(["(idle cores)", *(round(use.idle_s, 2) for use in uses.values())])  # type: ignore[attr-defined]
+    rows.append(["machine busy", *(use.machine_busy_s for use in uses.values())])  # type: ignore[attr-defined]
+    rows.append(["wall s", *(use.wall_s for use in uses.values())])  # type: ignore[attr-defined]
+    return markdown_table(["process", *uses], rows)
 
 
 def main(argv: list[str] | None = None) -> dict[str, object]:
@@ -210,6 +226,9 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         + ". Housekeeping ticks (sweep, Delta compaction, vector upkeep, seconds): "
         + "; ".join(f"{name} {len(side['housekeeping'])} ticks" for name, side in sides.items())  # type: ignore[arg-type]
         + "."
+        + "\n\nWhere the cores went during each side's ingest (CPU s; the S3 server and Redis share the "
+        "machine's cores with the pipeline here, which they would not against a remote S3):\n\n"
+        + _cpu_sides(sides)
         + "".join(f"\n\n**Check failed:** {problem}." for problem in problems)
     )
     # a run whose checks failed is printed, never appended

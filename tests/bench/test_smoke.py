@@ -145,6 +145,9 @@ def test_ingest_throughput_smoke() -> None:
 
     result = ingest_throughput.main(["--tiny"])
     assert result["chunks"] and result["pipeline_chunks_per_s"] > 0  # type: ignore[operator]
+    cpu = result["cpu"]
+    assert isinstance(cpu, dict) and cpu["by_role"]["embedding worker"] > 0  # the cores' accounting found it
+    assert cpu["machine_busy_s"] >= cpu["by_role"]["embedding worker"]
 
 
 @pytest.mark.integration
@@ -165,6 +168,8 @@ def test_s3_lake_smoke() -> None:
     on_s3 = result["on_s3"]
     assert isinstance(on_s3, dict) and on_s3["_delta_log"] and on_s3[".lance"] and on_s3["raw"]
     assert set(result["goals"]) == {"throughput_ratio", "s3_p95_ms"}  # type: ignore[arg-type]
+    assert sides["s3"]["cpu"].by_role["S3 server (SeaweedFS)"] > 0  # the server's share of the cores, counted
+    assert "S3 server (SeaweedFS)" not in sides["local"]["cpu"].by_role
 
 
 needs_corpus = pytest.mark.skipif(not (SHARED / "corpus").is_dir(), reason=f"corpus not found at {SHARED}")
