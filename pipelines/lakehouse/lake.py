@@ -39,6 +39,16 @@ __all__ = ["Lake", "Txn", "sql_quote"]
 log = logging.getLogger(__name__)
 
 _MAX_ATTEMPTS = 25
+# Delta writers truncate string statistics to 32 characters; shorter values are stored whole.
+_EXACT_STAT_CHARS = 32
+
+
+def _outside(value: str, low: str | None, high: str | None) -> bool:
+    """``value`` is certainly outside a file's [min, max] statistics. A truncated min is still a lower bound;
+    a max is exact only when shorter than the truncation length."""
+    if low is not None and value < low:
+        return True
+    return high is not None and len(high) < _EXACT_STAT_CHARS and value > high
 
 
 def sql_quote(value: str) -> str:
@@ -207,6 +217,42 @@ class Lake:
         reader = QueryBuilder().register("t", self.table(spec)).execute(sql)
         table = pa.table(reader.read_all())
         return table.cast(pa.schema([spec.schema.field(n) for n in names]))
+
+    def count(self, spec: TableSpec, *, tenant: str | None = None) -> int:
+        """Rows of the newest version (of ``tenant``), from the log's per-file record counts when they tell.
+
+        Every file's add action carries its row count and the min/max of its columns, so the count of a
+        table whose files each hold one tenant reads no data file; a scan of the gold table's ids cost the
+        S3 server 40 ms of CPU per call at 1,200 rows, and grows with the table. A file that mixes tenants,
+        lacks statistics or has deleted rows (a deletion vector) makes it a scan.
+        """
+        dt = self.table(spec)
+        actions = pa.table(dt.get_add_actions(flatten=True))
+        names = set(actions.schema.names)
+        if actions.num_rows == 0:
+            return 0
+        usable = "num_records" in names and not any(n.startswith("deletionVector") for n in names)
+        if usable and tenant is not None:
+            # Long strings' statistics are truncated prefixes: only short ones compare exactly.
+            usable = {"min.tenant", "max.tenant"} <= names and len(tenant) < _EXACT_STAT_CHARS
+        if usable:
+            total = 0
+            columns = ["num_records"] + (["min.tenant", "max.tenant"] if tenant is not None else [])
+            for row in actions.select(columns).to_pylist():
+                if row["num_records"] is None:
+                    break
+                if tenant is None or row["min.tenant"] == row["max.tenant"] == tenant:
+                    total += int(row["num_records"])
+                elif _outside(tenant, row["min.tenant"], row["max.tenant"]):
+                    continue  # no row of this tenant in the file
+                else:
+                    break  # a file that may hold this tenant among others: only a scan can tell
+            else:
+                return total
+        where = f"tenant = {sql_quote(tenant)}" if tenant is not None else None
+        sql = "SELECT COUNT(*) AS n FROM t" + (f" WHERE {where}" if where else "")
+        result = pa.table(QueryBuilder().register("t", dt).execute(sql).read_all())
+        return int(result.column("n")[0].as_py())
 
     def merge(
         self,

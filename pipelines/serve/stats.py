@@ -48,7 +48,7 @@ def collect_stats(rt: Runtime, *, tenant: str | None = None) -> LakeStats:
         counts[row["status"]] = counts.get(row["status"], 0) + 1
         if row["status"] == DocumentStatus.indexed and row["updated_at"] and (last is None or row["updated_at"] > last):
             last = row["updated_at"]
-    chunks = rt.lake.read(rt.index().gold, where, columns=["chunk_id"]).num_rows
+    chunks = rt.lake.count(rt.index().gold, tenant=tenant)
     vectors = rt.vectors.count(tenant)
     return LakeStats(
         tenant=tenant,

@@ -5,7 +5,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from deltalake import DeltaTable
+import pytest
+from deltalake import DeltaTable, QueryBuilder
 
 from pipelines.contracts.documents import DocumentStatus
 from pipelines.lakehouse.chunks import cached_embeddings, doc_chunks
@@ -202,3 +203,33 @@ def test_commits_queue_in_the_tables_lane_when_locks_span_hosts(tmp_path: Path) 
     # a destructive operation holds the table itself, outside the lane
     assert locks.taken == [("exclusive", "tables/silver.documents")]
     assert get_document(lake, "t1", "a") is not None
+
+
+def test_count_answers_from_file_statistics_and_scans_only_mixed_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lake = _lake(tmp_path)
+    assert lake.count(CHUNKS) == 0 and lake.count(CHUNKS, tenant="t1") == 0
+    replace_chunks(lake, CHUNKS, [("t1", "a")], [_chunk("a", "a1", "s1", [1.0]), _chunk("a", "a2", "s2", [2.0])])
+    t2 = {**_chunk("b", "b1", "s3", [3.0]), "tenant": "t2"}
+    replace_chunks(lake, CHUNKS, [("t2", "b")], [t2])
+    scans: list[str] = []
+    original = QueryBuilder.execute
+
+    def spy(self: QueryBuilder, sql: str) -> object:
+        scans.append(sql)
+        return original(self, sql)
+
+    monkeypatch.setattr(QueryBuilder, "execute", spy)
+    # One tenant per file: answered from the log alone.
+    assert (lake.count(CHUNKS), lake.count(CHUNKS, tenant="t1"), lake.count(CHUNKS, tenant="t2")) == (3, 2, 1)
+    assert lake.count(CHUNKS, tenant="t0") == 0  # below every file's min: skipped without a scan
+    assert scans == []
+    # A file holding both tenants: the statistics cannot split it, so the count scans, and stays exact.
+    mixed = [_chunk("c", "c1", "s4", [4.0]), {**_chunk("d", "d1", "s5", [5.0]), "tenant": "t2"}]
+    replace_chunks(lake, CHUNKS, [("t1", "c"), ("t2", "d")], mixed)
+    assert lake.count(CHUNKS, tenant="t1") == 3 and lake.count(CHUNKS, tenant="t2") == 2
+    assert len(scans) == 2
+    assert lake.count(CHUNKS) == 5 == lake.read(CHUNKS).num_rows
+    delete_chunks(lake, CHUNKS, [("t1", "a")])
+    assert lake.count(CHUNKS, tenant="t1") == 1 == lake.read(CHUNKS, "tenant = 't1'").num_rows
