@@ -116,7 +116,11 @@ class Settings(BaseSettings):
     )
     embed_batch_size: int = Field(default=32, ge=1, description="Chunks per encode batch.")
     torch_threads: int | None = Field(
-        default=None, description="Threads per embedding process. Default: cores / that worker's processes."
+        default=None,
+        description=(
+            "Threads per embedding process (torch's threads; ONNX: texts encoded side by side, one core each). "
+            "Default: cores / that worker's processes."
+        ),
     )
     embed_backend: EmbedBackendName | None = Field(
         default=None,
