@@ -236,9 +236,9 @@ class OnnxModel:
         except Exception as e:
             raise EmbeddingError(f"cannot load ONNX model {onnx_file}: {e}") from e
         # Many batches are encoded side by side, one core each, on a second session of one intra-op
-        # thread: a ~250-token text is too small a job to split across cores (measured on 2 cores,
-        # int8, one text per run: 25 texts/s with two intra-op threads, 34 with one, 47 with two
-        # single-threaded runs at once; vectors identical). One text, e.g. a query, keeps the
+        # thread: a ~250-token text is too small a job to split across cores (2 cores, int8, one text
+        # per run, quiet machine: 58 texts/s with two intra-op threads, 70 with two single-threaded runs
+        # at once; 25 vs 47 in a busy moment; vectors identical). One text, e.g. a query, keeps the
         # multi-threaded session and its latency.
         self._onnx_file = onnx_file
         self._lanes = max(1, threads or os.cpu_count() or 1)
@@ -312,7 +312,6 @@ class OnnxModel:
                 import onnxruntime as ort
 
                 self._pool_pid = os.getpid()
-
                 self._bulk = _session(ort, self._onnx_file, 1)
                 self._pool = ThreadPoolExecutor(self._lanes, thread_name_prefix="onnx-lane")
             return self._bulk, self._pool
