@@ -81,7 +81,7 @@ def up(
         # while the other pool process idles, and extraction children are not forked from a process
         # that holds the model.
         "worker-extract": [*me, "worker", "--queues", "extract", "--concurrency", str(concurrency)],
-        "worker-embed": [*me, "worker", "--queues", "embed", "--concurrency", str(settings.embed_concurrency)],
+        "worker-embed": [*me, "worker", "--queues", "embed", "--concurrency", str(settings.resolved_embed_concurrency)],
         # The OCR lane: scans and images, one process at a lower priority, so a scan never holds an extraction
         # process a text upload waits for, and takes only the cores embedding and search leave.
         "worker-ocr": [*me, "worker", "--queues", "ocr", "--concurrency", "1", "--nice", str(settings.ocr_nice)],
