@@ -348,9 +348,9 @@ class Settings(BaseSettings):
     def resolved_embed_concurrency(self) -> int:
         """``embed_concurrency``, else 2 when the lake or the vectors are remote, else 1.
 
-        Measured with `bench/s3_lake.py`: one embedding process on the S3 lake left 5.2-5.9 core-s of the two
-        cores idle while its commits waited on the server, and ingested 57-58 chunks/s; two left 2.0-2.7 idle
-        and ingested 65-67. On a local lake a second process changed nothing (the cores are already full).
+        Measured with `bench/s3_lake.py` (4 runs each): one embedding process on the S3 lake left 5.2-5.9 core-s
+        of the two cores idle while its commits waited on the server and ingested 57-58 chunks/s; two left
+        2.0-3.8 idle and ingested 60-67. On a local lake a second process changed nothing (the cores are full).
         """
         if self.embed_concurrency is not None:
             return self.embed_concurrency
