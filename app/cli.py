@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from pipelines.settings import Settings, get_settings, worker_threads
+from pipelines.storage.location import embed_processes
 
 if TYPE_CHECKING:
     from app.client import DoclakeClient
@@ -81,7 +82,7 @@ def up(
         # while the other pool process idles, and extraction children are not forked from a process
         # that holds the model.
         "worker-extract": [*me, "worker", "--queues", "extract", "--concurrency", str(concurrency)],
-        "worker-embed": [*me, "worker", "--queues", "embed", "--concurrency", str(settings.resolved_embed_concurrency)],
+        "worker-embed": [*me, "worker", "--queues", "embed", "--concurrency", str(embed_processes(settings))],
         # The OCR lane: scans and images, one process at a lower priority, so a scan never holds an extraction
         # process a text upload waits for, and takes only the cores embedding and search leave.
         "worker-ocr": [*me, "worker", "--queues", "ocr", "--concurrency", "1", "--nice", str(settings.ocr_nice)],

@@ -345,20 +345,6 @@ class Settings(BaseSettings):
         return self.lake_url.rstrip("/") if self.lake_url else str(self.lake_dir.resolve())
 
     @property
-    def resolved_embed_concurrency(self) -> int:
-        """``embed_concurrency``, else 2 when the lake or the vectors are remote, else 1.
-
-        Measured with `bench/s3_lake.py` (4 runs each): one embedding process on the S3 lake left 5.2-5.9 core-s
-        of the two cores idle while its commits waited on the server and ingested 57-58 chunks/s; two left
-        2.0-3.8 idle and ingested 60-67. On a local lake a second process changed nothing (the cores are full).
-        """
-        if self.embed_concurrency is not None:
-            return self.embed_concurrency
-        from pipelines.storage.location import is_remote  # it imports this module
-
-        return 2 if is_remote(self.lake_root) or is_remote(self.vectors_root) else 1
-
-    @property
     def vectors_root(self) -> str:
         """Where LanceDB keeps its tables: ``vectors_url``, else ``<data>/vectors`` (absolute)."""
         return self.vectors_url.rstrip("/") if self.vectors_url else str(self.vectors_dir.resolve())
